@@ -1,0 +1,74 @@
+//! Packet sources: what a packet is when it leaves a capture (bytes, timestamp, link type).
+
+pub mod file;
+
+/// A packet timestamp in nanoseconds since the Unix epoch, as the capture recorded it.
+///
+/// The core never reads a clock: every notion of time (idle timeouts, DNS TTLs) is
+/// derived from these values, so a file replays the same way every time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub u64);
+
+impl Timestamp {
+    /// Nanoseconds in one second.
+    pub const NANOS_PER_SEC: u64 = 1_000_000_000;
+
+    /// Builds a timestamp from whole seconds and nanoseconds.
+    pub fn from_parts(secs: u64, nanos: u64) -> Self {
+        Self(secs.saturating_mul(Self::NANOS_PER_SEC).saturating_add(nanos))
+    }
+
+    /// Seconds since the epoch as a float (microsecond precision survives).
+    pub fn as_secs_f64(self) -> f64 {
+        self.0 as f64 / Self::NANOS_PER_SEC as f64
+    }
+
+    /// `self + secs`, saturating.
+    pub fn plus_secs(self, secs: u64) -> Self {
+        Self(self.0.saturating_add(secs.saturating_mul(Self::NANOS_PER_SEC)))
+    }
+}
+
+/// A link-layer header type, as numbered by tcpdump.org's LINKTYPE_ registry.
+///
+/// Unknown values are data, not errors: they are carried through and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LinkType(pub u32);
+
+impl LinkType {
+    /// BSD loopback: 4-byte address family in host byte order.
+    pub const NULL: Self = Self(0);
+    /// Ethernet II / 802.3.
+    pub const ETHERNET: Self = Self(1);
+    /// Raw IP as libpcap writes it on some BSDs (DLT_RAW = 12).
+    pub const RAW_DLT12: Self = Self(12);
+    /// Raw IP as libpcap writes it on OpenBSD (DLT_RAW = 14).
+    pub const RAW_DLT14: Self = Self(14);
+    /// OpenBSD loopback: 4-byte address family in network byte order.
+    pub const LOOP: Self = Self(108);
+    /// Raw IPv4 or IPv6, no link header (LINKTYPE_RAW).
+    pub const RAW: Self = Self(101);
+    /// Linux cooked capture v1.
+    pub const LINUX_SLL: Self = Self(113);
+    /// Raw IPv4 only.
+    pub const IPV4: Self = Self(228);
+    /// Raw IPv6 only.
+    pub const IPV6: Self = Self(229);
+    /// macOS PKTAP: per-packet metadata header followed by the inner link layer.
+    pub const PKTAP: Self = Self(258);
+    /// Linux cooked capture v2.
+    pub const LINUX_SLL2: Self = Self(276);
+}
+
+/// One captured packet, borrowed from the source's buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<'a> {
+    /// When the packet was captured.
+    pub ts: Timestamp,
+    /// How `data` begins.
+    pub link: LinkType,
+    /// The captured bytes (possibly shorter than the packet on the wire).
+    pub data: &'a [u8],
+    /// The packet's length on the wire.
+    pub orig_len: u32,
+}

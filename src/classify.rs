@@ -1,0 +1,334 @@
+//! Labelling a flow: turns the signals seen on it (ports, address blocks, and later names) into
+//! a service, a confidence and the evidence behind them, with a fixed precedence.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::signature::{ServiceId, SignatureSet, Transport};
+
+/// How sure a label is (services.md): a port alone or an address alone is `Possible`, an Apple
+/// address with a port that fits is `Likely`, a name seen in or bound to the flow is `Certain`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Confidence {
+    /// A hint: port alone or address alone.
+    Possible,
+    /// Apple address plus a fitting port, or a verified protocol on its port.
+    Likely,
+    /// A name says what the flow is.
+    Certain,
+}
+
+impl Confidence {
+    /// Every level, lowest first.
+    pub const ALL: [Self; 3] = [Self::Possible, Self::Likely, Self::Certain];
+
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Possible => "possible",
+            Self::Likely => "likely",
+            Self::Certain => "certain",
+        }
+    }
+
+    /// Parses a level name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+impl fmt::Display for Confidence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which kind of signal a piece of evidence is, in precedence order (highest last).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Signal {
+    /// The server port matched a port rule.
+    Port,
+    /// The server address is in an address block.
+    Address,
+    /// The payload was verified as the protocol its port suggests.
+    Payload,
+    /// An mDNS record advertised the server endpoint.
+    Mdns,
+    /// A DNS answer seen earlier bound a name to the server address.
+    Dns,
+    /// The HTTP Host header of this flow.
+    HttpHost,
+    /// The SNI of a QUIC Initial of this flow.
+    QuicSni,
+    /// The SNI of a TLS ClientHello of this flow.
+    Sni,
+}
+
+impl Signal {
+    /// Stable name, as serialized.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Port => "port",
+            Self::Address => "address",
+            Self::Payload => "payload",
+            Self::Mdns => "mdns",
+            Self::Dns => "dns",
+            Self::HttpHost => "http-host",
+            Self::QuicSni => "quic-sni",
+            Self::Sni => "sni",
+        }
+    }
+}
+
+/// One reason behind a label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evidence {
+    /// What kind of signal.
+    pub signal: Signal,
+    /// What was seen: `tcp/5223`, `17.57.144.116`, `gateway.icloud.com`.
+    pub value: String,
+    /// The signature rule it matched: `tcp/5223`, `17.0.0.0/8`, `*.icloud.com`.
+    pub rule: String,
+    /// Where the rule comes from (seed file names or reference keys).
+    pub source: String,
+    /// The service this evidence alone points to.
+    pub service: String,
+    /// What this evidence alone supports.
+    pub confidence: Confidence,
+}
+
+/// A flow's label.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    /// The service, or `None` for unknown.
+    pub service: Option<ServiceId>,
+    /// How sure, or `None` for unknown.
+    pub confidence: Option<Confidence>,
+    /// Every piece of evidence seen, the deciding one first.
+    pub evidence: Vec<Evidence>,
+}
+
+impl Label {
+    /// The label of a flow that matched nothing.
+    pub fn unknown() -> Self {
+        Self {
+            service: None,
+            confidence: None,
+            evidence: Vec::new(),
+        }
+    }
+}
+
+/// What the classifier needs to know about a flow's server side.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerFacts {
+    /// IP protocol.
+    pub proto: u8,
+    /// Server address.
+    pub ip: IpAddr,
+    /// Server port (0 if the protocol has none).
+    pub port: u16,
+}
+
+/// A candidate label with the evidence behind it, before precedence picks one.
+struct Candidate {
+    service: ServiceId,
+    confidence: Confidence,
+    signal: Signal,
+}
+
+/// Labels a flow from its server's port and address.
+///
+/// Rules (signatures/README.md): an address block that lists ports and fits the server port
+/// gives its service at `likely`; an Apple block plus a port rule used by Apple products gives
+/// the rule's `on_apple` service at `likely` (or the block's own service if it is narrower
+/// than generic `apple`); an address alone or a port alone gives `possible`.
+pub fn label(sigs: &SignatureSet, server: ServerFacts) -> Label {
+    let transport = Transport::from_ip_proto(server.proto);
+    let mut evidence = Vec::new();
+    let port_rule = transport.and_then(|t| sigs.port_rule(t, server.port).map(|(_, r)| (t, r)));
+    if let Some((t, r)) = port_rule {
+        evidence.push(Evidence {
+            signal: Signal::Port,
+            value: format!("{}/{}", t.as_str(), server.port),
+            rule: r.spec.to_string(),
+            source: r.sources.join(", "),
+            service: sigs.service(r.service).id.clone(),
+            confidence: Confidence::Possible,
+        });
+    }
+    let addr_rule = sigs
+        .address_rules(server.ip)
+        .find(|a| a.fits_port(transport, server.port));
+    let mut best: Option<Candidate> = None;
+    if let Some(a) = addr_rule {
+        let port_specific = !a.ports.is_empty();
+        let conf = if port_specific {
+            Confidence::Likely
+        } else {
+            Confidence::Possible
+        };
+        evidence.push(Evidence {
+            signal: Signal::Address,
+            value: server.ip.to_string(),
+            rule: if port_specific {
+                let ports: Vec<String> = a.ports.iter().map(ToString::to_string).collect();
+                format!("{} {}", a.prefix, ports.join(","))
+            } else {
+                a.prefix.to_string()
+            },
+            source: a.sources.join(", "),
+            service: sigs.service(a.service).id.clone(),
+            confidence: conf,
+        });
+        best = Some(if port_specific {
+            Candidate {
+                service: a.service,
+                confidence: Confidence::Likely,
+                signal: Signal::Address,
+            }
+        } else {
+            match port_rule {
+                Some((_, r))
+                    if sigs.service(a.service).apple
+                        && (!r.used_by.is_empty() || sigs.service(r.service).apple) =>
+                {
+                    let service = if a.service != sigs.apple() {
+                        a.service
+                    } else {
+                        r.on_apple
+                    };
+                    Candidate {
+                        service,
+                        confidence: Confidence::Likely,
+                        signal: Signal::Address,
+                    }
+                }
+                _ => Candidate {
+                    service: a.service,
+                    confidence: Confidence::Possible,
+                    signal: Signal::Address,
+                },
+            }
+        });
+    } else if let Some((_, r)) = port_rule {
+        best = Some(Candidate {
+            service: r.service,
+            confidence: Confidence::Possible,
+            signal: Signal::Port,
+        });
+    }
+    match best {
+        Some(c) => {
+            // The deciding evidence goes first.
+            evidence.sort_by_key(|e| std::cmp::Reverse(e.signal == c.signal));
+            Label {
+                service: Some(c.service),
+                confidence: Some(c.confidence),
+                evidence,
+            }
+        }
+        None => Label::unknown(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sigs() -> SignatureSet {
+        SignatureSet::builtin().unwrap()
+    }
+
+    fn lab(s: &SignatureSet, proto: u8, ip: &str, port: u16) -> (String, Option<Confidence>) {
+        let l = label(
+            s,
+            ServerFacts {
+                proto,
+                ip: ip.parse().unwrap(),
+                port,
+            },
+        );
+        (
+            l.service.map_or("unknown".into(), |id| s.service(id).id.clone()),
+            l.confidence,
+        )
+    }
+
+    #[test]
+    fn apns_on_apple_block_is_likely() {
+        let s = sigs();
+        assert_eq!(
+            lab(&s, 6, "17.57.144.116", 5223),
+            ("apns".into(), Some(Confidence::Likely))
+        );
+        assert_eq!(
+            lab(&s, 6, "17.110.229.14", 5223),
+            ("apns".into(), Some(Confidence::Likely))
+        );
+    }
+
+    #[test]
+    fn port_alone_is_never_more_than_possible() {
+        let s = sigs();
+        // XMPP on 5223 or STUN on 3478 at a non-Apple address stays a hint.
+        let (_, c) = lab(&s, 6, "198.51.100.7", 5223);
+        assert_eq!(c, Some(Confidence::Possible));
+        let (svc, c) = lab(&s, 17, "142.250.82.99", 3478);
+        assert_eq!(c, Some(Confidence::Possible));
+        assert_ne!((svc.as_str(), c), ("facetime", Some(Confidence::Likely)));
+    }
+
+    #[test]
+    fn ntp_to_apple_is_time_and_elsewhere_is_not() {
+        let s = sigs();
+        assert_eq!(
+            lab(&s, 17, "17.253.26.125", 123),
+            ("time".into(), Some(Confidence::Likely))
+        );
+        let (svc, c) = lab(&s, 17, "147.135.207.213", 123);
+        assert!(svc != "time" || c < Some(Confidence::Likely));
+    }
+
+    #[test]
+    fn apple_address_alone_is_possible() {
+        let s = sigs();
+        assert_eq!(
+            lab(&s, 6, "17.2.0.122", 1720),
+            ("apple".into(), Some(Confidence::Possible))
+        );
+    }
+
+    #[test]
+    fn https_to_apple_block_is_apple_likely() {
+        let s = sigs();
+        assert_eq!(
+            lab(&s, 6, "17.248.191.172", 443),
+            ("apple".into(), Some(Confidence::Likely))
+        );
+    }
+
+    #[test]
+    fn multicast_groups_are_bonjour_only_on_their_ports() {
+        let s = sigs();
+        assert_eq!(
+            lab(&s, 17, "239.255.255.250", 1900),
+            ("bonjour".into(), Some(Confidence::Likely))
+        );
+        assert_eq!(
+            lab(&s, 17, "224.0.0.251", 5353),
+            ("bonjour".into(), Some(Confidence::Likely))
+        );
+        assert_eq!(lab(&s, 17, "239.255.255.250", 3702).1, None);
+    }
+
+    #[test]
+    fn unknown_when_nothing_matches() {
+        let s = sigs();
+        assert_eq!(lab(&s, 17, "192.0.2.1", 17500), ("unknown".into(), None));
+    }
+}

@@ -1,0 +1,287 @@
+//! Packet decoding: link layer to network and transport headers, borrowed from the capture
+//! buffer. A packet that cannot be decoded is an outcome ([`Skip`]), counted by the caller.
+
+pub mod link;
+
+use std::net::IpAddr;
+
+use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
+
+use crate::capture::LinkType;
+use link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, LinkError};
+
+/// IP protocol numbers appletap names.
+pub mod ip_proto {
+    /// ICMP for IPv4.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
+    /// UDP.
+    pub const UDP: u8 = 17;
+    /// ICMPv6.
+    pub const ICMPV6: u8 = 58;
+}
+
+/// TCP flag bits as they sit in byte 13 of the TCP header.
+pub mod tcp_flags {
+    /// No more data from sender.
+    pub const FIN: u8 = 0x01;
+    /// Synchronize sequence numbers.
+    pub const SYN: u8 = 0x02;
+    /// Reset the connection.
+    pub const RST: u8 = 0x04;
+    /// Push function.
+    pub const PSH: u8 = 0x08;
+    /// Acknowledgment field significant.
+    pub const ACK: u8 = 0x10;
+}
+
+/// Why a packet was not decoded. Each reason is a counter in the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Skip {
+    /// A link-layer frame that carries no IP (ARP, EAPOL, LLDP, PPPoE discovery, ...).
+    NotIp,
+    /// The link-layer header is cut short.
+    LinkTruncated,
+    /// A link type appletap does not decode.
+    UnsupportedLinkType,
+    /// The link-layer header is inconsistent.
+    LinkMalformed,
+    /// The IP header is cut short or inconsistent.
+    MalformedIp,
+    /// A non-first IP fragment, or a first fragment whose transport header is incomplete.
+    IpFragment,
+    /// The TCP/UDP/ICMP header is cut short or inconsistent.
+    MalformedTransport,
+}
+
+impl Skip {
+    /// Every reason, in report order.
+    pub const ALL: [Self; 7] = [
+        Self::NotIp,
+        Self::LinkTruncated,
+        Self::UnsupportedLinkType,
+        Self::LinkMalformed,
+        Self::MalformedIp,
+        Self::IpFragment,
+        Self::MalformedTransport,
+    ];
+
+    /// Stable name used in reports and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotIp => "not-ip",
+            Self::LinkTruncated => "link-truncated",
+            Self::UnsupportedLinkType => "unsupported-link-type",
+            Self::LinkMalformed => "link-malformed",
+            Self::MalformedIp => "malformed-ip",
+            Self::IpFragment => "ip-fragment",
+            Self::MalformedTransport => "malformed-transport",
+        }
+    }
+
+    /// Index into a counter array.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// An ICMP or ICMPv6 message's type, code and, for error messages, the quoted packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpInfo<'a> {
+    /// ICMPv6 rather than ICMP.
+    pub v6: bool,
+    /// Message type.
+    pub icmp_type: u8,
+    /// Message code.
+    pub code: u8,
+    /// For error messages (destination unreachable, time exceeded, ...): the quoted IP header
+    /// and at least 8 bytes of its payload. Empty otherwise.
+    pub quoted: &'a [u8],
+}
+
+impl IcmpInfo<'_> {
+    /// Whether this is a destination-unreachable message (ICMP type 3, ICMPv6 type 1).
+    pub fn is_unreachable(&self) -> bool {
+        if self.v6 {
+            self.icmp_type == 1
+        } else {
+            self.icmp_type == 3
+        }
+    }
+}
+
+/// The decoded headers of one IP packet, borrowed from the capture buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct PacketMeta<'a> {
+    /// Source address.
+    pub src: IpAddr,
+    /// Destination address.
+    pub dst: IpAddr,
+    /// IP protocol of the transport (after IPv6 extension headers).
+    pub proto: u8,
+    /// Source port (0 if the protocol has none).
+    pub src_port: u16,
+    /// Destination port (0 if the protocol has none).
+    pub dst_port: u16,
+    /// TCP flags byte (0 for other protocols).
+    pub tcp_flags: u8,
+    /// TCP sequence number.
+    pub tcp_seq: u32,
+    /// Transport payload (TCP/UDP data; the IP payload for other protocols).
+    pub payload: &'a [u8],
+    /// ICMP details for ICMP and ICMPv6 packets.
+    pub icmp: Option<IcmpInfo<'a>>,
+}
+
+impl PacketMeta<'_> {
+    /// Whether the TCP flags include every bit of `mask`.
+    pub fn has_flags(&self, mask: u8) -> bool {
+        self.tcp_flags & mask == mask
+    }
+}
+
+/// Decodes a captured frame down to its transport header.
+///
+/// # Errors
+/// A [`Skip`] reason when the frame carries no IP or its headers are cut short or malformed.
+pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
+    let net = link::network_slice(link_type, data).map_err(|e| match e {
+        LinkError::Truncated => Skip::LinkTruncated,
+        LinkError::UnsupportedLinkType(_) => Skip::UnsupportedLinkType,
+        LinkError::Malformed => Skip::LinkMalformed,
+    })?;
+    if net.ether_type != ETHERTYPE_IPV4 && net.ether_type != ETHERTYPE_IPV6 {
+        return Err(Skip::NotIp);
+    }
+    from_ip(net.data)
+}
+
+/// Decodes an IP packet (v4 or v6, by its version nibble).
+///
+/// Lax parsing on purpose: a packet cut by the capture's snap length still has usable headers.
+///
+/// # Errors
+/// A [`Skip`] reason when the IP or transport headers are cut short or malformed.
+pub fn from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
+    let sliced = LaxSlicedPacket::from_ip(data).map_err(|_| Skip::MalformedIp)?;
+    let (src, dst, ip_payload) = match &sliced.net {
+        Some(LaxNetSlice::Ipv4(v4)) => (
+            IpAddr::V4(v4.header().source_addr()),
+            IpAddr::V4(v4.header().destination_addr()),
+            v4.payload(),
+        ),
+        Some(LaxNetSlice::Ipv6(v6)) => (
+            IpAddr::V6(v6.header().source_addr()),
+            IpAddr::V6(v6.header().destination_addr()),
+            v6.payload(),
+        ),
+        _ => return Err(Skip::MalformedIp),
+    };
+    let proto = ip_payload.ip_number.0;
+    let mut meta = PacketMeta {
+        src,
+        dst,
+        proto,
+        src_port: 0,
+        dst_port: 0,
+        tcp_flags: 0,
+        tcp_seq: 0,
+        payload: ip_payload.payload,
+        icmp: None,
+    };
+    match &sliced.transport {
+        Some(TransportSlice::Tcp(tcp)) => {
+            meta.src_port = tcp.source_port();
+            meta.dst_port = tcp.destination_port();
+            // Byte 13 of the TCP header holds CWR..FIN; the slice guarantees 20 bytes.
+            meta.tcp_flags = tcp.header_slice().get(13).copied().unwrap_or(0);
+            meta.tcp_seq = tcp.sequence_number();
+            meta.payload = tcp.payload();
+        }
+        Some(TransportSlice::Udp(udp)) => {
+            meta.src_port = udp.source_port();
+            meta.dst_port = udp.destination_port();
+            meta.payload = udp.payload();
+        }
+        Some(TransportSlice::Icmpv4(icmp)) => {
+            let (t, c) = (icmp.type_u8(), icmp.code_u8());
+            meta.icmp = Some(IcmpInfo {
+                v6: false,
+                icmp_type: t,
+                code: c,
+                quoted: if matches!(t, 3 | 4 | 5 | 11 | 12) { icmp.payload() } else { &[] },
+            });
+            meta.payload = icmp.payload();
+        }
+        Some(TransportSlice::Icmpv6(icmp)) => {
+            let (t, c) = (icmp.type_u8(), icmp.code_u8());
+            meta.icmp = Some(IcmpInfo {
+                v6: true,
+                icmp_type: t,
+                code: c,
+                quoted: if t < 128 { icmp.payload() } else { &[] },
+            });
+            meta.payload = icmp.payload();
+        }
+        _ => {
+            if ip_payload.fragmented {
+                return Err(Skip::IpFragment);
+            }
+            if matches!(proto, ip_proto::TCP | ip_proto::UDP | ip_proto::ICMP | ip_proto::ICMPV6) {
+                // The transport header was expected but could not be read.
+                return Err(Skip::MalformedTransport);
+            }
+        }
+    }
+    Ok(meta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[rustfmt::skip]
+    static TCP_SYN_V4: [u8; 40] = [
+        0x45, 0x00, 0x00, 0x28, // version/IHL, DSCP, total length 40
+        0x00, 0x01, 0x40, 0x00, // id, flags DF
+        0x40, 0x06, 0x00, 0x00, // TTL 64, proto TCP, checksum (unchecked)
+        192, 168, 2, 17,        // source
+        17, 57, 144, 116,       // destination
+        0xc3, 0x50, 0x14, 0x67, // src port 50000, dst port 5223
+        0, 0, 0, 1,             // seq
+        0, 0, 0, 0,             // ack
+        0x50, 0x02, 0xff, 0xff, // data offset 5, flags SYN, window
+        0, 0, 0, 0,             // checksum, urgent
+    ];
+
+    #[test]
+    fn tcp_syn_fields() {
+        let m = from_ip(&TCP_SYN_V4).unwrap();
+        assert_eq!(m.src.to_string(), "192.168.2.17");
+        assert_eq!(m.dst.to_string(), "17.57.144.116");
+        assert_eq!((m.proto, m.src_port, m.dst_port), (ip_proto::TCP, 50000, 5223));
+        assert!(m.has_flags(tcp_flags::SYN) && !m.has_flags(tcp_flags::ACK));
+        assert!(m.payload.is_empty());
+    }
+
+    #[test]
+    fn truncated_transport_is_malformed_not_a_panic() {
+        for cut in 0..TCP_SYN_V4.len() {
+            let r = from_ip(&TCP_SYN_V4[..cut]);
+            if cut < 20 {
+                assert_eq!(r.unwrap_err(), Skip::MalformedIp, "cut {cut}");
+            } else {
+                assert_eq!(r.unwrap_err(), Skip::MalformedTransport, "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn non_first_fragment_is_counted_as_fragment() {
+        let mut p = TCP_SYN_V4;
+        p[6] = 0x00;
+        p[7] = 0x10; // fragment offset 16 * 8 bytes
+        assert_eq!(from_ip(&p).unwrap_err(), Skip::IpFragment);
+    }
+}

@@ -1,0 +1,283 @@
+//! Flows: bidirectional conversations keyed by protocol, addresses and ports, with client and
+//! server told apart, counters each way, TCP handshake and teardown, and idle expiry driven by
+//! packet timestamps.
+
+pub mod record;
+pub mod table;
+
+use std::net::IpAddr;
+
+use crate::capture::Timestamp;
+use crate::decode::{PacketMeta, ip_proto, tcp_flags};
+
+/// Endpoint-ordered key: both directions of a conversation map to the same key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowKey {
+    /// IP protocol.
+    pub proto: u8,
+    /// The lower endpoint (address, port).
+    pub lo: (IpAddr, u16),
+    /// The higher endpoint.
+    pub hi: (IpAddr, u16),
+}
+
+impl FlowKey {
+    /// The key of a packet's conversation.
+    pub fn of(meta: &PacketMeta<'_>) -> Self {
+        let a = (meta.src, meta.src_port);
+        let b = (meta.dst, meta.dst_port);
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        Self {
+            proto: meta.proto,
+            lo,
+            hi,
+        }
+    }
+
+    /// A hash of the key that is the same for both directions (used to pick a worker).
+    pub fn symmetric_hash(&self) -> u64 {
+        use std::hash::{BuildHasher, Hash, Hasher};
+        let mut h = foldhash::fast::FixedState::with_seed(0x6170_706c_6574_6170).build_hasher();
+        self.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// How the client side of a flow was decided, from most to least reliable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleBy {
+    /// The client sent the SYN (or the server the SYN-ACK).
+    Syn,
+    /// The server is a multicast or broadcast address.
+    Multicast,
+    /// The server's port is a well-known or signature port, or the lower one.
+    Port,
+    /// The client sent the first packet seen.
+    FirstSender,
+}
+
+impl RoleBy {
+    /// Stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Syn => "syn",
+            Self::Multicast => "multicast",
+            Self::Port => "port",
+            Self::FirstSender => "first-sender",
+        }
+    }
+}
+
+/// Direction of a packet relative to the flow's roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Client to server.
+    ToServer = 0,
+    /// Server to client.
+    ToClient = 1,
+}
+
+/// TCP control flags seen on a flow, per direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpSeen {
+    /// OR of all flag bytes sent by the client.
+    pub client_flags: u8,
+    /// OR of all flag bytes sent by the server.
+    pub server_flags: u8,
+    /// SYNs (without ACK) sent by the client, retransmissions included.
+    pub syns: u32,
+    /// Whether the client's SYN was the first packet of the flow.
+    pub opened_with_syn: bool,
+    /// Whether the server answered the SYN with SYN-ACK.
+    pub syn_ack: bool,
+    /// Whether the server sent RST before any SYN-ACK.
+    pub rst_before_syn_ack: bool,
+}
+
+/// One flow's state.
+#[derive(Debug, Clone)]
+pub struct Flow {
+    /// Generation number, unique per table, to tell a flow from a later one on the same key.
+    pub id: u64,
+    /// IP protocol.
+    pub proto: u8,
+    /// Client endpoint.
+    pub client: (IpAddr, u16),
+    /// Server endpoint.
+    pub server: (IpAddr, u16),
+    /// How the roles were decided.
+    pub role_by: RoleBy,
+    /// First packet time.
+    pub first_ts: Timestamp,
+    /// Last packet time.
+    pub last_ts: Timestamp,
+    /// Packets [to server, to client].
+    pub packets: [u64; 2],
+    /// Bytes on the wire [to server, to client].
+    pub bytes: [u64; 2],
+    /// TCP flags and handshake.
+    pub tcp: TcpSeen,
+}
+
+/// Whether an address can only be a receiver (multicast or broadcast).
+pub fn is_group_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast() || v4.octets()[3] == 255,
+        IpAddr::V6(v6) => v6.is_multicast(),
+    }
+}
+
+impl Flow {
+    /// Starts a flow from its first packet; `known_port` says whether a port is a well-known
+    /// service port (from the signature set) so the server can be told apart without a SYN.
+    pub fn new(id: u64, meta: &PacketMeta<'_>, ts: Timestamp, known_port: impl Fn(u8, u16) -> bool) -> Self {
+        let src = (meta.src, meta.src_port);
+        let dst = (meta.dst, meta.dst_port);
+        let is_tcp = meta.proto == ip_proto::TCP;
+        let syn = is_tcp && meta.has_flags(tcp_flags::SYN);
+        let ack = is_tcp && meta.has_flags(tcp_flags::ACK);
+        let (client, server, role_by) = if syn && !ack {
+            (src, dst, RoleBy::Syn)
+        } else if syn && ack {
+            (dst, src, RoleBy::Syn)
+        } else if is_group_address(meta.dst) {
+            (src, dst, RoleBy::Multicast)
+        } else if meta.src_port != 0 || meta.dst_port != 0 {
+            // Ports in the dynamic range (RFC 6335: 49152-65535) never count as well-known:
+            // signature rules that span it would otherwise make every client port a server.
+            let well_known = |p: u16| p < 49_152 && known_port(meta.proto, p);
+            match (well_known(meta.src_port), well_known(meta.dst_port)) {
+                (true, false) => (dst, src, RoleBy::Port),
+                (false, true) => (src, dst, RoleBy::Port),
+                _ if meta.src_port < meta.dst_port => (dst, src, RoleBy::Port),
+                _ if meta.dst_port < meta.src_port => (src, dst, RoleBy::Port),
+                _ => (src, dst, RoleBy::FirstSender),
+            }
+        } else {
+            (src, dst, RoleBy::FirstSender)
+        };
+        Self {
+            id,
+            proto: meta.proto,
+            client,
+            server,
+            role_by,
+            first_ts: ts,
+            last_ts: ts,
+            packets: [0; 2],
+            bytes: [0; 2],
+            tcp: TcpSeen {
+                opened_with_syn: syn && !ack,
+                ..TcpSeen::default()
+            },
+        }
+    }
+
+    /// The direction of a packet of this flow.
+    pub fn direction(&self, meta: &PacketMeta<'_>) -> Direction {
+        if (meta.src, meta.src_port) == self.client {
+            Direction::ToServer
+        } else {
+            Direction::ToClient
+        }
+    }
+
+    /// Counts a packet and tracks TCP flags; returns its direction.
+    pub fn update(&mut self, meta: &PacketMeta<'_>, ts: Timestamp, wire_len: u32) -> Direction {
+        let mut dir = self.direction(meta);
+        if meta.proto == ip_proto::TCP {
+            let f = meta.tcp_flags;
+            let syn_only = f & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
+            if syn_only && dir == Direction::ToClient && self.tcp.client_flags & tcp_flags::SYN == 0 {
+                // The side we took for the server opens the connection: we guessed wrong.
+                self.swap_roles();
+                dir = Direction::ToServer;
+            }
+            match dir {
+                Direction::ToServer => {
+                    self.tcp.client_flags |= f;
+                    if syn_only {
+                        self.tcp.syns += 1;
+                    }
+                }
+                Direction::ToClient => {
+                    if f & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN | tcp_flags::ACK {
+                        self.tcp.syn_ack = true;
+                    }
+                    if f & tcp_flags::RST != 0 && !self.tcp.syn_ack {
+                        self.tcp.rst_before_syn_ack = true;
+                    }
+                    self.tcp.server_flags |= f;
+                }
+            }
+        }
+        let d = dir as usize;
+        self.packets[d] += 1;
+        self.bytes[d] += u64::from(wire_len);
+        if ts > self.last_ts {
+            self.last_ts = ts;
+        }
+        dir
+    }
+
+    fn swap_roles(&mut self) {
+        std::mem::swap(&mut self.client, &mut self.server);
+        self.packets.swap(0, 1);
+        self.bytes.swap(0, 1);
+        std::mem::swap(&mut self.tcp.client_flags, &mut self.tcp.server_flags);
+        self.role_by = RoleBy::Syn;
+    }
+
+    /// Whether the TCP connection has ended (FIN both ways, or a RST).
+    pub fn tcp_finished(&self) -> bool {
+        let fin_both = self.tcp.client_flags & tcp_flags::FIN != 0
+            && self.tcp.server_flags & tcp_flags::FIN != 0;
+        let rst = (self.tcp.client_flags | self.tcp.server_flags) & tcp_flags::RST != 0;
+        fin_both || rst
+    }
+
+    /// The connection outcome, named plainly (see the README's flow-record fields).
+    pub fn state(&self) -> &'static str {
+        let answered = self.packets[Direction::ToClient as usize] > 0;
+        let asked = self.packets[Direction::ToServer as usize] > 0;
+        if self.proto == ip_proto::TCP {
+            let c = self.tcp.client_flags;
+            let s = self.tcp.server_flags;
+            let client_syn = c & tcp_flags::SYN != 0;
+            let rst = (c | s) & tcp_flags::RST != 0;
+            let fin_both = c & tcp_flags::FIN != 0 && s & tcp_flags::FIN != 0;
+            if !client_syn {
+                return "partial";
+            }
+            if self.tcp.rst_before_syn_ack && !self.tcp.syn_ack {
+                return "rejected";
+            }
+            if !self.tcp.syn_ack {
+                return if answered { "partial" } else { "unanswered" };
+            }
+            if fin_both {
+                return "closed";
+            }
+            if rst {
+                return "reset";
+            }
+            return "established";
+        }
+        match (asked, answered) {
+            (true, true) => "established",
+            (true, false) if is_group_address(self.server.0) => "multicast",
+            (true, false) => "unanswered",
+            _ => "partial",
+        }
+    }
+
+    /// Total packets both ways.
+    pub fn total_packets(&self) -> u64 {
+        self.packets[0] + self.packets[1]
+    }
+
+    /// Total bytes both ways.
+    pub fn total_bytes(&self) -> u64 {
+        self.bytes[0] + self.bytes[1]
+    }
+}

@@ -1,0 +1,125 @@
+//! The flow record: the stable, serializable view of one finished flow (one JSON object per
+//! line with `--flows`). Field names listed in the README are an interface: add, never rename.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::Flow;
+use crate::classify::{Evidence, Label};
+use crate::decode::ip_proto;
+use crate::signature::SignatureSet;
+
+/// One finished flow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FlowRecord {
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, or `ip-N` for other IP protocols.
+    pub proto: String,
+    /// Client address.
+    pub client_ip: IpAddr,
+    /// Client port (null for protocols without ports).
+    pub client_port: Option<u16>,
+    /// Server address.
+    pub server_ip: IpAddr,
+    /// Server port (null for protocols without ports).
+    pub server_port: Option<u16>,
+    /// Service id, or `unknown`.
+    pub service: String,
+    /// Whether the service is an Apple service.
+    pub apple: bool,
+    /// `certain`, `likely`, `possible`, or null when unknown.
+    pub confidence: Option<&'static str>,
+    /// Every signal behind the label, the deciding one first.
+    pub evidence: Vec<Evidence>,
+    /// Best name seen for the server (SNI, HTTP Host, DNS or mDNS), or null.
+    pub name: Option<String>,
+    /// Connection outcome: established, closed, reset, rejected, unanswered, partial, multicast.
+    pub state: &'static str,
+    /// First packet time, seconds since the epoch.
+    pub first_ts: f64,
+    /// Last packet time, seconds since the epoch.
+    pub last_ts: f64,
+    /// Packets client to server.
+    pub packets_to_server: u64,
+    /// Packets server to client.
+    pub packets_to_client: u64,
+    /// Bytes on the wire client to server.
+    pub bytes_to_server: u64,
+    /// Bytes on the wire server to client.
+    pub bytes_to_client: u64,
+    /// How the client side was decided: syn, multicast, port, first-sender.
+    pub role_by: &'static str,
+    /// TCP details (null for other protocols).
+    pub tcp: Option<TcpRecord>,
+}
+
+/// TCP handshake and teardown as seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TcpRecord {
+    /// SYNs sent by the client (retransmissions included).
+    pub syns: u32,
+    /// Whether the server answered with SYN-ACK.
+    pub syn_ack: bool,
+    /// Whether the client sent FIN.
+    pub fin_from_client: bool,
+    /// Whether the server sent FIN.
+    pub fin_from_server: bool,
+    /// Whether the client sent RST.
+    pub rst_from_client: bool,
+    /// Whether the server sent RST.
+    pub rst_from_server: bool,
+}
+
+/// The name of an IP protocol as records write it.
+pub fn proto_name(proto: u8) -> String {
+    match proto {
+        ip_proto::TCP => "tcp".into(),
+        ip_proto::UDP => "udp".into(),
+        ip_proto::ICMP => "icmp".into(),
+        ip_proto::ICMPV6 => "icmpv6".into(),
+        n => format!("ip-{n}"),
+    }
+}
+
+impl FlowRecord {
+    /// Builds the record of a finished flow from its state and label.
+    pub fn new(sigs: &SignatureSet, flow: &Flow, label: Label, name: Option<String>) -> Self {
+        use crate::decode::tcp_flags::{FIN, RST};
+        let has_ports = matches!(flow.proto, ip_proto::TCP | ip_proto::UDP);
+        let (service, apple) = match label.service {
+            Some(id) => {
+                let s = sigs.service(id);
+                (s.id.clone(), s.apple)
+            }
+            None => (crate::signature::UNKNOWN.to_string(), false),
+        };
+        Self {
+            proto: proto_name(flow.proto),
+            client_ip: flow.client.0,
+            client_port: has_ports.then_some(flow.client.1),
+            server_ip: flow.server.0,
+            server_port: has_ports.then_some(flow.server.1),
+            service,
+            apple,
+            confidence: label.confidence.map(|c| c.as_str()),
+            evidence: label.evidence,
+            name,
+            state: flow.state(),
+            first_ts: flow.first_ts.as_secs_f64(),
+            last_ts: flow.last_ts.as_secs_f64(),
+            packets_to_server: flow.packets[0],
+            packets_to_client: flow.packets[1],
+            bytes_to_server: flow.bytes[0],
+            bytes_to_client: flow.bytes[1],
+            role_by: flow.role_by.as_str(),
+            tcp: (flow.proto == ip_proto::TCP).then_some(TcpRecord {
+                syns: flow.tcp.syns,
+                syn_ack: flow.tcp.syn_ack,
+                fin_from_client: flow.tcp.client_flags & FIN != 0,
+                fin_from_server: flow.tcp.server_flags & FIN != 0,
+                rst_from_client: flow.tcp.client_flags & RST != 0,
+                rst_from_server: flow.tcp.server_flags & RST != 0,
+            }),
+        }
+    }
+}

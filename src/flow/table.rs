@@ -1,0 +1,233 @@
+//! The flow table of one worker: key to flow state, with idle expiry in packet time and a cap
+//! on the number of flows. It never reads a clock; "now" is the latest packet timestamp seen.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::{Flow, FlowKey};
+use crate::capture::Timestamp;
+use crate::decode::{PacketMeta, ip_proto, tcp_flags};
+
+/// Idle timeouts, in seconds of packet time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// TCP flows that have not ended.
+    pub tcp: u64,
+    /// TCP flows after FIN both ways or a RST (late retransmissions still join the flow).
+    pub tcp_closed: u64,
+    /// UDP flows.
+    pub udp: u64,
+    /// ICMP and other protocols.
+    pub other: u64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            tcp: 300,
+            tcp_closed: 15,
+            udp: 120,
+            other: 60,
+        }
+    }
+}
+
+impl Timeouts {
+    fn for_flow(&self, flow: &Flow) -> u64 {
+        match flow.proto {
+            ip_proto::TCP if flow.tcp_finished() => self.tcp_closed,
+            ip_proto::TCP => self.tcp,
+            ip_proto::UDP => self.udp,
+            _ => self.other,
+        }
+    }
+
+    fn class(&self, flow: &Flow) -> usize {
+        match flow.proto {
+            ip_proto::TCP if flow.tcp_finished() => 1,
+            ip_proto::TCP => 0,
+            ip_proto::UDP => 2,
+            _ => 3,
+        }
+    }
+}
+
+/// Why a flow left the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// No packet for longer than its idle timeout.
+    Idle,
+    /// A new connection reused the key after this one ended.
+    Reused,
+    /// Evicted to keep the table under `--max-flows`.
+    Evicted,
+    /// The input ended (or the program was asked to stop).
+    Flush,
+}
+
+/// Expiry is checked at most this often, in packet time.
+const SWEEP_INTERVAL_NS: u64 = Timestamp::NANOS_PER_SEC;
+
+/// A worker's flows.
+pub struct FlowTable<T> {
+    map: HashMap<FlowKey, (Flow, T), foldhash::fast::RandomState>,
+    /// Per timeout class: (deadline, key, flow id), deadlines non-decreasing within a class
+    /// because packet time only moves forward here. Entries may be stale; they are checked.
+    queues: [VecDeque<(Timestamp, FlowKey, u64)>; 4],
+    /// Keys in creation order, for eviction of the oldest when the table is full.
+    order: VecDeque<(FlowKey, u64)>,
+    timeouts: Timeouts,
+    max_flows: usize,
+    next_id: u64,
+    now: Timestamp,
+    next_sweep: Timestamp,
+    evicted: u64,
+}
+
+impl<T: Default> FlowTable<T> {
+    /// An empty table.
+    pub fn new(timeouts: Timeouts, max_flows: usize) -> Self {
+        Self {
+            map: HashMap::default(),
+            queues: Default::default(),
+            order: VecDeque::new(),
+            timeouts,
+            max_flows: max_flows.max(1),
+            next_id: 0,
+            now: Timestamp(0),
+            next_sweep: Timestamp(0),
+            evicted: 0,
+        }
+    }
+
+    /// Flows currently held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Flows evicted because the table was full.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// The latest packet time seen.
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Finds or starts the flow of a packet. Flows that end on the way (idle, key reuse,
+    /// eviction) are handed to `ended`.
+    pub fn lookup(
+        &mut self,
+        meta: &PacketMeta<'_>,
+        ts: Timestamp,
+        known_port: impl Fn(u8, u16) -> bool,
+        mut ended: impl FnMut(Flow, T, EndReason),
+    ) -> &mut (Flow, T) {
+        if ts > self.now {
+            self.now = ts;
+        }
+        if self.now >= self.next_sweep {
+            self.expire_idle(&mut ended);
+            self.next_sweep = Timestamp(self.now.0.saturating_add(SWEEP_INTERVAL_NS));
+        }
+        let key = FlowKey::of(meta);
+        if let Some((flow, _)) = self.map.get(&key) {
+            let idle = ts.0.saturating_sub(flow.last_ts.0)
+                > self.timeouts.for_flow(flow).saturating_mul(Timestamp::NANOS_PER_SEC);
+            let new_syn = meta.proto == ip_proto::TCP
+                && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
+                && flow.tcp_finished();
+            if idle || new_syn {
+                if let Some((f, t)) = self.map.remove(&key) {
+                    ended(f, t, if idle { EndReason::Idle } else { EndReason::Reused });
+                }
+            }
+        }
+        if !self.map.contains_key(&key) {
+            while self.map.len() >= self.max_flows {
+                let Some((old, id)) = self.order.pop_front() else {
+                    break;
+                };
+                if self.map.get(&old).is_some_and(|(f, _)| f.id == id) {
+                    if let Some((f, t)) = self.map.remove(&old) {
+                        self.evicted += 1;
+                        ended(f, t, EndReason::Evicted);
+                    }
+                }
+            }
+            let id = self.next_id;
+            self.next_id += 1;
+            let flow = Flow::new(id, meta, ts, known_port);
+            let deadline = ts.plus_secs(self.timeouts.for_flow(&flow));
+            self.queues[self.timeouts.class(&flow)].push_back((deadline, key, id));
+            self.order.push_back((key, id));
+            self.map.insert(key, (flow, T::default()));
+        }
+        // Present: inserted above if it was missing.
+        self.map.get_mut(&key).expect("flow present after insert")
+    }
+
+    /// Notes that a flow's TCP connection just ended, so it expires on the short timeout.
+    pub fn note_finished(&mut self, key: FlowKey, id: u64, last_ts: Timestamp) {
+        let deadline = last_ts.plus_secs(self.timeouts.tcp_closed);
+        self.queues[1].push_back((deadline, key, id));
+    }
+
+    fn expire_idle(&mut self, ended: &mut impl FnMut(Flow, T, EndReason)) {
+        let now = self.now;
+        for q in 0..self.queues.len() {
+            while let Some(&(deadline, key, id)) = self.queues[q].front() {
+                if deadline > now {
+                    break;
+                }
+                self.queues[q].pop_front();
+                let Some((flow, _)) = self.map.get(&key) else {
+                    continue;
+                };
+                if flow.id != id {
+                    continue;
+                }
+                let real = flow.last_ts.plus_secs(self.timeouts.for_flow(flow));
+                if real < now {
+                    if let Some((f, t)) = self.map.remove(&key) {
+                        ended(f, t, EndReason::Idle);
+                    }
+                } else {
+                    let class = self.timeouts.class(flow);
+                    self.queues[class].push_back((real, key, id));
+                }
+            }
+        }
+        // Keep the creation-order list from growing with flows that already left.
+        if self.order.len() > 2 * self.map.len() + 1024 {
+            let map = &self.map;
+            self.order
+                .retain(|(k, id)| map.get(k).is_some_and(|(f, _)| f.id == *id));
+        }
+    }
+
+    /// Ends every flow, oldest first (the input is over).
+    pub fn drain(&mut self, mut ended: impl FnMut(Flow, T, EndReason)) {
+        let mut all: Vec<(Flow, T)> = self.map.drain().map(|(_, v)| v).collect();
+        all.sort_by_key(|(f, _)| f.id);
+        for (f, t) in all {
+            ended(f, t, EndReason::Flush);
+        }
+        self.order.clear();
+        for q in &mut self.queues {
+            q.clear();
+        }
+    }
+
+    /// Visits every live flow (for periodic reports).
+    pub fn for_each(&self, mut f: impl FnMut(&Flow, &T)) {
+        for (flow, t) in self.map.values() {
+            f(flow, t);
+        }
+    }
+}

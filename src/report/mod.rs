@@ -1,0 +1,151 @@
+//! The per-service report: built from merged tallies and counters, rendered as a table for
+//! people or one JSON document for tools.
+
+mod table;
+
+use serde::Serialize;
+
+use crate::decode::Skip;
+use crate::signature::SignatureSet;
+use crate::tally::{PacketStats, ServiceTally, Tally};
+
+pub use table::render_table;
+
+/// How one input file went.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputSummary {
+    /// The path as given.
+    pub file: String,
+    /// `pcap` or `pcapng`.
+    pub format: Option<&'static str>,
+    /// Packets read from it.
+    pub packets: u64,
+    /// The error that stopped reading it, if any (everything before it is counted).
+    pub error: Option<String>,
+}
+
+/// One service's line.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceLine {
+    /// Service id (`unknown` for flows that matched nothing).
+    pub service: String,
+    /// Whether it is an Apple service.
+    pub apple: bool,
+    /// Human-readable name.
+    pub name: String,
+    /// Counters.
+    #[serde(flatten)]
+    pub tally: ServiceTally,
+}
+
+/// Totals over everything read.
+#[derive(Debug, Clone, Serialize)]
+pub struct Totals {
+    /// Packets read from the inputs.
+    pub packets_read: u64,
+    /// Bytes on the wire of those packets.
+    pub bytes_read: u64,
+    /// Packets decoded into flows.
+    pub packets_decoded: u64,
+    /// Packets skipped (see `skipped`).
+    pub packets_skipped: u64,
+    /// Flows.
+    pub flows: u64,
+    /// Flows labelled with an Apple service.
+    pub apple_flows: u64,
+    /// Flows evicted early to respect `--max-flows`.
+    pub flows_evicted: u64,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The program version that wrote it.
+    pub appletap_version: &'static str,
+    /// Where the signatures came from.
+    pub signatures: String,
+    /// Inputs, in order.
+    pub inputs: Vec<InputSummary>,
+    /// Apple services first, then other protocols, then unknown; by bytes within each.
+    pub services: Vec<ServiceLine>,
+    /// Totals.
+    pub totals: Totals,
+    /// Skipped packets by reason (every reason listed, zeros included).
+    pub skipped: Vec<SkipLine>,
+}
+
+/// One skip reason's count.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkipLine {
+    /// Reason name.
+    pub reason: &'static str,
+    /// Packets.
+    pub packets: u64,
+}
+
+impl Report {
+    /// Builds the report from merged tallies and counters.
+    pub fn build(
+        sigs: &SignatureSet,
+        inputs: Vec<InputSummary>,
+        tally: &Tally,
+        stats: &PacketStats,
+        flows_evicted: u64,
+    ) -> Self {
+        let mut services: Vec<ServiceLine> = tally
+            .nonzero()
+            .map(|(idx, t)| match idx {
+                Some(i) => {
+                    let s = &sigs.services[i];
+                    ServiceLine {
+                        service: s.id.clone(),
+                        apple: s.apple,
+                        name: s.name.clone(),
+                        tally: *t,
+                    }
+                }
+                None => ServiceLine {
+                    service: crate::signature::UNKNOWN.into(),
+                    apple: false,
+                    name: "matched no signature".into(),
+                    tally: *t,
+                },
+            })
+            .collect();
+        let group = |l: &ServiceLine| match (l.apple, l.service == crate::signature::UNKNOWN) {
+            (true, _) => 0,
+            (false, false) => 1,
+            (false, true) => 2,
+        };
+        services.sort_by(|a, b| {
+            group(a)
+                .cmp(&group(b))
+                .then(b.tally.bytes.cmp(&a.tally.bytes))
+                .then(a.service.cmp(&b.service))
+        });
+        let flows = services.iter().map(|l| l.tally.flows).sum();
+        let apple_flows = services.iter().filter(|l| l.apple).map(|l| l.tally.flows).sum();
+        Self {
+            appletap_version: env!("CARGO_PKG_VERSION"),
+            signatures: sigs.origin.clone(),
+            inputs,
+            services,
+            totals: Totals {
+                packets_read: stats.read,
+                bytes_read: stats.bytes,
+                packets_decoded: stats.decoded,
+                packets_skipped: stats.skipped_total(),
+                flows,
+                apple_flows,
+                flows_evicted,
+            },
+            skipped: Skip::ALL
+                .iter()
+                .map(|s| SkipLine {
+                    reason: s.as_str(),
+                    packets: stats.skipped[s.index()],
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The report as a plain-text table for people.
+
+use std::fmt::Write as _;
+
+use super::Report;
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// Renders the report as aligned text: services (Apple first), totals, skipped packets.
+pub fn render_table(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<20} {:>5} {:>8} {:>10} {:>10} {:>8} {:>7} {:>8}",
+        "SERVICE", "APPLE", "FLOWS", "PACKETS", "BYTES", "CERTAIN", "LIKELY", "POSSIBLE"
+    );
+    let mut last_group = None;
+    for l in &r.services {
+        let group = if l.apple {
+            "apple"
+        } else if l.service == crate::signature::UNKNOWN {
+            "unknown"
+        } else {
+            "other"
+        };
+        if last_group.is_some_and(|g| g != group) {
+            out.push('\n');
+        }
+        last_group = Some(group);
+        let _ = writeln!(
+            out,
+            "{:<20} {:>5} {:>8} {:>10} {:>10} {:>8} {:>7} {:>8}",
+            l.service,
+            if l.apple { "yes" } else { "no" },
+            l.tally.flows,
+            l.tally.packets,
+            human_bytes(l.tally.bytes),
+            l.tally.certain,
+            l.tally.likely,
+            l.tally.possible
+        );
+    }
+    let t = &r.totals;
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "totals: {} packets read ({}), {} decoded, {} skipped; {} flows, {} labelled Apple; {} evicted",
+        t.packets_read,
+        human_bytes(t.bytes_read),
+        t.packets_decoded,
+        t.packets_skipped,
+        t.flows,
+        t.apple_flows,
+        t.flows_evicted
+    );
+    let skipped: Vec<String> = r
+        .skipped
+        .iter()
+        .filter(|s| s.packets > 0)
+        .map(|s| format!("{} {}", s.reason, s.packets))
+        .collect();
+    let _ = writeln!(
+        out,
+        "skipped by reason: {}",
+        if skipped.is_empty() {
+            "none".to_string()
+        } else {
+            skipped.join(", ")
+        }
+    );
+    for i in &r.inputs {
+        if let Some(e) = &i.error {
+            let _ = writeln!(out, "input error: {e}");
+        }
+    }
+    out
+}

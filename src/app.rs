@@ -61,11 +61,17 @@ impl FlowSink {
             });
         };
         let (out, label): (Box<dyn Write>, String) = if path == Path::new("-") {
-            (Box::new(BufWriter::new(io::stdout())), "standard output".into())
+            (
+                Box::new(BufWriter::new(io::stdout())),
+                "standard output".into(),
+            )
         } else {
             let f = File::create(path)
                 .with_context(|| format!("cannot write flow records to {}", path.display()))?;
-            (Box::new(BufWriter::with_capacity(1 << 16, f)), path.display().to_string())
+            (
+                Box::new(BufWriter::with_capacity(1 << 16, f)),
+                path.display().to_string(),
+            )
         };
         Ok(Self {
             out: Some(out),
@@ -103,7 +109,10 @@ impl FlowSink {
     fn fail(&mut self, e: io::Error) {
         // A reader that went away (`| head`) is not an error; anything else is reported.
         if e.kind() != io::ErrorKind::BrokenPipe {
-            self.error = Some(format!("writing flow records to {} failed: {e}", self.label));
+            self.error = Some(format!(
+                "writing flow records to {} failed: {e}",
+                self.label
+            ));
         }
         self.out = None;
     }
@@ -248,7 +257,9 @@ fn signatures(args: &SignaturesArgs) -> Result<ExitCode> {
     let set = load_signatures(&args.sig)?;
     let text = match args.format {
         Format::Table => crate::signature::listing::table(&set),
-        Format::Json => serde_json::to_string_pretty(&crate::signature::listing::json(&set))? + "\n",
+        Format::Json => {
+            serde_json::to_string_pretty(&crate::signature::listing::json(&set))? + "\n"
+        }
     };
     write_stdout(&text);
     Ok(ExitCode::SUCCESS)

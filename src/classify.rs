@@ -134,6 +134,148 @@ pub struct ServerFacts {
     pub port: u16,
 }
 
+/// Name signals of a flow, borrowed from its inspection state and the shared stores.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NameFacts<'a> {
+    /// SNI of the flow's own TLS ClientHello.
+    pub sni: Option<&'a str>,
+    /// SNI of the flow's own QUIC Initial.
+    pub quic_sni: Option<&'a str>,
+    /// HTTP Host of the flow's own request.
+    pub http_host: Option<&'a str>,
+    /// Names a DNS answer bound to the server address before the flow began (chain order).
+    pub dns: &'a [Box<str>],
+    /// The mDNS service type and instance advertised for the server endpoint.
+    pub mdns: Option<(&'a str, &'a str)>,
+    /// The payload was verified as the discovery protocol its port suggests (SSDP, NAT-PMP,
+    /// mDNS).
+    pub verified_payload: bool,
+}
+
+/// The outcome of matching one name against the host patterns.
+struct NameHit {
+    service: Option<ServiceId>,
+    evidence: Evidence,
+}
+
+fn match_name(sigs: &SignatureSet, signal: Signal, name: &str) -> NameHit {
+    match sigs.host_rule(name) {
+        Some(rule) => NameHit {
+            service: Some(rule.service),
+            evidence: Evidence {
+                signal,
+                value: name.to_string(),
+                rule: rule.pattern.to_string(),
+                source: rule.sources.join(", "),
+                service: sigs.service(rule.service).id.clone(),
+                confidence: Confidence::Certain,
+            },
+        },
+        None => NameHit {
+            service: None,
+            evidence: Evidence {
+                signal,
+                value: name.to_string(),
+                rule: "no signature matches this name".into(),
+                source: String::new(),
+                service: crate::signature::UNKNOWN.into(),
+                confidence: Confidence::Certain,
+            },
+        },
+    }
+}
+
+/// Labels a flow from everything known about it, with this precedence: the flow's own SNI or
+/// HTTP Host, then a DNS-bound name, then an mDNS-learned endpoint, then Apple address plus
+/// port, then port or address alone. When a name decides, every other signal stays in the
+/// evidence; a name that matches no signature still wins, so a non-Apple name on an Apple
+/// address is not labelled Apple (the flow falls back to its port's non-Apple protocol).
+pub fn label_flow(sigs: &SignatureSet, server: ServerFacts, names: &NameFacts<'_>) -> Label {
+    let mut base = label(sigs, server, names.verified_payload);
+    let mut name_hits: Vec<NameHit> = Vec::new();
+    for (signal, name) in [
+        (Signal::Sni, names.sni),
+        (Signal::QuicSni, names.quic_sni),
+        (Signal::HttpHost, names.http_host),
+    ] {
+        if let Some(n) = name.filter(|n| is_host_name(n)) {
+            name_hits.push(match_name(sigs, signal, n));
+        }
+    }
+    if name_hits.is_empty() && !names.dns.is_empty() {
+        // The most specific match over the chain (query name first on a tie).
+        let mut best: Option<(usize, &Box<str>)> = None;
+        for n in names.dns {
+            if let Some(m) = sigs.host_match(n) {
+                if best.is_none_or(|(s, _)| m.specificity > s) {
+                    best = Some((m.specificity, n));
+                }
+            }
+        }
+        let chosen = best.map_or(&names.dns[0], |(_, n)| n);
+        name_hits.push(match_name(sigs, Signal::Dns, chosen));
+    }
+    if name_hits.is_empty() {
+        if let Some((service_type, instance)) = names.mdns {
+            let (service, rule, source, sid) = match sigs.bonjour_rule(service_type) {
+                Some(r) => (
+                    Some(r.service),
+                    r.service_type.clone(),
+                    r.sources.join(", "),
+                    sigs.service(r.service).id.clone(),
+                ),
+                None => (
+                    None,
+                    format!("{service_type} is not an Apple service type"),
+                    String::new(),
+                    crate::signature::UNKNOWN.to_string(),
+                ),
+            };
+            name_hits.push(NameHit {
+                service,
+                evidence: Evidence {
+                    signal: Signal::Mdns,
+                    value: instance.to_string(),
+                    rule,
+                    source,
+                    service: sid,
+                    confidence: Confidence::Certain,
+                },
+            });
+        }
+    }
+    if name_hits.is_empty() {
+        return base;
+    }
+    // The first name signal in precedence order decides.
+    let decided = name_hits.remove(0);
+    let (service, confidence) = match decided.service {
+        Some(s) => (Some(s), Some(Confidence::Certain)),
+        None => {
+            // The name is not one of ours: keep only a non-Apple protocol label from the port.
+            let port_service = Transport::from_ip_proto(server.proto)
+                .and_then(|t| sigs.port_rule(t, server.port))
+                .map(|(_, r)| r.service)
+                .filter(|s| !sigs.service(*s).apple);
+            (port_service, port_service.map(|_| Confidence::Possible))
+        }
+    };
+    let mut evidence: Vec<Evidence> = Vec::with_capacity(1 + name_hits.len() + base.evidence.len());
+    evidence.push(decided.evidence);
+    evidence.extend(name_hits.into_iter().map(|h| h.evidence));
+    evidence.append(&mut base.evidence);
+    Label {
+        service,
+        confidence,
+        evidence,
+    }
+}
+
+/// Whether a name from the wire is a host name worth matching (not an IP literal, not empty).
+fn is_host_name(name: &str) -> bool {
+    name.contains('.') && name.parse::<IpAddr>().is_err()
+}
+
 /// A candidate label with the evidence behind it, before precedence picks one.
 struct Candidate {
     service: ServiceId,
@@ -141,13 +283,15 @@ struct Candidate {
     signal: Signal,
 }
 
-/// Labels a flow from its server's port and address.
+/// Labels a flow from its server's port and address, and whether its payload was verified
+/// as the discovery protocol its port suggests.
 ///
 /// Rules (signatures/README.md): an address block that lists ports and fits the server port
 /// gives its service at `likely`; an Apple block plus a port rule used by Apple products gives
 /// the rule's `on_apple` service at `likely` (or the block's own service if it is narrower
-/// than generic `apple`); an address alone or a port alone gives `possible`.
-pub fn label(sigs: &SignatureSet, server: ServerFacts) -> Label {
+/// than generic `apple`); an address alone or a port alone gives `possible`; a verified
+/// payload lifts a port-only Bonjour label to `likely`.
+pub fn label(sigs: &SignatureSet, server: ServerFacts, verified_payload: bool) -> Label {
     let transport = Transport::from_ip_proto(server.proto);
     let mut evidence = Vec::new();
     let port_rule = transport.and_then(|t| sigs.port_rule(t, server.port).map(|(_, r)| (t, r)));
@@ -202,9 +346,16 @@ pub fn label(sigs: &SignatureSet, server: ServerFacts) -> Label {
                     } else {
                         r.on_apple
                     };
+                    // A port that only says "generic Apple" adds nothing to the address
+                    // (17/8 on 443 without a name): that stays a hint.
+                    let confidence = if service == sigs.apple() {
+                        Confidence::Possible
+                    } else {
+                        Confidence::Likely
+                    };
                     Candidate {
                         service,
-                        confidence: Confidence::Likely,
+                        confidence,
                         signal: Signal::Address,
                     }
                 }
@@ -215,12 +366,34 @@ pub fn label(sigs: &SignatureSet, server: ServerFacts) -> Label {
                 },
             }
         });
-    } else if let Some((_, r)) = port_rule {
-        best = Some(Candidate {
-            service: r.service,
-            confidence: Confidence::Possible,
-            signal: Signal::Port,
-        });
+    } else if let Some((t, r)) = port_rule {
+        let bonjour = sigs.service_id("bonjour");
+        if verified_payload && Some(r.service) == bonjour {
+            // A discovery message verified on its own port (unicast SSDP replies, NAT-PMP to
+            // a gateway): the protocol is known, not guessed.
+            evidence.insert(
+                0,
+                Evidence {
+                    signal: Signal::Payload,
+                    value: format!("{}/{}", t.as_str(), server.port),
+                    rule: format!("{} message on {}", r.protocol, r.spec),
+                    source: r.sources.join(", "),
+                    service: sigs.service(r.service).id.clone(),
+                    confidence: Confidence::Likely,
+                },
+            );
+            best = Some(Candidate {
+                service: r.service,
+                confidence: Confidence::Likely,
+                signal: Signal::Payload,
+            });
+        } else {
+            best = Some(Candidate {
+                service: r.service,
+                confidence: Confidence::Possible,
+                signal: Signal::Port,
+            });
+        }
     }
     match best {
         Some(c) => {
@@ -252,9 +425,11 @@ mod tests {
                 ip: ip.parse().unwrap(),
                 port,
             },
+            false,
         );
         (
-            l.service.map_or("unknown".into(), |id| s.service(id).id.clone()),
+            l.service
+                .map_or("unknown".into(), |id| s.service(id).id.clone()),
             l.confidence,
         )
     }
@@ -304,11 +479,11 @@ mod tests {
     }
 
     #[test]
-    fn https_to_apple_block_is_apple_likely() {
+    fn https_to_apple_block_without_a_name_is_apple_possible() {
         let s = sigs();
         assert_eq!(
             lab(&s, 6, "17.248.191.172", 443),
-            ("apple".into(), Some(Confidence::Likely))
+            ("apple".into(), Some(Confidence::Possible))
         );
     }
 

@@ -1,15 +1,18 @@
 //! The sans-IO classification core: packets (bytes + timestamp + link type) in, flow records
 //! and tallies out. It never reads a clock, a file or a socket, so a capture replays the same
-//! way every time. One engine serves one worker; the pipeline gives each flow to one engine.
+//! way every time. One engine serves one worker; the pipeline gives each flow to one engine,
+//! and engines share only [`Shared`] (names bound by DNS, endpoints learned from mDNS).
 
 use std::sync::Arc;
 
 use crate::capture::Packet;
-use crate::classify::{self, ServerFacts};
+use crate::classify::{self, NameFacts, ServerFacts};
 use crate::decode;
 use crate::flow::record::FlowRecord;
 use crate::flow::table::{EndReason, FlowTable, Timeouts};
 use crate::flow::{Flow, FlowKey};
+use crate::inspect::{self, Inspector};
+use crate::shared::Shared;
 use crate::signature::{SignatureSet, Transport};
 use crate::tally::{PacketStats, Tally};
 
@@ -31,26 +34,30 @@ impl Default for EngineConfig {
     }
 }
 
-/// Per-flow inspection state (names seen, reassembly); empty until name evidence lands.
-#[derive(Debug, Default)]
-pub struct FlowExtra {}
-
 /// The core of one worker.
 pub struct Engine {
     sigs: Arc<SignatureSet>,
-    table: FlowTable<FlowExtra>,
+    shared: Arc<Shared>,
+    table: FlowTable<Inspector>,
     stats: PacketStats,
     tally: Tally,
     finished: Vec<FlowRecord>,
 }
 
 impl Engine {
-    /// A fresh core.
+    /// A fresh core with its own shared stores (one worker alone).
     pub fn new(sigs: Arc<SignatureSet>, config: EngineConfig) -> Self {
+        let shared = Arc::new(Shared::new(config.max_flows));
+        Self::with_shared(sigs, shared, config)
+    }
+
+    /// A core that shares DNS/mDNS knowledge with other workers.
+    pub fn with_shared(sigs: Arc<SignatureSet>, shared: Arc<Shared>, config: EngineConfig) -> Self {
         let tally = Tally::new(&sigs);
         Self {
             table: FlowTable::new(config.timeouts, config.max_flows),
             sigs,
+            shared,
             stats: PacketStats::default(),
             tally,
             finished: Vec::new(),
@@ -70,43 +77,81 @@ impl Engine {
         };
         self.stats.decoded += 1;
         let sigs = &self.sigs;
+        let shared = &self.shared;
         let known_port = |proto: u8, port: u16| {
             Transport::from_ip_proto(proto).is_some_and(|t| sigs.port_rule(t, port).is_some())
         };
         let finished = &mut self.finished;
         let tally = &mut self.tally;
-        let (flow, _extra) = self.table.lookup(&meta, pkt.ts, known_port, |f, x, why| {
-            let rec = Self::record(sigs, &f, &x, why);
+        let (flow, inspector) = self.table.lookup(&meta, pkt.ts, known_port, |f, x, why| {
+            let rec = Self::record(sigs, shared, &f, &x, why);
             tally.add_record(sigs, &rec);
             finished.push(rec);
         });
         let was_finished = flow.tcp_finished();
-        flow.update(&meta, pkt.ts, pkt.orig_len);
+        let dir = flow.update(&meta, pkt.ts, pkt.orig_len);
+        if inspector.active() {
+            inspector.on_packet(&meta, dir, flow.server.1, pkt.ts, shared);
+        }
+        inspect::observe_dns(&meta, pkt.ts, shared);
         if !was_finished && flow.tcp_finished() {
             let (id, last) = (flow.id, flow.last_ts);
             self.table.note_finished(FlowKey::of(&meta), id, last);
         }
     }
 
-    fn record(sigs: &SignatureSet, flow: &Flow, _extra: &FlowExtra, _why: EndReason) -> FlowRecord {
-        let label = classify::label(
+    /// The label and record of a flow, from its own names and what the shared stores knew
+    /// at the flow's first packet.
+    fn record(
+        sigs: &SignatureSet,
+        shared: &Shared,
+        flow: &Flow,
+        inspector: &Inspector,
+        _why: EndReason,
+    ) -> FlowRecord {
+        let n = &inspector.names;
+        let dns = shared.dns.lookup(flow.server.0, flow.first_ts);
+        let mdns = shared
+            .mdns
+            .lookup(flow.server.0, flow.server.1, flow.first_ts);
+        let facts = NameFacts {
+            sni: n.sni.as_deref(),
+            quic_sni: n.quic_sni.as_deref(),
+            http_host: n.http_host.as_deref(),
+            dns: dns.as_ref().map_or(&[], |b| &b.names[..]),
+            mdns: mdns.as_ref().map(|e| (&*e.service_type, &*e.instance)),
+            verified_payload: n.verified,
+        };
+        let label = classify::label_flow(
             sigs,
             ServerFacts {
                 proto: flow.proto,
                 ip: flow.server.0,
                 port: flow.server.1,
             },
+            &facts,
         );
-        FlowRecord::new(sigs, flow, label, None)
+        let name = facts
+            .sni
+            .or(facts.quic_sni)
+            .or(facts.http_host)
+            .or(facts.dns.first().map(|b| &**b))
+            .or(facts.mdns.map(|(_, instance)| instance))
+            .map(str::to_string);
+        let mut rec = FlowRecord::new(sigs, flow, label, name);
+        rec.alpn = n.alpn.as_deref().map(str::to_string);
+        rec.user_agent = n.user_agent.as_deref().map(str::to_string);
+        rec
     }
 
     /// Ends every flow (end of input, or shutdown).
     pub fn finish(&mut self) {
         let sigs = &self.sigs;
+        let shared = &self.shared;
         let finished = &mut self.finished;
         let tally = &mut self.tally;
         self.table.drain(|f, x, why| {
-            let rec = Self::record(sigs, &f, &x, why);
+            let rec = Self::record(sigs, shared, &f, &x, why);
             tally.add_record(sigs, &rec);
             finished.push(rec);
         });
@@ -135,5 +180,10 @@ impl Engine {
     /// The signature set in use.
     pub fn signatures(&self) -> &Arc<SignatureSet> {
         &self.sigs
+    }
+
+    /// The shared stores in use.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 }

@@ -39,6 +39,8 @@ pub mod cli;
 pub mod decode;
 pub mod engine;
 pub mod flow;
+pub mod inspect;
 pub mod report;
+pub mod shared;
 pub mod signature;
 pub mod tally;

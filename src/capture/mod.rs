@@ -15,7 +15,10 @@ impl Timestamp {
 
     /// Builds a timestamp from whole seconds and nanoseconds.
     pub fn from_parts(secs: u64, nanos: u64) -> Self {
-        Self(secs.saturating_mul(Self::NANOS_PER_SEC).saturating_add(nanos))
+        Self(
+            secs.saturating_mul(Self::NANOS_PER_SEC)
+                .saturating_add(nanos),
+        )
     }
 
     /// Seconds since the epoch as a float (microsecond precision survives).
@@ -25,7 +28,10 @@ impl Timestamp {
 
     /// `self + secs`, saturating.
     pub fn plus_secs(self, secs: u64) -> Self {
-        Self(self.0.saturating_add(secs.saturating_mul(Self::NANOS_PER_SEC)))
+        Self(
+            self.0
+                .saturating_add(secs.saturating_mul(Self::NANOS_PER_SEC)),
+        )
     }
 }
 

@@ -210,7 +210,11 @@ pub fn from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
                 v6: false,
                 icmp_type: t,
                 code: c,
-                quoted: if matches!(t, 3 | 4 | 5 | 11 | 12) { icmp.payload() } else { &[] },
+                quoted: if matches!(t, 3 | 4 | 5 | 11 | 12) {
+                    icmp.payload()
+                } else {
+                    &[]
+                },
             });
             meta.payload = icmp.payload();
         }
@@ -228,7 +232,10 @@ pub fn from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
             if ip_payload.fragmented {
                 return Err(Skip::IpFragment);
             }
-            if matches!(proto, ip_proto::TCP | ip_proto::UDP | ip_proto::ICMP | ip_proto::ICMPV6) {
+            if matches!(
+                proto,
+                ip_proto::TCP | ip_proto::UDP | ip_proto::ICMP | ip_proto::ICMPV6
+            ) {
                 // The transport header was expected but could not be read.
                 return Err(Skip::MalformedTransport);
             }
@@ -260,7 +267,10 @@ mod tests {
         let m = from_ip(&TCP_SYN_V4).unwrap();
         assert_eq!(m.src.to_string(), "192.168.2.17");
         assert_eq!(m.dst.to_string(), "17.57.144.116");
-        assert_eq!((m.proto, m.src_port, m.dst_port), (ip_proto::TCP, 50000, 5223));
+        assert_eq!(
+            (m.proto, m.src_port, m.dst_port),
+            (ip_proto::TCP, 50000, 5223)
+        );
         assert!(m.has_flags(tcp_flags::SYN) && !m.has_flags(tcp_flags::ACK));
         assert!(m.payload.is_empty());
     }

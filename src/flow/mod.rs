@@ -130,7 +130,12 @@ pub fn is_group_address(ip: IpAddr) -> bool {
 impl Flow {
     /// Starts a flow from its first packet; `known_port` says whether a port is a well-known
     /// service port (from the signature set) so the server can be told apart without a SYN.
-    pub fn new(id: u64, meta: &PacketMeta<'_>, ts: Timestamp, known_port: impl Fn(u8, u16) -> bool) -> Self {
+    pub fn new(
+        id: u64,
+        meta: &PacketMeta<'_>,
+        ts: Timestamp,
+        known_port: impl Fn(u8, u16) -> bool,
+    ) -> Self {
         let src = (meta.src, meta.src_port);
         let dst = (meta.dst, meta.dst_port);
         let is_tcp = meta.proto == ip_proto::TCP;
@@ -188,7 +193,8 @@ impl Flow {
         if meta.proto == ip_proto::TCP {
             let f = meta.tcp_flags;
             let syn_only = f & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
-            if syn_only && dir == Direction::ToClient && self.tcp.client_flags & tcp_flags::SYN == 0 {
+            if syn_only && dir == Direction::ToClient && self.tcp.client_flags & tcp_flags::SYN == 0
+            {
                 // The side we took for the server opens the connection: we guessed wrong.
                 self.swap_roles();
                 dir = Direction::ToServer;

@@ -51,6 +51,10 @@ pub struct FlowRecord {
     pub role_by: &'static str,
     /// TCP details (null for other protocols).
     pub tcp: Option<TcpRecord>,
+    /// First ALPN protocol the client offered (TLS or QUIC), or null.
+    pub alpn: Option<String>,
+    /// HTTP User-Agent of the client's request, or null.
+    pub user_agent: Option<String>,
 }
 
 /// TCP handshake and teardown as seen.
@@ -120,6 +124,8 @@ impl FlowRecord {
                 rst_from_client: flow.tcp.client_flags & RST != 0,
                 rst_from_server: flow.tcp.server_flags & RST != 0,
             }),
+            alpn: None,
+            user_agent: None,
         }
     }
 }

@@ -138,13 +138,24 @@ impl<T: Default> FlowTable<T> {
         let key = FlowKey::of(meta);
         if let Some((flow, _)) = self.map.get(&key) {
             let idle = ts.0.saturating_sub(flow.last_ts.0)
-                > self.timeouts.for_flow(flow).saturating_mul(Timestamp::NANOS_PER_SEC);
+                > self
+                    .timeouts
+                    .for_flow(flow)
+                    .saturating_mul(Timestamp::NANOS_PER_SEC);
             let new_syn = meta.proto == ip_proto::TCP
                 && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
                 && flow.tcp_finished();
             if idle || new_syn {
                 if let Some((f, t)) = self.map.remove(&key) {
-                    ended(f, t, if idle { EndReason::Idle } else { EndReason::Reused });
+                    ended(
+                        f,
+                        t,
+                        if idle {
+                            EndReason::Idle
+                        } else {
+                            EndReason::Reused
+                        },
+                    );
                 }
             }
         }

@@ -124,7 +124,11 @@ impl Report {
                 .then(a.service.cmp(&b.service))
         });
         let flows = services.iter().map(|l| l.tally.flows).sum();
-        let apple_flows = services.iter().filter(|l| l.apple).map(|l| l.tally.flows).sum();
+        let apple_flows = services
+            .iter()
+            .filter(|l| l.apple)
+            .map(|l| l.tally.flows)
+            .sum();
         Self {
             appletap_version: env!("CARGO_PKG_VERSION"),
             signatures: sigs.origin.clone(),

@@ -64,7 +64,9 @@ impl HostPattern {
             return Err(format!("host pattern {text:?} must not end with a dot"));
         }
         if text.len() > MAX_NAME_LEN {
-            return Err(format!("host pattern {text:?} is longer than {MAX_NAME_LEN} bytes"));
+            return Err(format!(
+                "host pattern {text:?} is longer than {MAX_NAME_LEN} bytes"
+            ));
         }
         let (kind, rest) = if let Some(rest) = text.strip_prefix("*.") {
             (PatternKind::Subtree, rest)
@@ -289,8 +291,14 @@ mod tests {
             hit(&ps, &idx, "41-courier.push.apple.com"),
             Some("#-courier.push.apple.com")
         );
-        assert_eq!(hit(&ps, &idx, "x-courier.push.apple.com"), Some("*.push.apple.com"));
-        assert_eq!(hit(&ps, &idx, "API.Push.Apple.COM."), Some("api.push.apple.com"));
+        assert_eq!(
+            hit(&ps, &idx, "x-courier.push.apple.com"),
+            Some("*.push.apple.com")
+        );
+        assert_eq!(
+            hit(&ps, &idx, "API.Push.Apple.COM."),
+            Some("api.push.apple.com")
+        );
         assert_eq!(hit(&ps, &idx, "gg123.apple.com"), Some("gg*.apple.com"));
         assert_eq!(hit(&ps, &idx, "gs.apple.com"), Some("*.apple.com"));
         assert_eq!(hit(&ps, &idx, "icloud.com"), Some("*.icloud.com"));
@@ -313,12 +321,23 @@ mod tests {
             let _ = hit(&ps, &idx, name);
         }
         assert_eq!(hit(&ps, &idx, ""), None);
-        assert_eq!(hit(&ps, &idx, &format!("{}.apple.com", "a".repeat(300))), None);
+        assert_eq!(
+            hit(&ps, &idx, &format!("{}.apple.com", "a".repeat(300))),
+            None
+        );
     }
 
     #[test]
     fn bad_patterns_are_rejected_with_a_reason() {
-        for p in ["", "Apple.com", "apple.com.", "*a*.apple.com", "a..b", "gg*", "sp ace.com"] {
+        for p in [
+            "",
+            "Apple.com",
+            "apple.com.",
+            "*a*.apple.com",
+            "a..b",
+            "gg*",
+            "sp ace.com",
+        ] {
             assert!(HostPattern::parse(p).is_err(), "{p:?} should be rejected");
         }
     }

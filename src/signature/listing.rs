@@ -44,10 +44,20 @@ pub fn table(set: &SignatureSet) -> String {
     let _ = writeln!(o, "\nSERVICES ({})", set.services.len());
     let _ = writeln!(o, "{:<20} {:<5} NAME", "ID", "APPLE");
     for s in &set.services {
-        let _ = writeln!(o, "{:<20} {:<5} {}", s.id, if s.apple { "yes" } else { "no" }, s.name);
+        let _ = writeln!(
+            o,
+            "{:<20} {:<5} {}",
+            s.id,
+            if s.apple { "yes" } else { "no" },
+            s.name
+        );
     }
     let _ = writeln!(o, "\nPORTS ({})", set.ports.len());
-    let _ = writeln!(o, "{:<22} {:<18} {:<18} {:<40} SOURCES", "PORTS", "SERVICE", "ON APPLE ADDRESS", "PROTOCOL");
+    let _ = writeln!(
+        o,
+        "{:<22} {:<18} {:<18} {:<40} SOURCES",
+        "PORTS", "SERVICE", "ON APPLE ADDRESS", "PROTOCOL"
+    );
     for p in &set.ports {
         let _ = writeln!(
             o,
@@ -62,19 +72,46 @@ pub fn table(set: &SignatureSet) -> String {
     let _ = writeln!(o, "\nHOSTS ({})", set.hosts.len());
     let _ = writeln!(o, "{:<44} {:<18} SOURCES", "PATTERN", "SERVICE");
     for h in &set.hosts {
-        let _ = writeln!(o, "{:<44} {:<18} {}", h.pattern.as_str(), sid(h.service), h.sources.join(","));
+        let _ = writeln!(
+            o,
+            "{:<44} {:<18} {}",
+            h.pattern.as_str(),
+            sid(h.service),
+            h.sources.join(",")
+        );
     }
     let _ = writeln!(o, "\nADDRESSES ({})", set.addresses.len());
-    let _ = writeln!(o, "{:<24} {:<18} {:<30} SOURCES", "PREFIX", "SERVICE", "PORTS");
+    let _ = writeln!(
+        o,
+        "{:<24} {:<18} {:<30} SOURCES",
+        "PREFIX", "SERVICE", "PORTS"
+    );
     for a in &set.addresses {
         let ports: Vec<String> = a.ports.iter().map(ToString::to_string).collect();
-        let ports = if ports.is_empty() { "any".to_string() } else { ports.join(",") };
-        let _ = writeln!(o, "{:<24} {:<18} {:<30} {}", a.prefix.to_string(), sid(a.service), ports, a.sources.join(","));
+        let ports = if ports.is_empty() {
+            "any".to_string()
+        } else {
+            ports.join(",")
+        };
+        let _ = writeln!(
+            o,
+            "{:<24} {:<18} {:<30} {}",
+            a.prefix.to_string(),
+            sid(a.service),
+            ports,
+            a.sources.join(",")
+        );
     }
     let _ = writeln!(o, "\nBONJOUR TYPES ({})", set.bonjour.len());
     let _ = writeln!(o, "{:<28} {:<18} DESCRIPTION", "TYPE", "SERVICE");
     for b in &set.bonjour {
-        let _ = writeln!(o, "{:<28} {:<18} {}", b.service_type, sid(b.service), b.description);
+        let _ = writeln!(
+            o,
+            "{:<28} {:<18} {}",
+            b.service_type,
+            sid(b.service),
+            b.description
+        );
     }
     o
 }

@@ -63,6 +63,7 @@ struct RawService {
 struct RawPort {
     ports: String,
     transport: String,
+    #[serde(default)]
     protocol: String,
     #[serde(default)]
     iana: String,
@@ -132,9 +133,9 @@ impl Ctx<'_> {
 /// Parses `"tcp/5223"`, `"udp/16384-16387"`, `"tcp/udp/554"` or, with `transport` given
 /// separately, `"5223"` / `"16384-16387"`.
 pub(crate) fn parse_port_spec(text: &str) -> Result<PortSpec, String> {
-    let (transport, ports) = text
-        .rsplit_once('/')
-        .ok_or_else(|| format!("{text:?} must look like \"tcp/443\", \"udp/16384-16387\" or \"tcp/udp/554\""))?;
+    let (transport, ports) = text.rsplit_once('/').ok_or_else(|| {
+        format!("{text:?} must look like \"tcp/443\", \"udp/16384-16387\" or \"tcp/udp/554\"")
+    })?;
     let mut spec = parse_ports(ports)?;
     let (tcp, udp) = parse_transport(transport)?;
     spec.tcp = tcp;
@@ -204,7 +205,8 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<SignatureSet, SignatureE
             Err(ctx.err(
                 span,
                 entry.to_string(),
-                "sources must name at least one seed file or reference key, and none may be empty".into(),
+                "sources must name at least one seed file or reference key, and none may be empty"
+                    .into(),
             ))
         } else {
             Ok(())
@@ -223,7 +225,11 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<SignatureSet, SignatureE
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if !valid_id {
-            return Err(ctx.err(span, entry, "id must be kebab-case: a-z, 0-9 and '-'".into()));
+            return Err(ctx.err(
+                span,
+                entry,
+                "id must be kebab-case: a-z, 0-9 and '-'".into(),
+            ));
         }
         if s.id == UNKNOWN {
             return Err(ctx.err(
@@ -281,8 +287,14 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<SignatureSet, SignatureE
     for (n, p) in raw.port.iter().enumerate() {
         let span = p.span();
         let p = p.get_ref();
-        let entry = format!("[[port]] #{} (ports = {:?}, transport = {:?})", n + 1, p.ports, p.transport);
-        let mut spec = parse_ports(&p.ports).map_err(|e| ctx.err(span.clone(), entry.clone(), e))?;
+        let entry = format!(
+            "[[port]] #{} (ports = {:?}, transport = {:?})",
+            n + 1,
+            p.ports,
+            p.transport
+        );
+        let mut spec =
+            parse_ports(&p.ports).map_err(|e| ctx.err(span.clone(), entry.clone(), e))?;
         let (tcp, udp) =
             parse_transport(&p.transport).map_err(|e| ctx.err(span.clone(), entry.clone(), e))?;
         spec.tcp = tcp;
@@ -297,9 +309,8 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<SignatureSet, SignatureE
             }
         }
         check_sources(span.clone(), &entry, &p.sources)?;
-        if p.protocol.trim().is_empty() {
-            return Err(ctx.err(span, entry, "protocol must not be empty".into()));
-        }
+        // The seeds leave the protocol name blank ("-") for some rows (3478-3497, 4398, ...):
+        // a blank protocol is kept as the seeds give it.
         let service = lookup(span.clone(), &entry, &p.service)?;
         let on_apple = match &p.on_apple {
             Some(id) => lookup(span.clone(), &entry, id)?,
@@ -325,9 +336,14 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<SignatureSet, SignatureE
         let span = h.span();
         let h = h.get_ref();
         let entry = format!("[[host]] #{} (pattern = {:?})", n + 1, h.pattern);
-        let pattern = HostPattern::parse(&h.pattern).map_err(|e| ctx.err(span.clone(), entry.clone(), e))?;
+        let pattern =
+            HostPattern::parse(&h.pattern).map_err(|e| ctx.err(span.clone(), entry.clone(), e))?;
         if !seen_hosts.insert(h.pattern.clone()) {
-            return Err(ctx.err(span, entry, "this pattern is listed twice; keep one entry and merge its sources".into()));
+            return Err(ctx.err(
+                span,
+                entry,
+                "this pattern is listed twice; keep one entry and merge its sources".into(),
+            ));
         }
         check_sources(span.clone(), &entry, &h.sources)?;
         hosts.push(HostRule {
@@ -343,7 +359,11 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<SignatureSet, SignatureE
         let a = a.get_ref();
         let entry = format!("[[address]] #{} (prefix = {:?})", n + 1, a.prefix);
         let prefix: IpNet = a.prefix.parse().map_err(|_| {
-            ctx.err(span.clone(), entry.clone(), "prefix must be an IPv4 or IPv6 CIDR block such as \"17.0.0.0/8\"".into())
+            ctx.err(
+                span.clone(),
+                entry.clone(),
+                "prefix must be an IPv4 or IPv6 CIDR block such as \"17.0.0.0/8\"".into(),
+            )
         })?;
         if prefix.trunc() != prefix {
             return Err(ctx.err(
@@ -375,9 +395,16 @@ pub(super) fn parse(origin: &str, text: &str) -> Result<SignatureSet, SignatureE
         let valid = b.service_type.starts_with('_')
             && (b.service_type.ends_with("._tcp") || b.service_type.ends_with("._udp"));
         if !valid {
-            return Err(ctx.err(span, entry, "type must look like \"_airplay._tcp\" or \"_sleep-proxy._udp\"".into()));
+            return Err(ctx.err(
+                span,
+                entry,
+                "type must look like \"_airplay._tcp\" or \"_sleep-proxy._udp\"".into(),
+            ));
         }
-        if bonjour.iter().any(|x: &BonjourRule| x.service_type == b.service_type) {
+        if bonjour
+            .iter()
+            .any(|x: &BonjourRule| x.service_type == b.service_type)
+        {
             return Err(ctx.err(span, entry, "this type is listed twice".into()));
         }
         check_sources(span.clone(), &entry, &b.sources)?;
@@ -447,7 +474,10 @@ sources = ["004_24b801090e18829e.txt"]
     #[test]
     fn undeclared_service_is_named() {
         let e = err_of(&MINIMAL.replace("service = \"apns\"", "service = \"apnz\""));
-        assert!(e.to_string().contains("service \"apnz\" is not declared"), "{e}");
+        assert!(
+            e.to_string().contains("service \"apnz\" is not declared"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -459,7 +489,8 @@ sources = ["004_24b801090e18829e.txt"]
 
     #[test]
     fn missing_sources_rejected() {
-        let e = err_of(&MINIMAL.replace("sources = [\"004_24b801090e18829e.txt\"]", "sources = []"));
+        let e =
+            err_of(&MINIMAL.replace("sources = [\"004_24b801090e18829e.txt\"]", "sources = []"));
         assert!(e.to_string().contains("sources must name"), "{e}");
     }
 
@@ -473,9 +504,13 @@ sources = ["004_24b801090e18829e.txt"]
 
     #[test]
     fn bad_prefix_and_pattern_rejected() {
-        let e = err_of(&format!("{MINIMAL}\n[[address]]\nprefix = \"17.1.0.0/8\"\nservice = \"apple\"\nsources = [\"A5\"]\n"));
+        let e = err_of(&format!(
+            "{MINIMAL}\n[[address]]\nprefix = \"17.1.0.0/8\"\nservice = \"apple\"\nsources = [\"A5\"]\n"
+        ));
         assert!(e.to_string().contains("did you mean 17.0.0.0/8"), "{e}");
-        let e = err_of(&format!("{MINIMAL}\n[[host]]\npattern = \"*a*.apple.com\"\nservice = \"apple\"\nsources = [\"A5\"]\n"));
+        let e = err_of(&format!(
+            "{MINIMAL}\n[[host]]\npattern = \"*a*.apple.com\"\nservice = \"apple\"\nsources = [\"A5\"]\n"
+        ));
         assert!(e.to_string().contains("only one wildcard"), "{e}");
     }
 

@@ -274,7 +274,9 @@ impl SignatureSet {
                 }
                 for port in rule.spec.lo..=rule.spec.hi {
                     let slot = &mut port_index[off + usize::from(port)];
-                    if *slot == NO_RULE || rule.spec.width() < ports[usize::from(*slot)].spec.width() {
+                    if *slot == NO_RULE
+                        || rule.spec.width() < ports[usize::from(*slot)].spec.width()
+                    {
                         *slot = i as u16;
                     }
                 }
@@ -343,6 +345,11 @@ impl SignatureSet {
     /// The most specific host rule for a name (case-insensitive, trailing dot ignored).
     pub fn host_rule(&self, name: &str) -> Option<&HostRule> {
         self.host_index.lookup(name).map(|m| &self.hosts[m.index])
+    }
+
+    /// The most specific host match for a name, with its specificity (to compare names).
+    pub fn host_match(&self, name: &str) -> Option<HostMatch> {
+        self.host_index.lookup(name)
     }
 
     /// The Bonjour rule for a service type such as `_airplay._tcp` (case-insensitive).

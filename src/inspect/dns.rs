@@ -1,0 +1,728 @@
+//! DNS and mDNS message inspection: owns turning one DNS message (a UDP payload, or a frame
+//! of a DNS-over-TCP stream) into its header fields, questions and a flat list of resource
+//! records with the record data a classifier uses.
+//!
+//! `simple-dns` does the parsing. It refuses compression pointers that do not point strictly
+//! backwards (so pointer loops cannot occur) and names over 255 bytes. It also refuses a few
+//! things that are merely unusual (see [`DnsError::Malformed`]); those messages are lost.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use simple_dns::rdata::RData;
+use simple_dns::{Name, Packet, PacketFlag, ResourceRecord, SimpleDnsError};
+
+/// Fixed DNS header length.
+const HEADER_LEN: usize = 12;
+/// Smallest question on the wire: a root name (1 byte), QTYPE, QCLASS.
+const MIN_QUESTION_LEN: usize = 5;
+/// Smallest resource record: a root name, TYPE, CLASS, TTL, RDLENGTH.
+const MIN_RECORD_LEN: usize = 11;
+/// mDNS reuses the top bit of QCLASS (unicast-response wanted) and CLASS (cache flush).
+const MDNS_CLASS_BIT: u16 = 0x8000;
+/// Pseudo-record carrying EDNS(0) options; not a record about a name.
+const TYPE_OPT: u16 = 41;
+
+/// Why a payload is not a usable DNS message.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DnsError {
+    /// The message ends before its header, or before the questions and records its header
+    /// counts.
+    #[error("DNS message truncated")]
+    Truncated,
+    /// DNS over TCP: the frame is not complete yet; `wanted` counts the 2-byte length prefix.
+    #[error("DNS-over-TCP frame incomplete: {wanted} bytes needed")]
+    Incomplete {
+        /// Bytes of stream needed for the whole frame, length prefix included.
+        wanted: usize,
+    },
+    /// Inconsistent or refused by `simple-dns`: a name over 255 bytes or a label over 63, a
+    /// compression pointer that does not point strictly backwards (loops included), bad
+    /// record data of a known type, and also (valid but unusual) a QTYPE or CLASS that
+    /// `simple-dns` does not know, or the reserved Z header bit set.
+    #[error("malformed DNS message: {0}")]
+    Malformed(SimpleDnsError),
+}
+
+/// One parsed DNS message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsMessage<'a> {
+    /// The message bytes (for DNS over TCP, without the length prefix; the frame took
+    /// `raw.len() + 2` bytes of the stream).
+    pub raw: &'a [u8],
+    /// Transaction ID (0 in mDNS).
+    pub id: u16,
+    /// The raw flags word (QR, opcode, AA, TC, RD, RA, Z, AD, CD, rcode).
+    pub flags: u16,
+    /// QR bit: this is a response (for mDNS: an announcement or answer).
+    pub is_response: bool,
+    /// Opcode (0 = query, 4 = notify, 5 = update, others kept as they are).
+    pub opcode: u8,
+    /// Response code from the header (the 4 low bits; EDNS extended bits not included).
+    pub rcode: u8,
+    /// TC bit: the sender cut the message short, so the records may be incomplete.
+    pub truncated: bool,
+    /// Question section, in order.
+    pub questions: Vec<Question>,
+    /// Answer, authority and additional records, in that order (the EDNS OPT pseudo-record
+    /// is left out).
+    pub records: Vec<Record>,
+}
+
+/// One entry of the question section.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// Queried name, see [`Record::name`] for its form.
+    pub name: String,
+    /// QTYPE (1 = A, 28 = AAAA, 12 = PTR, 65 = HTTPS, ...).
+    pub qtype: u16,
+    /// QCLASS without the mDNS unicast-response bit (1 = IN, 255 = ANY).
+    pub qclass: u16,
+    /// mDNS "QU" bit: the querier asks for a unicast response (RFC 6762 §5.4).
+    pub unicast_response: bool,
+}
+
+/// Section a record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Section {
+    /// Answer section.
+    Answer,
+    /// Authority section.
+    Authority,
+    /// Additional section.
+    Additional,
+}
+
+/// One resource record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Section the record came from.
+    pub section: Section,
+    /// Owner name: labels joined by `.`, ASCII letters lower-cased, no trailing dot, the
+    /// root as `""`. A `.` or `\` inside a label is escaped as `\.` or `\\` (RFC 6763 §4.3)
+    /// so it cannot pass for a label boundary; bytes that are not UTF-8 become U+FFFD.
+    pub name: String,
+    /// TYPE (1 = A, 5 = CNAME, 12 = PTR, 16 = TXT, 28 = AAAA, 33 = SRV, ...).
+    pub rtype: u16,
+    /// CLASS without the mDNS cache-flush bit.
+    pub class: u16,
+    /// mDNS cache-flush bit (top bit of CLASS, RFC 6762 §10.2).
+    pub cache_flush: bool,
+    /// Time to live, seconds.
+    pub ttl: u32,
+    /// Decoded record data.
+    pub data: RecordData,
+}
+
+/// Record data of the types a classifier uses; anything else is `Other`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordData {
+    /// IPv4 address.
+    A(Ipv4Addr),
+    /// IPv6 address.
+    Aaaa(Ipv6Addr),
+    /// Canonical name (same form as [`Record::name`]).
+    Cname(String),
+    /// Pointer target, e.g. a DNS-SD instance name.
+    Ptr(String),
+    /// Service location (DNS-SD).
+    Srv {
+        /// Priority (lower first).
+        priority: u16,
+        /// Weight among equal priorities.
+        weight: u16,
+        /// TCP or UDP port of the service.
+        port: u16,
+        /// Host offering the service.
+        target: String,
+    },
+    /// TXT strings as sent, each usually `key` or `key=value` (RFC 6763 §6). Strings that
+    /// are empty or start with `=` are not kept (`simple-dns` drops them; RFC 6763 says to
+    /// ignore them).
+    Txt(Vec<Vec<u8>>),
+    /// Another type, or data that is empty; the value is the TYPE.
+    Other(u16),
+}
+
+impl RecordData {
+    /// For TXT data, the value of the first `key=value` string whose key matches
+    /// (ASCII case-insensitive, RFC 6763 §6.4); `Some(b"")` for a bare `key`.
+    pub fn txt_value(&self, key: &str) -> Option<&[u8]> {
+        let RecordData::Txt(strings) = self else {
+            return None;
+        };
+        strings.iter().find_map(|s| {
+            let (k, v) = match s.iter().position(|&b| b == b'=') {
+                Some(eq) => (s.get(..eq)?, s.get(eq + 1..)?),
+                None => (&s[..], &[][..]),
+            };
+            k.eq_ignore_ascii_case(key.as_bytes()).then_some(v)
+        })
+    }
+}
+
+/// Parses one DNS or mDNS message (a whole UDP payload).
+pub fn parse_message(payload: &[u8]) -> Result<DnsMessage<'_>, DnsError> {
+    let Some(header) = payload.first_chunk::<HEADER_LEN>() else {
+        return Err(DnsError::Truncated);
+    };
+    let count = |i: usize| usize::from(u16::from_be_bytes([header[i], header[i + 1]]));
+    // `simple-dns` reserves room for every counted entry before reading any; refuse counts
+    // the payload cannot hold, so 12 bytes cannot make it reserve megabytes.
+    let min_len = HEADER_LEN
+        + count(4) * MIN_QUESTION_LEN
+        + (count(6) + count(8) + count(10)) * MIN_RECORD_LEN;
+    if payload.len() < min_len {
+        return Err(DnsError::Truncated);
+    }
+    let packet = Packet::parse(payload).map_err(|e| match e {
+        SimpleDnsError::InsufficientData => DnsError::Truncated,
+        other => DnsError::Malformed(other),
+    })?;
+    // Opcode and rcode from the wire: `simple-dns` folds unknown values into `Reserved`.
+    let flags = u16::from_be_bytes([header[2], header[3]]);
+    let questions = packet
+        .questions
+        .iter()
+        .map(|q| Question {
+            name: name_text(&q.qname),
+            qtype: q.qtype.into(),
+            qclass: u16::from(q.qclass) & !MDNS_CLASS_BIT,
+            unicast_response: q.unicast_response,
+        })
+        .collect();
+    let sections = [
+        (Section::Answer, &packet.answers),
+        (Section::Authority, &packet.name_servers),
+        (Section::Additional, &packet.additional_records),
+    ];
+    let records = sections
+        .into_iter()
+        .flat_map(|(section, rrs)| rrs.iter().map(move |rr| (section, rr)))
+        .filter_map(|(section, rr)| record(section, rr))
+        .collect();
+    Ok(DnsMessage {
+        raw: payload,
+        id: packet.id(),
+        flags,
+        is_response: packet.has_flags(PacketFlag::RESPONSE),
+        opcode: ((flags >> 11) & 0xf) as u8,
+        rcode: (flags & 0xf) as u8,
+        truncated: packet.has_flags(PacketFlag::TRUNCATION),
+        questions,
+        records,
+    })
+}
+
+/// Parses the DNS message framed at the start of a DNS-over-TCP stream (RFC 1035 §4.2.2:
+/// a 2-byte length, then the message). Bytes after the frame are left alone: the next frame
+/// starts at `raw.len() + 2`.
+pub fn parse_tcp_message(payload: &[u8]) -> Result<DnsMessage<'_>, DnsError> {
+    let Some(prefix) = payload.first_chunk::<2>() else {
+        return Err(DnsError::Incomplete { wanted: 2 });
+    };
+    let len = usize::from(u16::from_be_bytes(*prefix));
+    if len < HEADER_LEN {
+        return Err(DnsError::Truncated);
+    }
+    match payload.get(2..2 + len) {
+        Some(message) => parse_message(message),
+        None => Err(DnsError::Incomplete { wanted: 2 + len }),
+    }
+}
+
+fn record(section: Section, rr: &ResourceRecord<'_>) -> Option<Record> {
+    let rtype = u16::from(rr.rdata.type_code());
+    // A second OPT (the first is taken out by `simple-dns`) carries no name data either.
+    if rtype == TYPE_OPT {
+        return None;
+    }
+    let data = match &rr.rdata {
+        RData::A(a) => RecordData::A(Ipv4Addr::from(a.address)),
+        RData::AAAA(aaaa) => RecordData::Aaaa(Ipv6Addr::from(aaaa.address)),
+        RData::CNAME(cname) => RecordData::Cname(name_text(&cname.0)),
+        RData::PTR(ptr) => RecordData::Ptr(name_text(&ptr.0)),
+        RData::SRV(srv) => RecordData::Srv {
+            priority: srv.priority,
+            weight: srv.weight,
+            port: srv.port,
+            target: name_text(&srv.target),
+        },
+        RData::TXT(txt) => RecordData::Txt(
+            txt.iter_raw()
+                .map(|(key, value)| match value {
+                    Some(value) => [key, b"=", value].concat(),
+                    None => key.to_vec(),
+                })
+                .collect(),
+        ),
+        // mDNS announces TXT records with no strings at all as an empty RDATA.
+        RData::Empty(_) if rtype == 16 => RecordData::Txt(Vec::new()),
+        _ => RecordData::Other(rtype),
+    };
+    Some(Record {
+        section,
+        name: name_text(&rr.name),
+        rtype,
+        class: rr.class.into(),
+        cache_flush: rr.cache_flush,
+        ttl: rr.ttl,
+        data,
+    })
+}
+
+/// A name in the form described at [`Record::name`].
+fn name_text(name: &Name<'_>) -> String {
+    let mut out = Vec::with_capacity(64);
+    for (i, label) in name.get_labels().iter().enumerate() {
+        if i > 0 {
+            out.push(b'.');
+        }
+        for &b in label.as_ref() {
+            if b == b'.' || b == b'\\' {
+                out.push(b'\\');
+            }
+            out.push(b.to_ascii_lowercase());
+        }
+    }
+    match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Real packets: see fixtures/packets/README.md for where each one comes from.
+    macro_rules! fixture {
+        ($name:literal) => {
+            &include_bytes!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/fixtures/packets/",
+                $name
+            ))[..]
+        };
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Follows CNAMEs from `name` to the addresses at the end of the chain.
+    fn resolve(msg: &DnsMessage<'_>, name: &str) -> (Vec<String>, Vec<Ipv4Addr>) {
+        let mut chain = vec![name.to_string()];
+        let mut at = name.to_string();
+        while let Some(next) = msg.records.iter().find_map(|r| match &r.data {
+            RecordData::Cname(target) if r.name == at => Some(target.clone()),
+            _ => None,
+        }) {
+            chain.push(next.clone());
+            at = next;
+        }
+        let addrs = msg
+            .records
+            .iter()
+            .filter(|r| r.name == at)
+            .filter_map(|r| match r.data {
+                RecordData::A(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        (chain, addrs)
+    }
+
+    /// A query header for one question, followed by `body`.
+    fn query(body: &[u8]) -> Vec<u8> {
+        let mut m = hex("123401000001000000000000");
+        m.extend_from_slice(body);
+        m
+    }
+
+    #[test]
+    fn apns_courier_with_cname_chain() {
+        let msg = parse_message(fixture!("dns_41_courier_push_apple.bin")).unwrap();
+        assert_eq!(msg.id, 0x6631);
+        assert!(msg.is_response);
+        assert_eq!(
+            (msg.flags, msg.opcode, msg.rcode, msg.truncated),
+            (0x8180, 0, 0, false)
+        );
+        assert_eq!(
+            msg.questions,
+            [Question {
+                name: "41-courier.push.apple.com".into(),
+                qtype: 1,
+                qclass: 1,
+                unicast_response: false,
+            }]
+        );
+        // 10 answers; the additional OPT pseudo-record is not a record.
+        assert_eq!(msg.records.len(), 10);
+        assert!(msg.records.iter().all(|r| r.section == Section::Answer));
+        let (chain, addrs) = resolve(&msg, "41-courier.push.apple.com");
+        assert_eq!(
+            chain,
+            [
+                "41-courier.push.apple.com",
+                "41.courier-push-apple.com.akadns.net",
+                "eu-north-courier-4.push-apple.com.akadns.net"
+            ]
+        );
+        assert_eq!(addrs.len(), 8);
+        assert!(addrs.contains(&Ipv4Addr::new(17, 57, 146, 139)));
+        assert!(addrs.iter().all(|a| a.octets()[0] == 17));
+        let first = &msg.records[0];
+        assert_eq!(
+            (first.rtype, first.class, first.ttl, first.cache_flush),
+            (5, 1, 9431, false)
+        );
+    }
+
+    #[test]
+    fn siri_guzzoni_cname_to_aaplimg() {
+        let msg = parse_message(fixture!("dns_guzzoni_apple_cname.bin")).unwrap();
+        let (chain, addrs) = resolve(&msg, "guzzoni.apple.com");
+        assert_eq!(
+            chain,
+            ["guzzoni.apple.com", "guzzoni-apple-com.v.aaplimg.com"]
+        );
+        assert_eq!(addrs, [Ipv4Addr::new(17, 130, 21, 5)]);
+    }
+
+    #[test]
+    fn apns_courier_from_anyconnect_capture() {
+        let msg = parse_message(fixture!("dns_1_courier_push_apple.bin")).unwrap();
+        assert_eq!(msg.questions[0].name, "1-courier.push.apple.com");
+        let (chain, addrs) = resolve(&msg, "1-courier.push.apple.com");
+        assert_eq!(chain.len(), 3);
+        assert_eq!(addrs, [Ipv4Addr::new(17, 57, 144, 116)]);
+    }
+
+    #[test]
+    fn dns_over_tcp_frame() {
+        // No shared capture has DNS over TCP: frame a real UDP response as RFC 1035 does.
+        let udp = fixture!("dns_41_courier_push_apple.bin");
+        let mut stream = (udp.len() as u16).to_be_bytes().to_vec();
+        stream.extend_from_slice(udp);
+        let next_frame = [0, 12, 0x66];
+        stream.extend_from_slice(&next_frame);
+        let msg = parse_tcp_message(&stream).unwrap();
+        assert_eq!(msg, parse_message(udp).unwrap());
+        assert_eq!(msg.raw.len() + 2, stream.len() - next_frame.len());
+        for cut in 0..udp.len() + 2 {
+            let wanted = if cut < 2 { 2 } else { udp.len() + 2 };
+            assert_eq!(
+                parse_tcp_message(&stream[..cut]),
+                Err(DnsError::Incomplete { wanted }),
+                "cut {cut}"
+            );
+        }
+        assert_eq!(
+            parse_tcp_message(&[0, 5, 1, 2, 3, 4, 5]),
+            Err(DnsError::Truncated)
+        );
+    }
+
+    #[test]
+    fn mdns_companion_link_and_device_info() {
+        let msg = parse_message(fixture!("mdns_companion_link_device_info.bin")).unwrap();
+        assert_eq!((msg.id, msg.flags, msg.is_response), (0, 0x8400, true));
+        assert!(msg.questions.is_empty());
+        let sections: Vec<Section> = msg.records.iter().map(|r| r.section).collect();
+        assert_eq!(
+            sections,
+            [
+                Section::Answer,
+                Section::Additional,
+                Section::Additional,
+                Section::Additional,
+                Section::Additional
+            ]
+        );
+        let instance = "lp-rkerur-osx (9)._companion-link._tcp.local";
+        assert_eq!(msg.records[0].name, "_companion-link._tcp.local");
+        assert_eq!(msg.records[0].data, RecordData::Ptr(instance.into()));
+        assert_eq!(
+            (msg.records[0].ttl, msg.records[0].cache_flush),
+            (4500, false)
+        );
+        let srv = &msg.records[1];
+        assert_eq!(
+            (srv.name.as_str(), srv.rtype, srv.cache_flush),
+            (instance, 33, true)
+        );
+        assert_eq!(
+            srv.data,
+            RecordData::Srv {
+                priority: 0,
+                weight: 0,
+                port: 56169,
+                target: "ndpi.local".into()
+            }
+        );
+        assert_eq!(
+            msg.records[2].data,
+            RecordData::Txt(vec![
+                b"rpBA=37:2E:47:6D:18:54".to_vec(),
+                b"rpVr=152.1".to_vec()
+            ])
+        );
+        let info = &msg.records[3];
+        assert_eq!(info.name, "lp-rkerur-osx (9)._device-info._tcp.local");
+        assert_eq!(info.data.txt_value("model"), Some(&b"MacBookPro11,1"[..]));
+        assert_eq!(info.data.txt_value("MODEL"), Some(&b"MacBookPro11,1"[..]));
+        assert_eq!(info.data.txt_value("osxvers"), Some(&b"17"[..]));
+        assert_eq!(info.data.txt_value("missing"), None);
+        let a = &msg.records[4];
+        assert_eq!(
+            (a.name.as_str(), a.class, a.cache_flush),
+            ("ndpi.local", 1, true)
+        );
+        assert_eq!(a.data, RecordData::A(Ipv4Addr::new(10, 0, 0, 227)));
+    }
+
+    #[test]
+    fn mdns_announcement_from_lucas_imac() {
+        let msg = parse_message(fixture!("mdns_lucas_imac_announce.bin")).unwrap();
+        assert_eq!(
+            msg.records.len(),
+            30 + 10,
+            "30 answers, 10 additional plus OPT"
+        );
+        // Only ASCII letters are lower-cased; the curly apostrophe stays.
+        let instance = "luca\u{2019}s imac._companion-link._tcp.local";
+        let srv = msg
+            .records
+            .iter()
+            .find(|r| r.name == instance && r.rtype == 33)
+            .unwrap();
+        assert_eq!(
+            srv.data,
+            RecordData::Srv {
+                priority: 0,
+                weight: 0,
+                port: 49155,
+                target: "lucas-imac.local".into()
+            }
+        );
+        assert!(
+            msg.records
+                .iter()
+                .any(|r| r.name == "_companion-link._tcp.local"
+                    && r.data == RecordData::Ptr(instance.into()))
+        );
+        let nsec = msg
+            .records
+            .iter()
+            .find(|r| r.name == instance && r.rtype == 47)
+            .unwrap();
+        assert_eq!(
+            (nsec.section, &nsec.data),
+            (Section::Additional, &RecordData::Other(47))
+        );
+        let host: Vec<&RecordData> = msg
+            .records
+            .iter()
+            .filter(|r| r.name == "lucas-imac.local")
+            .map(|r| &r.data)
+            .collect();
+        assert!(host.contains(&&RecordData::A(Ipv4Addr::new(192, 168, 2, 1))));
+        assert!(host.contains(&&RecordData::Aaaa(
+            "fe80::c42c:3ff:fe60:6a64".parse().unwrap()
+        )));
+        let model = msg.records.iter().find_map(|r| {
+            r.data
+                .txt_value("model")
+                .filter(|_| r.name.contains("_device-info"))
+        });
+        assert_eq!(model, Some(&b"iMac11,3"[..]));
+    }
+
+    #[test]
+    fn mdns_query_with_unicast_response_bit() {
+        // ndpi__iphone.pcap frame 33: "QU" PTR query for _homekit._tcp.local with an EDNS
+        // OPT record (Owner option) in the additional section.
+        let bytes = hex(
+            "000000000001000000000001085f686f6d656b6974045f746370056c6f63616c00000c8001\
+             00002905a00000119400120004000e0000e6618b3582a9c4618b3582a9",
+        );
+        let msg = parse_message(&bytes).unwrap();
+        assert!(!msg.is_response);
+        assert_eq!(
+            msg.questions,
+            [Question {
+                name: "_homekit._tcp.local".into(),
+                qtype: 12,
+                qclass: 1,
+                unicast_response: true,
+            }]
+        );
+        assert!(msg.records.is_empty());
+    }
+
+    #[test]
+    fn compression_pointer_loops_are_errors() {
+        // Question name that points at itself.
+        let looped = query(&hex("c00c00010001"));
+        assert!(matches!(
+            parse_message(&looped),
+            Err(DnsError::Malformed(_))
+        ));
+        // A label then a pointer back to that label: each turn adds bytes, so the name
+        // length limit ends it.
+        let spiral = query(&hex("0161c00c00010001"));
+        assert!(matches!(
+            parse_message(&spiral),
+            Err(DnsError::Malformed(_))
+        ));
+        // Two names pointing at each other: one pointer must go forwards, which is refused.
+        let mut pair = hex("123481800001000100000000");
+        pair.extend_from_slice(&hex("c01200010001")); // question name at 12 -> 18
+        pair.extend_from_slice(&hex("c00c000100010000003c00040a000001")); // answer at 18 -> 12
+        assert!(matches!(parse_message(&pair), Err(DnsError::Malformed(_))));
+        // A legitimate backward pointer still works.
+        let mut ok = hex("123481800001000100000000");
+        ok.extend_from_slice(&hex("056170706c6503636f6d0000010001"));
+        ok.extend_from_slice(&hex("c00c000100010000003c000411fdb7cb"));
+        let msg = parse_message(&ok).unwrap();
+        assert_eq!(msg.records[0].name, "apple.com");
+        assert_eq!(
+            msg.records[0].data,
+            RecordData::A(Ipv4Addr::new(17, 253, 183, 203))
+        );
+    }
+
+    #[test]
+    fn long_names_are_errors() {
+        // 5 labels of 59 bytes: 300 bytes on the wire.
+        let mut name = Vec::new();
+        for _ in 0..5 {
+            name.push(59);
+            name.extend_from_slice(&[b'a'; 59]);
+        }
+        name.push(0);
+        assert_eq!(name.len(), 301);
+        let mut msg = query(&name);
+        msg.extend_from_slice(&[0, 1, 0, 1]);
+        assert!(matches!(parse_message(&msg), Err(DnsError::Malformed(_))));
+        // Exactly 255 bytes on the wire is the limit; one more is refused.
+        let wire = |total: usize| {
+            let mut name = Vec::new();
+            while total - 1 - name.len() > 64 {
+                name.push(63);
+                name.extend_from_slice(&[b'b'; 63]);
+            }
+            let last = total - 1 - name.len() - 1;
+            name.push(last as u8);
+            name.extend_from_slice(&vec![b'c'; last]);
+            name.push(0);
+            assert_eq!(name.len(), total);
+            let mut msg = query(&name);
+            msg.extend_from_slice(&[0, 1, 0, 1]);
+            msg
+        };
+        assert_eq!(
+            parse_message(&wire(255)).unwrap().questions[0].name.len(),
+            253
+        );
+        assert!(matches!(
+            parse_message(&wire(256)),
+            Err(DnsError::Malformed(_))
+        ));
+        // A 64-byte label.
+        let mut label = vec![64];
+        label.extend_from_slice(&[b'd'; 64]);
+        label.extend_from_slice(&[0, 0, 1, 0, 1]);
+        assert!(parse_message(&query(&label)).is_err());
+    }
+
+    #[test]
+    fn truncated_messages_are_errors() {
+        let full = fixture!("mdns_companion_link_device_info.bin");
+        for cut in 0..full.len() {
+            assert_eq!(
+                parse_message(&full[..cut]),
+                Err(DnsError::Truncated),
+                "cut {cut}"
+            );
+        }
+        // Counts no payload of this size can hold are refused before any parsing.
+        let mut huge = hex("0000840000000000ffff0000");
+        huge.extend_from_slice(&[0; 64]);
+        assert_eq!(parse_message(&huge), Err(DnsError::Truncated));
+        // An A record whose RDLENGTH runs past the end.
+        let mut short = hex("123481800000000100000000");
+        short.extend_from_slice(&hex("00000100010000003c0004"));
+        short.extend_from_slice(&[10, 0]);
+        assert_eq!(parse_message(&short), Err(DnsError::Truncated));
+    }
+
+    #[test]
+    fn unusual_values() {
+        // Unknown record type and opcode are kept as numbers; an upper-case name is
+        // lower-cased; a dot inside a label is escaped.
+        let mut m = hex("abcd98000000000100000000"); // QR, opcode 3, AA
+        m.extend_from_slice(&hex("03412e42054150504c45000fa10001000000050002beef"));
+        let msg = parse_message(&m).unwrap();
+        assert_eq!((msg.opcode, msg.rcode, msg.is_response), (3, 0, true));
+        assert_eq!(msg.records[0].name, "a\\.b.apple");
+        assert_eq!(
+            (msg.records[0].rtype, &msg.records[0].data),
+            (0x0fa1, &RecordData::Other(0x0fa1))
+        );
+        // Empty RDATA of a known type is data we cannot use, not an error.
+        let mut m = hex("123481800000000100000000");
+        m.extend_from_slice(&hex("00000100010000003c0000"));
+        assert_eq!(
+            parse_message(&m).unwrap().records[0].data,
+            RecordData::Other(1)
+        );
+        // Known `simple-dns` limitations, pinned so a version bump that lifts them shows:
+        // an unknown QTYPE, an unknown CLASS and the reserved Z bit are refused.
+        assert!(matches!(
+            parse_message(&query(&hex("000fa10001"))),
+            Err(DnsError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_message(&query(&hex("0000010009"))),
+            Err(DnsError::Malformed(_))
+        ));
+        let mut z = query(&hex("0000010001"));
+        z[3] |= 0x40;
+        assert!(matches!(parse_message(&z), Err(DnsError::Malformed(_))));
+        assert_eq!(parse_message(&[]), Err(DnsError::Truncated));
+    }
+
+    #[test]
+    fn mutated_messages_never_panic() {
+        let seeds = [
+            fixture!("dns_41_courier_push_apple.bin"),
+            fixture!("dns_guzzoni_apple_cname.bin"),
+            fixture!("mdns_companion_link_device_info.bin"),
+            fixture!("mdns_lucas_imac_announce.bin"),
+        ];
+        let mut state: u64 = 0x853c_49e6_748f_ea9b;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..8_000 {
+            let mut bytes = seeds[round % seeds.len()].to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = next() as u8;
+            }
+            let cut = bytes.len() - (next() % 4) as usize;
+            if let Ok(msg) = parse_message(&bytes[..cut]) {
+                assert!(msg.records.iter().all(|r| r.name.len() <= 2 * 255));
+            }
+            let _ = parse_tcp_message(&bytes[..cut]);
+        }
+    }
+}

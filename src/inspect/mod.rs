@@ -1,0 +1,275 @@
+//! Payload inspection: reads the names traffic carries (TLS and QUIC SNI, HTTP Host, DNS and
+//! mDNS records) and verifies discovery protocols, per flow, until the flow is decided.
+//!
+//! Each flow's [`Inspector`] looks at client-to-server payload only until it has a name or
+//! knows there is none to find; after that the flow is only counted. DNS and mDNS are read on
+//! every packet of their ports, since every answer can label later flows ([`observe_dns`]).
+
+pub mod dns;
+pub mod http;
+pub mod quic;
+pub mod records;
+pub mod stream;
+pub mod tls;
+pub mod verify;
+
+use crate::capture::Timestamp;
+use crate::decode::{PacketMeta, ip_proto, tcp_flags};
+use crate::flow::Direction;
+use crate::shared::Shared;
+use stream::StreamPrefix;
+
+/// Most client-stream bytes kept while waiting for a ClientHello or an HTTP request head.
+/// A ClientHello with post-quantum key shares is about 1.7 KB; 16 KiB covers any real one.
+pub const STREAM_LIMIT: usize = 16 * 1024;
+/// Most server-stream bytes kept for DNS over TCP (two full-size DNS messages).
+pub const DNS_STREAM_LIMIT: usize = 2 * (u16::MAX as usize + 2);
+/// A flow whose client sent this many payload packets without a decision is not inspected
+/// further.
+const MAX_PROBE_PACKETS: u32 = 24;
+
+/// Names and facts read from one flow's own payload.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FlowNames {
+    /// TLS SNI.
+    pub sni: Option<Box<str>>,
+    /// QUIC SNI.
+    pub quic_sni: Option<Box<str>>,
+    /// First ALPN protocol offered (TLS or QUIC).
+    pub alpn: Option<Box<str>>,
+    /// HTTP Host (without port).
+    pub http_host: Option<Box<str>>,
+    /// HTTP User-Agent.
+    pub user_agent: Option<Box<str>>,
+    /// The payload was verified as the discovery protocol its port suggests.
+    pub verified: bool,
+}
+
+#[derive(Debug, Default)]
+enum State {
+    /// Nothing seen yet.
+    #[default]
+    Start,
+    /// Reassembling the client's TCP stream.
+    Tcp(Box<StreamPrefix>),
+    /// Reassembling QUIC Initial CRYPTO data.
+    Quic(Box<quic::CryptoAssembler>),
+    /// Decided: nothing more to read.
+    Done,
+}
+
+/// Per-flow inspection state.
+#[derive(Debug, Default)]
+pub struct Inspector {
+    state: State,
+    probes: u32,
+    /// What was found.
+    pub names: FlowNames,
+    /// Server-to-client stream of a DNS-over-TCP flow, and how much of it was parsed.
+    dns_tcp: Option<(Box<StreamPrefix>, usize)>,
+}
+
+fn boxed(s: &str) -> Box<str> {
+    s.into()
+}
+
+impl Inspector {
+    /// Whether the flow still wants its payload looked at.
+    pub fn active(&self) -> bool {
+        !matches!(self.state, State::Done) || self.dns_tcp.is_some()
+    }
+
+    /// Looks at one packet of the flow. `server_port` is the flow's server port.
+    pub fn on_packet(
+        &mut self,
+        meta: &PacketMeta<'_>,
+        dir: Direction,
+        server_port: u16,
+        ts: Timestamp,
+        shared: &Shared,
+    ) {
+        match meta.proto {
+            ip_proto::TCP => self.on_tcp(meta, dir, server_port, ts, shared),
+            ip_proto::UDP => self.on_udp(meta, dir, server_port),
+            _ => self.state = State::Done,
+        }
+    }
+
+    fn on_tcp(
+        &mut self,
+        meta: &PacketMeta<'_>,
+        dir: Direction,
+        server_port: u16,
+        ts: Timestamp,
+        shared: &Shared,
+    ) {
+        if server_port == 53 && dir == Direction::ToClient {
+            self.dns_over_tcp(meta, ts, shared);
+        }
+        if matches!(self.state, State::Done) || dir != Direction::ToServer {
+            return;
+        }
+        let syn = meta.has_flags(tcp_flags::SYN);
+        if matches!(self.state, State::Start) {
+            if meta.payload.is_empty() && !syn {
+                return;
+            }
+            self.state = State::Tcp(Box::new(StreamPrefix::new(STREAM_LIMIT)));
+        }
+        let State::Tcp(prefix) = &mut self.state else {
+            return;
+        };
+        let grew = if syn {
+            prefix.syn(meta.tcp_seq);
+            // TCP Fast Open: data in the SYN starts right after its sequence number.
+            prefix.push(meta.tcp_seq.wrapping_add(1), meta.payload)
+        } else {
+            prefix.push(meta.tcp_seq, meta.payload)
+        };
+        if meta.payload.is_empty() {
+            return;
+        }
+        self.probes += 1;
+        if grew {
+            let decided = probe_stream(prefix.bytes(), &mut self.names);
+            if decided || prefix.is_full() {
+                self.state = State::Done;
+                return;
+            }
+        }
+        if self.probes >= MAX_PROBE_PACKETS {
+            self.state = State::Done;
+        }
+    }
+
+    fn on_udp(&mut self, meta: &PacketMeta<'_>, dir: Direction, server_port: u16) {
+        if matches!(self.state, State::Done) {
+            return;
+        }
+        // Discovery protocols on their ports, either direction.
+        let verified = match server_port {
+            1900 => verify::is_ssdp(meta.payload),
+            5350 | 5351 => verify::is_nat_pmp(meta.payload),
+            5353 => dns::parse_message(meta.payload).is_ok(),
+            _ => false,
+        };
+        if verified {
+            self.names.verified = true;
+            self.state = State::Done;
+            return;
+        }
+        if dir != Direction::ToServer || meta.payload.is_empty() {
+            return;
+        }
+        self.probes += 1;
+        if matches!(self.state, State::Start) {
+            if quic::is_initial(meta.payload).is_none() {
+                self.state = State::Done;
+                return;
+            }
+            self.state = State::Quic(Box::default());
+        }
+        let State::Quic(asm) = &mut self.state else {
+            return;
+        };
+        match asm.push_datagram(meta.payload) {
+            quic::QuicProgress::Complete => {
+                if let Some(Ok(ch)) = asm.client_hello().map(tls::client_hello_from_handshake) {
+                    self.names.quic_sni = ch.sni.as_deref().map(boxed);
+                    self.names.alpn = first_alpn(&ch);
+                }
+                self.state = State::Done;
+            }
+            quic::QuicProgress::Pending => {}
+            quic::QuicProgress::Failed(e) if !e.is_permanent() => {}
+            _ => self.state = State::Done,
+        }
+        if self.probes >= MAX_PROBE_PACKETS {
+            self.state = State::Done;
+        }
+    }
+
+    fn dns_over_tcp(&mut self, meta: &PacketMeta<'_>, ts: Timestamp, shared: &Shared) {
+        let (stream, used) = self
+            .dns_tcp
+            .get_or_insert_with(|| (Box::new(StreamPrefix::new(DNS_STREAM_LIMIT)), 0));
+        if meta.has_flags(tcp_flags::SYN) {
+            stream.syn(meta.tcp_seq);
+        }
+        if !stream.push(meta.tcp_seq, meta.payload) {
+            return;
+        }
+        // Length-prefixed messages (RFC 1035 §4.2.2), one after another.
+        loop {
+            let rest = &stream.bytes()[*used..];
+            let Some(len) = rest
+                .get(..2)
+                .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            else {
+                break;
+            };
+            let Some(msg) = rest.get(2..2 + len) else {
+                break;
+            };
+            if let Ok(m) = dns::parse_message(msg) {
+                records::observe(&m, meta.dst, ts, false, shared);
+            }
+            *used += 2 + len;
+        }
+        if stream.is_full() {
+            self.dns_tcp = None;
+        }
+    }
+}
+
+fn first_alpn(ch: &tls::ClientHello<'_>) -> Option<Box<str>> {
+    ch.alpn_protocols()
+        .next()
+        .and_then(|p| std::str::from_utf8(p).ok())
+        .map(boxed)
+}
+
+/// Probes a client stream prefix for a TLS ClientHello, then an HTTP request head. Returns
+/// whether the flow is decided (a name was found, or the stream is neither).
+fn probe_stream(bytes: &[u8], names: &mut FlowNames) -> bool {
+    match tls::client_hello_from_records(bytes) {
+        tls::TlsProbe::Complete(ch) => {
+            names.sni = ch.sni.as_deref().map(boxed);
+            names.alpn = first_alpn(&ch);
+            return true;
+        }
+        tls::TlsProbe::NeedMore { .. } => return false,
+        tls::TlsProbe::NotTls => {}
+    }
+    match http::request_head(bytes) {
+        http::HttpProbe::Request(req) => {
+            names.http_host = req.host.map(|h| boxed(&h.to_ascii_lowercase()));
+            names.user_agent = req.user_agent.map(boxed);
+            true
+        }
+        http::HttpProbe::NeedMore => false,
+        http::HttpProbe::NotHttp => true,
+    }
+}
+
+/// Reads DNS and mDNS messages on UDP 53 and 5353 (any direction) and feeds the shared
+/// stores: DNS answers bind names to addresses; mDNS records note searches, announcements,
+/// endpoints and device models.
+pub fn observe_dns(meta: &PacketMeta<'_>, ts: Timestamp, shared: &Shared) {
+    if meta.proto != ip_proto::UDP {
+        return;
+    }
+    let mdns_port = meta.src_port == 5353 || meta.dst_port == 5353;
+    let dns_port = meta.src_port == 53 || meta.dst_port == 53;
+    if !mdns_port && !dns_port {
+        return;
+    }
+    let Ok(msg) = dns::parse_message(meta.payload) else {
+        return;
+    };
+    if mdns_port {
+        records::observe(&msg, meta.src, ts, true, shared);
+    } else {
+        records::observe(&msg, meta.dst, ts, false, shared);
+    }
+}

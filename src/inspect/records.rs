@@ -1,0 +1,192 @@
+//! What DNS and mDNS records teach: DNS answers bind names (with their CNAME chain) to
+//! addresses; mDNS queries and announcements tell who searches for and who offers which
+//! service type, at which endpoint, on which device model.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::dns::{DnsMessage, RecordData};
+use crate::capture::Timestamp;
+use crate::shared::{MdnsEndpoint, Shared};
+
+/// Longest CNAME chain followed; longer chains (or loops) are cut here.
+const MAX_CHAIN: usize = 16;
+
+/// The DNS-SD service type inside a name (`_airplay._tcp` in
+/// `Living Room._airplay._tcp.local` or `_sub._x._sub._airplay._tcp.local`), if any.
+pub fn service_type(name: &str) -> Option<&str> {
+    let labels: Vec<&str> = name.split('.').collect();
+    let i = labels.iter().position(|l| *l == "_tcp" || *l == "_udp")?;
+    let prev = labels.get(i.checked_sub(1)?)?;
+    if !prev.starts_with('_') || prev.len() < 2 {
+        return None;
+    }
+    // Byte offsets of the two labels within `name`.
+    let start: usize = labels[..i - 1].iter().map(|l| l.len() + 1).sum();
+    let end = start + prev.len() + 1 + labels[i].len();
+    name.get(start..end)
+}
+
+/// The meta-type of DNS-SD service enumeration: not a service.
+const ENUMERATION: &str = "_dns-sd._udp";
+
+/// Feeds one DNS or mDNS message to the shared stores. `host` is the sender for mDNS (the
+/// device that searched or announced); `mdns` says which protocol this is.
+pub fn observe(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, mdns: bool, shared: &Shared) {
+    if mdns {
+        observe_mdns(msg, host, ts, shared);
+    } else if msg.is_response {
+        bind_answers(msg, ts, shared);
+    }
+}
+
+/// Binds every A/AAAA answer to its name chain: the query name first (the name the client
+/// asked for, which is what signatures describe), then each CNAME, then the owner.
+fn bind_answers(msg: &DnsMessage<'_>, ts: Timestamp, shared: &Shared) {
+    let cnames: HashMap<&str, &str> = msg
+        .records
+        .iter()
+        .filter_map(|r| match &r.data {
+            RecordData::Cname(t) => Some((r.name.as_str(), t.as_str())),
+            _ => None,
+        })
+        .collect();
+    let mut chains: HashMap<&str, Arc<[Box<str>]>> = HashMap::new();
+    for r in &msg.records {
+        let addr = match r.data {
+            RecordData::A(a) => IpAddr::V4(a),
+            RecordData::Aaaa(a) => IpAddr::V6(a),
+            _ => continue,
+        };
+        let chain = chains
+            .entry(r.name.as_str())
+            .or_insert_with(|| chain_to(msg, &cnames, &r.name))
+            .clone();
+        shared.dns.bind(addr, chain, ts, r.ttl);
+    }
+}
+
+/// The names from a question of `msg` through its CNAMEs to `owner`; just `owner` when no
+/// question leads there.
+fn chain_to(msg: &DnsMessage<'_>, cnames: &HashMap<&str, &str>, owner: &str) -> Arc<[Box<str>]> {
+    for q in &msg.questions {
+        let mut chain: Vec<Box<str>> = vec![q.name.as_str().into()];
+        let mut cur = q.name.as_str();
+        while cur != owner && chain.len() < MAX_CHAIN {
+            match cnames.get(cur) {
+                Some(next) => {
+                    cur = next;
+                    chain.push((*next).into());
+                }
+                None => break,
+            }
+        }
+        if cur == owner {
+            return chain.into();
+        }
+    }
+    Arc::from(vec![Box::<str>::from(owner)])
+}
+
+fn observe_mdns(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, shared: &Shared) {
+    if !msg.is_response {
+        for q in &msg.questions {
+            if let Some(t) = service_type(&q.name).filter(|t| *t != ENUMERATION) {
+                shared.bonjour.note(t, host, false, None);
+            }
+        }
+        return;
+    }
+    // Host name -> addresses, from this message.
+    let mut addrs: HashMap<&str, Vec<IpAddr>> = HashMap::new();
+    for r in &msg.records {
+        match r.data {
+            RecordData::A(a) => addrs
+                .entry(r.name.as_str())
+                .or_default()
+                .push(IpAddr::V4(a)),
+            RecordData::Aaaa(a) => addrs
+                .entry(r.name.as_str())
+                .or_default()
+                .push(IpAddr::V6(a)),
+            _ => {}
+        }
+    }
+    for r in &msg.records {
+        // Every service type a response names is announced by its sender: the owner name
+        // (instance or type), and a PTR's target (service enumeration lists types).
+        let instance = match &r.data {
+            RecordData::Ptr(t) => Some(t.as_str()),
+            _ => None,
+        };
+        for name in [Some(r.name.as_str()), instance].into_iter().flatten() {
+            if let Some(t) = service_type(name).filter(|t| *t != ENUMERATION) {
+                let inst = (name != t && !name.starts_with(t)).then_some(name);
+                shared
+                    .bonjour
+                    .note(t, host, true, inst.filter(|n| !n.starts_with('_')));
+            }
+        }
+        match &r.data {
+            RecordData::Srv { port, target, .. } => {
+                let Some(t) = service_type(&r.name) else {
+                    continue;
+                };
+                let ep = MdnsEndpoint {
+                    service_type: t.into(),
+                    instance: r.name.as_str().into(),
+                    seen: ts,
+                    expires: ts.plus_secs(u64::from(r.ttl.max(120))),
+                };
+                // The SRV target's addresses from this message; else the announcing device.
+                match addrs.get(target.as_str()) {
+                    Some(list) => {
+                        for a in list {
+                            shared.mdns.learn(*a, *port, ep.clone());
+                        }
+                    }
+                    None => shared.mdns.learn(host, *port, ep),
+                }
+            }
+            RecordData::Txt(strings) => {
+                let model = strings.iter().find_map(|s| {
+                    let s = std::str::from_utf8(s).ok()?;
+                    let (k, v) = s.split_once('=')?;
+                    (k.eq_ignore_ascii_case("model") || k.eq_ignore_ascii_case("am"))
+                        .then_some(v)
+                        .filter(|v| !v.is_empty())
+                });
+                if let Some(m) = model {
+                    shared.bonjour.note_model(host, m);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_types_from_names() {
+        assert_eq!(service_type("_airplay._tcp.local"), Some("_airplay._tcp"));
+        assert_eq!(
+            service_type("Luca’s iMac._companion-link._tcp.local"),
+            Some("_companion-link._tcp")
+        );
+        assert_eq!(
+            service_type("_xyz._sub._apple-mobdev2._tcp.local"),
+            Some("_apple-mobdev2._tcp")
+        );
+        assert_eq!(
+            service_type("_sleep-proxy._udp.local"),
+            Some("_sleep-proxy._udp")
+        );
+        assert_eq!(service_type("Lucas-iMac.local"), None);
+        assert_eq!(service_type("_tcp.local"), None);
+        assert_eq!(service_type("x._tcp.local"), None);
+    }
+}

@@ -1,0 +1,339 @@
+//! State that crosses flows (and, in the pipeline, workers): names bound to addresses by DNS
+//! answers, endpoints learned from mDNS, and Bonjour observations. Lookups are by packet time,
+//! so the answer does not depend on which worker saw which packet first. Every store is
+//! bounded and counts what it had to drop.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+
+use crate::capture::Timestamp;
+
+/// Bindings kept per address: the most recent answers win.
+const BINDINGS_PER_ADDRESS: usize = 4;
+/// Minimum lifetime given to a binding, so a TTL of 0 still labels the connection it precedes.
+const MIN_TTL_SECS: u64 = 10;
+
+/// A name bound to an address by a DNS answer (or an mDNS record), valid in packet time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameBinding {
+    /// The names of the answer's chain, query name first, final A/AAAA owner last.
+    pub names: Arc<[Box<str>]>,
+    /// When the answer was seen.
+    pub seen: Timestamp,
+    /// When it stops applying (seen + TTL).
+    pub expires: Timestamp,
+}
+
+/// Names bound to addresses by DNS answers.
+#[derive(Debug)]
+pub struct DnsBindings {
+    map: DashMap<IpAddr, Vec<NameBinding>, foldhash::fast::RandomState>,
+    capacity: usize,
+    evictions: AtomicU64,
+}
+
+impl DnsBindings {
+    /// An empty store holding at most `capacity` addresses.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            map: DashMap::default(),
+            capacity: capacity.max(1),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    /// Binds `names` to `addr` from `seen` for `ttl` seconds.
+    pub fn bind(&self, addr: IpAddr, names: Arc<[Box<str>]>, seen: Timestamp, ttl: u32) {
+        let expires = seen.plus_secs(u64::from(ttl).max(MIN_TTL_SECS));
+        if !self.map.contains_key(&addr) && self.map.len() >= self.capacity {
+            self.evict_one(seen);
+        }
+        let mut entry = self.map.entry(addr).or_default();
+        let list = entry.value_mut();
+        if let Some(b) = list.iter_mut().find(|b| b.names == names) {
+            // The same answer again: keep the first sighting, extend the lifetime.
+            b.expires = b.expires.max(expires);
+            return;
+        }
+        if list.len() >= BINDINGS_PER_ADDRESS {
+            list.remove(0);
+        }
+        list.push(NameBinding {
+            names,
+            seen,
+            expires,
+        });
+    }
+
+    fn evict_one(&self, now: Timestamp) {
+        // Prefer an address whose bindings have all expired; else any. Bounded scan.
+        let victim = self
+            .map
+            .iter()
+            .take(64)
+            .min_by_key(|e| e.value().iter().map(|b| b.expires).max().unwrap_or(now))
+            .map(|e| *e.key());
+        if let Some(k) = victim {
+            self.map.remove(&k);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The binding for `addr` in force at `at`: seen at or before `at` and not expired; the
+    /// most recent such answer wins.
+    pub fn lookup(&self, addr: IpAddr, at: Timestamp) -> Option<NameBinding> {
+        let entry = self.map.get(&addr)?;
+        entry
+            .iter()
+            .filter(|b| b.seen <= at && at <= b.expires)
+            .max_by_key(|b| b.seen)
+            .cloned()
+    }
+
+    /// Addresses currently held.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Addresses evicted because the store was full.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+}
+
+/// An endpoint advertised over mDNS (SRV port at an A/AAAA address).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MdnsEndpoint {
+    /// The service type, `_airplay._tcp`.
+    pub service_type: Box<str>,
+    /// The instance name, `Living Room._airplay._tcp.local`.
+    pub instance: Box<str>,
+    /// When it was announced.
+    pub seen: Timestamp,
+    /// When the announcement expires.
+    pub expires: Timestamp,
+}
+
+/// Endpoints learned from mDNS announcements, keyed by (address, port).
+#[derive(Debug)]
+pub struct MdnsEndpoints {
+    map: DashMap<(IpAddr, u16), MdnsEndpoint, foldhash::fast::RandomState>,
+    capacity: usize,
+    evictions: AtomicU64,
+}
+
+impl MdnsEndpoints {
+    /// An empty store holding at most `capacity` endpoints.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            map: DashMap::default(),
+            capacity: capacity.max(1),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    /// Records an advertised endpoint; an earlier announcement of the same endpoint is kept
+    /// (first sighting) with its lifetime extended.
+    pub fn learn(&self, addr: IpAddr, port: u16, ep: MdnsEndpoint) {
+        if !self.map.contains_key(&(addr, port)) && self.map.len() >= self.capacity {
+            let victim = self
+                .map
+                .iter()
+                .take(64)
+                .min_by_key(|e| e.value().expires)
+                .map(|e| *e.key());
+            if let Some(k) = victim {
+                self.map.remove(&k);
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.map
+            .entry((addr, port))
+            .and_modify(|e| {
+                if e.service_type == ep.service_type {
+                    e.expires = e.expires.max(ep.expires);
+                } else if ep.seen >= e.expires {
+                    *e = ep.clone();
+                }
+            })
+            .or_insert(ep);
+    }
+
+    /// The endpoint advertised for `(addr, port)` at time `at`.
+    pub fn lookup(&self, addr: IpAddr, port: u16, at: Timestamp) -> Option<MdnsEndpoint> {
+        let e = self.map.get(&(addr, port))?;
+        (e.seen <= at && at <= e.expires).then(|| e.clone())
+    }
+
+    /// Endpoints evicted because the store was full.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+}
+
+/// What one service type's mDNS traffic showed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BonjourType {
+    /// Addresses that announced it (responses naming it).
+    pub announcers: BTreeSet<IpAddr>,
+    /// Addresses that searched for it (queries naming it).
+    pub searchers: BTreeSet<IpAddr>,
+    /// Instance names announced.
+    pub instances: BTreeSet<Box<str>>,
+}
+
+/// Most addresses remembered per service type and role.
+const MAX_HOSTS_PER_TYPE: usize = 4096;
+/// Most service types remembered.
+const MAX_TYPES: usize = 4096;
+
+/// Bonjour observations: per service type, who announced and who searched; per device, its
+/// model where TXT records tell it.
+#[derive(Debug, Default)]
+pub struct BonjourSeen {
+    types: DashMap<Box<str>, BonjourType, foldhash::fast::RandomState>,
+    models: DashMap<IpAddr, Box<str>, foldhash::fast::RandomState>,
+    dropped: AtomicU64,
+}
+
+impl BonjourSeen {
+    /// Notes that `host` announced (`announced`) or searched for a service type.
+    pub fn note(&self, service_type: &str, host: IpAddr, announced: bool, instance: Option<&str>) {
+        if !self.types.contains_key(service_type) && self.types.len() >= MAX_TYPES {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let mut t = self.types.entry(service_type.into()).or_default();
+        let set = if announced {
+            &mut t.announcers
+        } else {
+            &mut t.searchers
+        };
+        if set.len() < MAX_HOSTS_PER_TYPE {
+            set.insert(host);
+        } else if !set.contains(&host) {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(i) = instance {
+            if t.instances.len() < MAX_HOSTS_PER_TYPE {
+                t.instances.insert(i.into());
+            }
+        }
+    }
+
+    /// Records a device's model (from `_device-info` TXT `model=` or a service's TXT).
+    pub fn note_model(&self, host: IpAddr, model: &str) {
+        if self.models.len() < MAX_HOSTS_PER_TYPE || self.models.contains_key(&host) {
+            self.models.insert(host, model.into());
+        }
+    }
+
+    /// A snapshot: (type, observations) sorted by type.
+    pub fn types(&self) -> Vec<(String, BonjourType)> {
+        let mut v: Vec<_> = self
+            .types
+            .iter()
+            .map(|e| (e.key().to_string(), e.value().clone()))
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The model recorded for a host.
+    pub fn model(&self, host: IpAddr) -> Option<String> {
+        self.models.get(&host).map(|m| m.to_string())
+    }
+
+    /// Observations dropped because a bound was reached.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// Everything shared between workers.
+#[derive(Debug)]
+pub struct Shared {
+    /// DNS answers.
+    pub dns: DnsBindings,
+    /// mDNS endpoints.
+    pub mdns: MdnsEndpoints,
+    /// Bonjour observations.
+    pub bonjour: BonjourSeen,
+}
+
+impl Shared {
+    /// Stores with the given capacity for DNS addresses and mDNS endpoints.
+    pub fn new(dns_capacity: usize) -> Self {
+        Self {
+            dns: DnsBindings::new(dns_capacity),
+            mdns: MdnsEndpoints::new(dns_capacity),
+            bonjour: BonjourSeen::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(n: &[&str]) -> Arc<[Box<str>]> {
+        n.iter().map(|s| Box::<str>::from(*s)).collect()
+    }
+
+    #[test]
+    fn binding_applies_only_after_the_answer_and_within_ttl() {
+        let d = DnsBindings::new(10);
+        let ip: IpAddr = "17.57.144.116".parse().unwrap();
+        d.bind(
+            ip,
+            names(&["1-courier.push.apple.com"]),
+            Timestamp::from_parts(100, 0),
+            60,
+        );
+        assert!(
+            d.lookup(ip, Timestamp::from_parts(99, 0)).is_none(),
+            "before the answer"
+        );
+        assert!(d.lookup(ip, Timestamp::from_parts(100, 0)).is_some());
+        assert!(d.lookup(ip, Timestamp::from_parts(160, 0)).is_some());
+        assert!(
+            d.lookup(ip, Timestamp::from_parts(161, 0)).is_none(),
+            "after the TTL"
+        );
+    }
+
+    #[test]
+    fn dns_flood_stays_bounded_and_counts_evictions() {
+        let d = DnsBindings::new(100);
+        for i in 0..10_000u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            d.bind(
+                ip,
+                names(&["x.example"]),
+                Timestamp::from_parts(u64::from(i), 0),
+                30,
+            );
+        }
+        assert!(d.len() <= 100);
+        assert_eq!(d.evictions(), 10_000 - 100);
+    }
+
+    #[test]
+    fn bonjour_sets_are_bounded() {
+        let b = BonjourSeen::default();
+        for i in 0..(MAX_HOSTS_PER_TYPE as u32 + 10) {
+            b.note("_airplay._tcp", IpAddr::from(i.to_be_bytes()), false, None);
+        }
+        assert_eq!(b.types()[0].1.searchers.len(), MAX_HOSTS_PER_TYPE);
+        assert_eq!(b.dropped(), 10);
+    }
+}

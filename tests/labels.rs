@@ -1,0 +1,186 @@
+//! Accuracy against the hand-checked expectations in `../shared/pcaps/labels.tsv` (format in
+//! MANIFEST.md): every `must` met, no `must-not` violated, each file's Apple service set as
+//! listed. Rows the packets contradict are listed in KNOWN_EXCEPTIONS with the evidence.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use appletap::classify::Confidence;
+use appletap::flow::record::FlowRecord;
+use common::*;
+
+/// (file, proto, server_ip, server_port, service): rows the packets contradict, and why.
+const KNOWN_EXCEPTIONS: &[(&str, &str, &str, &str, &str, &str)] = &[];
+
+struct Row {
+    file: String,
+    proto: String,
+    ip: String,
+    port: String,
+    expect: String,
+    service: String,
+    min: Confidence,
+}
+
+fn rows() -> Vec<Row> {
+    let text = std::fs::read_to_string(shared_pcaps().join("labels.tsv")).unwrap();
+    text.lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let c: Vec<&str> = l.split('\t').collect();
+            Row {
+                file: c[0].into(),
+                proto: c[1].into(),
+                ip: c[2].into(),
+                port: c[3].into(),
+                expect: c[4].into(),
+                service: c[5].into(),
+                min: Confidence::parse(c[6]).expect("confidence"),
+            }
+        })
+        .collect()
+}
+
+fn conf(r: &FlowRecord) -> Option<Confidence> {
+    r.confidence.and_then(Confidence::parse)
+}
+
+fn at_least(r: &FlowRecord, min: Confidence) -> bool {
+    conf(r).is_some_and(|c| c >= min)
+}
+
+fn endpoint(r: &FlowRecord, server: bool) -> (String, String) {
+    if server {
+        (
+            r.server_ip.to_string(),
+            r.server_port.map_or("-".into(), |p| p.to_string()),
+        )
+    } else {
+        (
+            r.client_ip.to_string(),
+            r.client_port.map_or("-".into(), |p| p.to_string()),
+        )
+    }
+}
+
+fn check(row: &Row, recs: &[FlowRecord]) -> Result<(), String> {
+    match row.expect.as_str() {
+        "apple-services" => {
+            let want: BTreeSet<String> = if row.service == "-" {
+                BTreeSet::new()
+            } else {
+                row.service.split(',').map(String::from).collect()
+            };
+            let got: BTreeSet<String> = recs
+                .iter()
+                .filter(|r| r.apple && at_least(r, row.min))
+                .map(|r| r.service.clone())
+                .collect();
+            if want == got {
+                Ok(())
+            } else {
+                Err(format!(
+                    "Apple services at >= {}: want {want:?}, got {got:?}",
+                    row.min
+                ))
+            }
+        }
+        "must" => {
+            let on_endpoint: Vec<&FlowRecord> = recs
+                .iter()
+                .filter(|r| {
+                    r.proto == row.proto && endpoint(r, true) == (row.ip.clone(), row.port.clone())
+                })
+                .collect();
+            if on_endpoint
+                .iter()
+                .any(|r| r.service == row.service && at_least(r, row.min))
+            {
+                Ok(())
+            } else {
+                let seen: Vec<String> = on_endpoint
+                    .iter()
+                    .map(|r| format!("{}/{:?}", r.service, r.confidence))
+                    .collect();
+                Err(format!(
+                    "no {} flow to {}:{} is {} at >= {} (flows there: {seen:?})",
+                    row.proto, row.ip, row.port, row.service, row.min
+                ))
+            }
+        }
+        "must-not" => {
+            let bad: Vec<String> = recs
+                .iter()
+                .filter(|r| {
+                    r.proto == row.proto
+                        && (endpoint(r, true) == (row.ip.clone(), row.port.clone())
+                            || endpoint(r, false) == (row.ip.clone(), row.port.clone()))
+                })
+                .filter(|r| {
+                    let svc = if row.service == "*" {
+                        r.apple
+                    } else {
+                        r.service == row.service
+                    };
+                    svc && at_least(r, row.min)
+                })
+                .map(|r| format!("{}/{:?}", r.service, r.confidence))
+                .collect();
+            if bad.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{} {}:{} must not be {} at >= {}, got {bad:?}",
+                    row.proto, row.ip, row.port, row.service, row.min
+                ))
+            }
+        }
+        other => Err(format!("unknown expectation {other:?}")),
+    }
+}
+
+#[test]
+fn labels_tsv_accuracy() {
+    let rows = rows();
+    let mut by_file: BTreeMap<String, Vec<FlowRecord>> = BTreeMap::new();
+    for r in &rows {
+        by_file
+            .entry(r.file.clone())
+            .or_insert_with(|| run_engine(&shared_pcaps().join(&r.file)).records);
+    }
+    let (mut passed, mut excepted, mut failures) = (0, 0, Vec::new());
+    for row in &rows {
+        let result = check(row, &by_file[&row.file]);
+        let exception = KNOWN_EXCEPTIONS.iter().find(|e| {
+            (e.0, e.1, e.2, e.3, e.4)
+                == (
+                    row.file.as_str(),
+                    row.proto.as_str(),
+                    row.ip.as_str(),
+                    row.port.as_str(),
+                    row.service.as_str(),
+                )
+        });
+        match (result, exception) {
+            (Ok(()), None) => passed += 1,
+            (Err(_), Some(_)) => excepted += 1,
+            (Ok(()), Some(e)) => failures.push(format!(
+                "{}: listed as a known exception but now passes; remove it ({})",
+                row.file, e.5
+            )),
+            (Err(e), None) => failures.push(format!("{}: {e}", row.file)),
+        }
+    }
+    println!(
+        "labels.tsv: {} rows, {passed} passed, {excepted} known exceptions, {} failed",
+        rows.len(),
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "label failures:\n{}",
+        failures.join("\n")
+    );
+}

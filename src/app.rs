@@ -99,10 +99,10 @@ impl FlowSink {
     }
 
     fn finish(&mut self) {
-        if let Some(out) = self.out.as_mut() {
-            if let Err(e) = out.flush() {
-                self.fail(e);
-            }
+        if let Some(out) = self.out.as_mut()
+            && let Err(e) = out.flush()
+        {
+            self.fail(e);
         }
     }
 
@@ -181,7 +181,7 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
                 }
             }
             n += 1;
-            if n % 4096 == 0 {
+            if n.is_multiple_of(4096) {
                 sink.write(&engine.take_finished());
                 if let Some(b) = &bar {
                     b.set_position(cap.bytes_consumed());
@@ -204,6 +204,7 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
     sink.finish();
     let report = Report::build(
         &sigs,
+        engine.shared(),
         inputs,
         engine.tally(),
         engine.stats(),

@@ -206,43 +206,43 @@ pub fn label_flow(sigs: &SignatureSet, server: ServerFacts, names: &NameFacts<'_
         // The most specific match over the chain (query name first on a tie).
         let mut best: Option<(usize, &Box<str>)> = None;
         for n in names.dns {
-            if let Some(m) = sigs.host_match(n) {
-                if best.is_none_or(|(s, _)| m.specificity > s) {
-                    best = Some((m.specificity, n));
-                }
+            if let Some(m) = sigs.host_match(n)
+                && best.is_none_or(|(s, _)| m.specificity > s)
+            {
+                best = Some((m.specificity, n));
             }
         }
         let chosen = best.map_or(&names.dns[0], |(_, n)| n);
         name_hits.push(match_name(sigs, Signal::Dns, chosen));
     }
-    if name_hits.is_empty() {
-        if let Some((service_type, instance)) = names.mdns {
-            let (service, rule, source, sid) = match sigs.bonjour_rule(service_type) {
-                Some(r) => (
-                    Some(r.service),
-                    r.service_type.clone(),
-                    r.sources.join(", "),
-                    sigs.service(r.service).id.clone(),
-                ),
-                None => (
-                    None,
-                    format!("{service_type} is not an Apple service type"),
-                    String::new(),
-                    crate::signature::UNKNOWN.to_string(),
-                ),
-            };
-            name_hits.push(NameHit {
-                service,
-                evidence: Evidence {
-                    signal: Signal::Mdns,
-                    value: instance.to_string(),
-                    rule,
-                    source,
-                    service: sid,
-                    confidence: Confidence::Certain,
-                },
-            });
-        }
+    if name_hits.is_empty()
+        && let Some((service_type, instance)) = names.mdns
+    {
+        let (service, rule, source, sid) = match sigs.bonjour_rule(service_type) {
+            Some(r) => (
+                Some(r.service),
+                r.service_type.clone(),
+                r.sources.join(", "),
+                sigs.service(r.service).id.clone(),
+            ),
+            None => (
+                None,
+                format!("{service_type} is not an Apple service type"),
+                String::new(),
+                crate::signature::UNKNOWN.to_string(),
+            ),
+        };
+        name_hits.push(NameHit {
+            service,
+            evidence: Evidence {
+                signal: Signal::Mdns,
+                value: instance.to_string(),
+                rule,
+                source,
+                service: sid,
+                confidence: Confidence::Certain,
+            },
+        });
     }
     if name_hits.is_empty() {
         return base;

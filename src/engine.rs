@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crate::capture::Packet;
 use crate::classify::{self, NameFacts, ServerFacts};
 use crate::decode;
-use crate::flow::record::FlowRecord;
+use crate::flow::record::{FlowRecord, NameRecord};
 use crate::flow::table::{EndReason, FlowTable, Timeouts};
 use crate::flow::{Flow, FlowKey};
 use crate::inspect::{self, Inspector};
@@ -93,7 +93,16 @@ impl Engine {
         if inspector.active() {
             inspector.on_packet(&meta, dir, flow.server.1, pkt.ts, shared);
         }
-        inspect::observe_dns(&meta, pkt.ts, shared);
+        if let Some((msg, mdns)) = inspect::udp_dns_message(&meta) {
+            inspect::records::observe(
+                &msg,
+                if mdns { meta.src } else { meta.dst },
+                pkt.ts,
+                mdns,
+                shared,
+            );
+            inspector.note_dns_names(&msg);
+        }
         if !was_finished && flow.tcp_finished() {
             let (id, last) = (flow.id, flow.last_ts);
             self.table.note_finished(FlowKey::of(&meta), id, last);
@@ -139,8 +148,17 @@ impl Engine {
             .or(facts.mdns.map(|(_, instance)| instance))
             .map(str::to_string);
         let mut rec = FlowRecord::new(sigs, flow, label, name);
-        rec.alpn = n.alpn.as_deref().map(str::to_string);
-        rec.user_agent = n.user_agent.as_deref().map(str::to_string);
+        let owned = |o: Option<&str>| o.map(str::to_string);
+        rec.alpn = owned(n.alpn.as_deref());
+        rec.user_agent = owned(n.user_agent.as_deref());
+        rec.names = NameRecord {
+            sni: owned(facts.sni),
+            quic_sni: owned(facts.quic_sni),
+            http_host: owned(facts.http_host),
+            dns: facts.dns.iter().map(|s| s.to_string()).collect(),
+            mdns: owned(facts.mdns.map(|(_, i)| i)),
+            queried: inspector.queried().map(str::to_string).collect(),
+        };
         rec
     }
 

@@ -223,10 +223,10 @@ impl BonjourSeen {
         } else if !set.contains(&host) {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
-        if let Some(i) = instance {
-            if t.instances.len() < MAX_HOSTS_PER_TYPE {
-                t.instances.insert(i.into());
-            }
+        if let Some(i) = instance
+            && t.instances.len() < MAX_HOSTS_PER_TYPE
+        {
+            t.instances.insert(i.into());
         }
     }
 

@@ -3,10 +3,12 @@
 
 use serde::Serialize;
 
-use crate::classify::Confidence;
+use std::collections::BTreeMap;
+
+use crate::classify::{Confidence, Signal};
 use crate::decode::Skip;
 use crate::flow::record::FlowRecord;
-use crate::signature::SignatureSet;
+use crate::signature::{GENERIC_APPLE, SignatureSet};
 
 /// Counters of one service.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -66,10 +68,17 @@ impl PacketStats {
     }
 }
 
+/// Most distinct unclassified Apple names remembered (the rest are counted in one line).
+const MAX_APPLE_NAMES: usize = 10_000;
+
 /// Tallies for every service of a signature set, plus `unknown` in the last slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tally {
     per_service: Vec<ServiceTally>,
+    /// Names under Apple's domains that only a catch-all rule matched: name -> flows.
+    apple_names: BTreeMap<String, u64>,
+    /// Flows with such a name beyond [`MAX_APPLE_NAMES`] distinct names.
+    apple_names_dropped: u64,
 }
 
 impl Tally {
@@ -77,6 +86,8 @@ impl Tally {
     pub fn new(sigs: &SignatureSet) -> Self {
         Self {
             per_service: vec![ServiceTally::default(); sigs.services.len() + 1],
+            apple_names: BTreeMap::new(),
+            apple_names_dropped: 0,
         }
     }
 
@@ -95,6 +106,34 @@ impl Tally {
             Some(Confidence::Possible) => t.possible += 1,
             None => {}
         }
+        // A name decided the label, and the rule was a generic-Apple catch-all: the signature
+        // set has no narrower service for this name yet.
+        if let Some(e) = rec.evidence.first() {
+            let by_name = matches!(
+                e.signal,
+                Signal::Sni | Signal::QuicSni | Signal::HttpHost | Signal::Dns
+            );
+            if by_name && rec.service == GENERIC_APPLE {
+                self.note_apple_name(&e.value, 1);
+            }
+        }
+    }
+
+    fn note_apple_name(&mut self, name: &str, flows: u64) {
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(n) = self.apple_names.get_mut(&name) {
+            *n += flows;
+        } else if self.apple_names.len() < MAX_APPLE_NAMES {
+            self.apple_names.insert(name, flows);
+        } else {
+            self.apple_names_dropped += flows;
+        }
+    }
+
+    /// Unclassified Apple names (only a generic-Apple rule matched) with their flow counts, and
+    /// how many flows had such a name past the bound.
+    pub fn apple_names(&self) -> (&BTreeMap<String, u64>, u64) {
+        (&self.apple_names, self.apple_names_dropped)
     }
 
     /// Adds another worker's tallies.
@@ -102,6 +141,10 @@ impl Tally {
         for (a, b) in self.per_service.iter_mut().zip(&other.per_service) {
             a.add(b);
         }
+        for (name, n) in &other.apple_names {
+            self.note_apple_name(name, *n);
+        }
+        self.apple_names_dropped += other.apple_names_dropped;
     }
 
     /// (service index or None for unknown, tally) for every service with at least one flow.

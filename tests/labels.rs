@@ -184,3 +184,62 @@ fn labels_tsv_accuracy() {
         failures.join("\n")
     );
 }
+
+/// The Bonjour types a file row's note lists: (announced, browsed only).
+fn noted_bonjour(note: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+    let mut announced = BTreeSet::new();
+    let mut browsed = BTreeSet::new();
+    for part in note.split(';').map(str::trim) {
+        let list = |s: &str| -> BTreeSet<String> {
+            s.split(',')
+                .map(str::trim)
+                .filter(|t| t.starts_with('_'))
+                .map(String::from)
+                .collect()
+        };
+        if let Some(rest) = part.strip_prefix("mdns browsed only:") {
+            browsed = list(rest);
+        } else if let Some(rest) = part.strip_prefix("mdns types:") {
+            announced = list(rest);
+        }
+    }
+    (announced, browsed)
+}
+
+#[test]
+fn bonjour_types_announced_and_searched_match_the_notes() {
+    use appletap::capture::file::CaptureFile;
+    use appletap::engine::{Engine, EngineConfig};
+    use appletap::signature::SignatureSet;
+    use std::sync::Arc;
+
+    let text = std::fs::read_to_string(shared_pcaps().join("labels.tsv")).unwrap();
+    let mut checked = 0;
+    for line in text.lines().skip(1) {
+        let c: Vec<&str> = line.split('\t').collect();
+        if c.len() < 8 || c[1] != "file" {
+            continue;
+        }
+        let (want_announced, want_browsed) = noted_bonjour(c[7]);
+        let sigs = Arc::new(SignatureSet::builtin().unwrap());
+        let mut engine = Engine::new(sigs, EngineConfig::default());
+        let mut cap = CaptureFile::open(&shared_pcaps().join(c[0])).unwrap();
+        while let Some(Ok(p)) = cap.next_packet() {
+            engine.process(&p);
+        }
+        engine.finish();
+        let mut announced = BTreeSet::new();
+        let mut browsed = BTreeSet::new();
+        for (t, seen) in engine.shared().bonjour.types() {
+            if !seen.announcers.is_empty() {
+                announced.insert(t);
+            } else if !seen.searchers.is_empty() {
+                browsed.insert(t);
+            }
+        }
+        assert_eq!(announced, want_announced, "{}: announced types", c[0]);
+        assert_eq!(browsed, want_browsed, "{}: browsed-only types", c[0]);
+        checked += 1;
+    }
+    assert!(checked >= 30, "every file row was checked ({checked})");
+}

@@ -36,10 +36,8 @@ impl FlowKey {
 
     /// A hash of the key that is the same for both directions (used to pick a worker).
     pub fn symmetric_hash(&self) -> u64 {
-        use std::hash::{BuildHasher, Hash, Hasher};
-        let mut h = foldhash::fast::FixedState::with_seed(0x6170_706c_6574_6170).build_hasher();
-        self.hash(&mut h);
-        h.finish()
+        use std::hash::BuildHasher;
+        foldhash::fast::FixedState::with_seed(0x6170_706c_6574_6170).hash_one(self)
     }
 }
 

@@ -55,6 +55,26 @@ pub struct FlowRecord {
     pub alpn: Option<String>,
     /// HTTP User-Agent of the client's request, or null.
     pub user_agent: Option<String>,
+    /// Every name seen for this flow, by where it was seen.
+    pub names: NameRecord,
+}
+
+/// The names a flow carried or was bound to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct NameRecord {
+    /// SNI of the flow's TLS ClientHello.
+    pub sni: Option<String>,
+    /// SNI of the flow's QUIC Initial.
+    pub quic_sni: Option<String>,
+    /// HTTP Host of the flow's request.
+    pub http_host: Option<String>,
+    /// The DNS answer chain bound to the server address when the flow began (query first).
+    pub dns: Vec<String>,
+    /// The mDNS instance advertised at the server endpoint.
+    pub mdns: Option<String>,
+    /// For DNS and mDNS flows: the names the messages of this flow asked about or answered
+    /// (first 512 distinct).
+    pub queried: Vec<String>,
 }
 
 /// TCP handshake and teardown as seen.
@@ -126,6 +146,7 @@ impl FlowRecord {
             }),
             alpn: None,
             user_agent: None,
+            names: NameRecord::default(),
         }
     }
 }

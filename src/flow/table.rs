@@ -145,18 +145,15 @@ impl<T: Default> FlowTable<T> {
             let new_syn = meta.proto == ip_proto::TCP
                 && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN
                 && flow.tcp_finished();
-            if idle || new_syn {
-                if let Some((f, t)) = self.map.remove(&key) {
-                    ended(
-                        f,
-                        t,
-                        if idle {
-                            EndReason::Idle
-                        } else {
-                            EndReason::Reused
-                        },
-                    );
-                }
+            if (idle || new_syn)
+                && let Some((f, t)) = self.map.remove(&key)
+            {
+                let why = if idle {
+                    EndReason::Idle
+                } else {
+                    EndReason::Reused
+                };
+                ended(f, t, why);
             }
         }
         if !self.map.contains_key(&key) {
@@ -164,11 +161,11 @@ impl<T: Default> FlowTable<T> {
                 let Some((old, id)) = self.order.pop_front() else {
                     break;
                 };
-                if self.map.get(&old).is_some_and(|(f, _)| f.id == id) {
-                    if let Some((f, t)) = self.map.remove(&old) {
-                        self.evicted += 1;
-                        ended(f, t, EndReason::Evicted);
-                    }
+                if self.map.get(&old).is_some_and(|(f, _)| f.id == id)
+                    && let Some((f, t)) = self.map.remove(&old)
+                {
+                    self.evicted += 1;
+                    ended(f, t, EndReason::Evicted);
                 }
             }
             let id = self.next_id;

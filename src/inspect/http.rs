@@ -182,10 +182,11 @@ fn host_without_port(value: &[u8]) -> Option<&str> {
             None => value,
         }
     };
+    // No spaces, controls or URI delimiters; non-ASCII (IDN sent raw) is let through.
     let plausible = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_graphic() && !matches!(b, b'/' | b'@' | b'[' | b']') || b >= 0x80);
+        && host.bytes().all(|b| {
+            (b.is_ascii_graphic() && !matches!(b, b'/' | b'@' | b'[' | b']')) || !b.is_ascii()
+        });
     plausible.then_some(host)
 }
 

@@ -67,13 +67,41 @@ pub struct Inspector {
     pub names: FlowNames,
     /// Server-to-client stream of a DNS-over-TCP flow, and how much of it was parsed.
     dns_tcp: Option<(Box<StreamPrefix>, usize)>,
+    /// Names asked about or answered on this (DNS or mDNS) flow, distinct, bounded.
+    queried: Vec<Box<str>>,
 }
+
+/// Most names remembered per DNS/mDNS flow (a resolver flow from one client port can carry
+/// hundreds of queries; the bound keeps a flood from growing the flow).
+const MAX_QUERIED: usize = 512;
 
 fn boxed(s: &str) -> Box<str> {
     s.into()
 }
 
 impl Inspector {
+    /// Remembers the names a DNS or mDNS message of this flow asked about or answered.
+    pub fn note_dns_names(&mut self, msg: &dns::DnsMessage<'_>) {
+        let names = msg
+            .questions
+            .iter()
+            .map(|q| q.name.as_str())
+            .chain(msg.records.iter().map(|r| r.name.as_str()));
+        for n in names {
+            if self.queried.len() >= MAX_QUERIED {
+                return;
+            }
+            if !n.is_empty() && !self.queried.iter().any(|q| &**q == n) {
+                self.queried.push(n.into());
+            }
+        }
+    }
+
+    /// The names noted by [`Inspector::note_dns_names`].
+    pub fn queried(&self) -> impl Iterator<Item = &str> {
+        self.queried.iter().map(|b| &**b)
+    }
+
     /// Whether the flow still wants its payload looked at.
     pub fn active(&self) -> bool {
         !matches!(self.state, State::Done) || self.dns_tcp.is_some()
@@ -213,6 +241,11 @@ impl Inspector {
             };
             if let Ok(m) = dns::parse_message(msg) {
                 records::observe(&m, meta.dst, ts, false, shared);
+                for n in m.questions.iter().map(|q| q.name.as_str()) {
+                    if self.queried.len() < MAX_QUERIED && !self.queried.iter().any(|q| &**q == n) {
+                        self.queried.push(n.into());
+                    }
+                }
             }
             *used += 2 + len;
         }
@@ -252,24 +285,15 @@ fn probe_stream(bytes: &[u8], names: &mut FlowNames) -> bool {
     }
 }
 
-/// Reads DNS and mDNS messages on UDP 53 and 5353 (any direction) and feeds the shared
-/// stores: DNS answers bind names to addresses; mDNS records note searches, announcements,
-/// endpoints and device models.
-pub fn observe_dns(meta: &PacketMeta<'_>, ts: Timestamp, shared: &Shared) {
+/// Parses a DNS (UDP 53) or mDNS (UDP 5353) message, with whether it is mDNS. Every such
+/// packet is read, whatever its flow's state: any answer can label later flows.
+pub fn udp_dns_message<'a>(meta: &PacketMeta<'a>) -> Option<(dns::DnsMessage<'a>, bool)> {
     if meta.proto != ip_proto::UDP {
-        return;
+        return None;
     }
-    let mdns_port = meta.src_port == 5353 || meta.dst_port == 5353;
-    let dns_port = meta.src_port == 53 || meta.dst_port == 53;
-    if !mdns_port && !dns_port {
-        return;
+    let mdns = meta.src_port == 5353 || meta.dst_port == 5353;
+    if !mdns && meta.src_port != 53 && meta.dst_port != 53 {
+        return None;
     }
-    let Ok(msg) = dns::parse_message(meta.payload) else {
-        return;
-    };
-    if mdns_port {
-        records::observe(&msg, meta.src, ts, true, shared);
-    } else {
-        records::observe(&msg, meta.dst, ts, false, shared);
-    }
+    dns::parse_message(meta.payload).ok().map(|m| (m, mdns))
 }

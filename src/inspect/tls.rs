@@ -412,7 +412,9 @@ fn parse_body(body: &[u8], record_version: Option<u16>) -> Result<ClientHello<'_
         let TlsExtension::Unknown(ext_type, data) = ext else {
             return Err(TlsError::Malformed("extension"));
         };
-        let raw = exts.get(..exts.len() - rest.len()).unwrap_or(&[]);
+        let raw = exts
+            .get(..exts.len().saturating_sub(rest.len()))
+            .unwrap_or(&[]);
         exts = rest;
         match ext_type.0 {
             // Duplicates are forbidden (RFC 8446 §4.2); the first one wins.

@@ -25,7 +25,9 @@ pub fn is_nat_pmp(payload: &[u8]) -> bool {
         [0, 128, ..] => payload.len() == 12,
         [0, 129 | 130, ..] => payload.len() == 16,
         // PCP: version 2, R bit + opcode (0 announce, 1 map, 2 peer); 24-byte header minimum.
-        [2, op, ..] => matches!(op & 0x7f, 0..=2) && payload.len() >= 24 && payload.len() % 4 == 0,
+        [2, op, ..] => {
+            matches!(op & 0x7f, 0..=2) && payload.len() >= 24 && payload.len().is_multiple_of(4)
+        }
         _ => false,
     }
 }

@@ -3,9 +3,13 @@
 
 mod table;
 
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
 use serde::Serialize;
 
 use crate::decode::Skip;
+use crate::shared::Shared;
 use crate::signature::SignatureSet;
 use crate::tally::{PacketStats, ServiceTally, Tally};
 
@@ -72,6 +76,54 @@ pub struct Report {
     pub totals: Totals,
     /// Skipped packets by reason (every reason listed, zeros included).
     pub skipped: Vec<SkipLine>,
+    /// Bonjour service types seen in mDNS, Apple types first.
+    pub bonjour: Vec<BonjourLine>,
+    /// Names under Apple's domains that no narrower signature covers, with flow counts.
+    pub unclassified_apple_names: Vec<NameCount>,
+    /// Bounded state: what the DNS, mDNS and Bonjour stores hold and had to drop.
+    pub state: StateCounters,
+}
+
+/// One Bonjour service type.
+#[derive(Debug, Clone, Serialize)]
+pub struct BonjourLine {
+    /// The service type, `_airplay._tcp`.
+    #[serde(rename = "type")]
+    pub service_type: String,
+    /// The Apple service it belongs to, or null for non-Apple types.
+    pub service: Option<String>,
+    /// Devices (addresses) that announced it.
+    pub announced_by: Vec<IpAddr>,
+    /// Hosts (addresses) that searched for it.
+    pub searched_by: Vec<IpAddr>,
+    /// Instance names announced.
+    pub instances: Vec<String>,
+    /// Device models of the announcers, where TXT records gave them.
+    pub models: Vec<String>,
+}
+
+/// A name and how many flows carried it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NameCount {
+    /// The name.
+    pub name: String,
+    /// Flows.
+    pub flows: u64,
+}
+
+/// Sizes and drops of the bounded stores shared between flows.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateCounters {
+    /// Addresses with DNS-bound names held.
+    pub dns_addresses: usize,
+    /// Addresses evicted from the DNS store because it was full.
+    pub dns_evictions: u64,
+    /// mDNS endpoints evicted because the store was full.
+    pub mdns_evictions: u64,
+    /// Bonjour observations dropped at a bound.
+    pub bonjour_dropped: u64,
+    /// Flows with unclassified Apple names past the list's bound.
+    pub apple_names_dropped: u64,
 }
 
 /// One skip reason's count.
@@ -87,6 +139,7 @@ impl Report {
     /// Builds the report from merged tallies and counters.
     pub fn build(
         sigs: &SignatureSet,
+        shared: &Shared,
         inputs: Vec<InputSummary>,
         tally: &Tally,
         stats: &PacketStats,
@@ -123,6 +176,43 @@ impl Report {
                 .then(b.tally.bytes.cmp(&a.tally.bytes))
                 .then(a.service.cmp(&b.service))
         });
+        let mut bonjour: Vec<BonjourLine> = shared
+            .bonjour
+            .types()
+            .into_iter()
+            .map(|(t, seen)| {
+                let service = sigs
+                    .bonjour_rule(&t)
+                    .map(|r| sigs.service(r.service).id.clone());
+                let models: BTreeSet<String> = seen
+                    .announcers
+                    .iter()
+                    .filter_map(|a| shared.bonjour.model(*a))
+                    .collect();
+                BonjourLine {
+                    service_type: t,
+                    service,
+                    announced_by: seen.announcers.into_iter().collect(),
+                    searched_by: seen.searchers.into_iter().collect(),
+                    instances: seen.instances.into_iter().map(String::from).collect(),
+                    models: models.into_iter().collect(),
+                }
+            })
+            .collect();
+        bonjour.sort_by(|a, b| {
+            b.service
+                .is_some()
+                .cmp(&a.service.is_some())
+                .then(a.service_type.cmp(&b.service_type))
+        });
+        let (names, names_dropped) = tally.apple_names();
+        let unclassified_apple_names = names
+            .iter()
+            .map(|(n, c)| NameCount {
+                name: n.clone(),
+                flows: *c,
+            })
+            .collect();
         let flows = services.iter().map(|l| l.tally.flows).sum();
         let apple_flows = services
             .iter()
@@ -150,6 +240,15 @@ impl Report {
                     packets: stats.skipped[s.index()],
                 })
                 .collect(),
+            bonjour,
+            unclassified_apple_names,
+            state: StateCounters {
+                dns_addresses: shared.dns.len(),
+                dns_evictions: shared.dns.evictions(),
+                mdns_evictions: shared.mdns.evictions(),
+                bonjour_dropped: shared.bonjour.dropped(),
+                apple_names_dropped: names_dropped,
+            },
         }
     }
 }

@@ -81,6 +81,45 @@ pub fn render_table(r: &Report) -> String {
             skipped.join(", ")
         }
     );
+    if !r.bonjour.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nBONJOUR {:<30} {:<16} {:>9} {:>9}  MODELS",
+            "TYPE", "SERVICE", "ANNOUNCED", "SEARCHED"
+        );
+        for b in &r.bonjour {
+            let _ = writeln!(
+                out,
+                "        {:<30} {:<16} {:>9} {:>9}  {}",
+                b.service_type,
+                b.service.as_deref().unwrap_or("-"),
+                b.announced_by.len(),
+                b.searched_by.len(),
+                if b.models.is_empty() {
+                    "-".to_string()
+                } else {
+                    b.models.join(", ")
+                }
+            );
+        }
+    }
+    if !r.unclassified_apple_names.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nunclassified Apple names (no narrower signature; flows):"
+        );
+        for n in &r.unclassified_apple_names {
+            let _ = writeln!(out, "  {:<50} {}", n.name, n.flows);
+        }
+    }
+    let s = &r.state;
+    if s.dns_evictions + s.mdns_evictions + s.bonjour_dropped + s.apple_names_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "\nbounded state dropped: {} DNS addresses, {} mDNS endpoints, {} Bonjour observations, {} Apple-name flows",
+            s.dns_evictions, s.mdns_evictions, s.bonjour_dropped, s.apple_names_dropped
+        );
+    }
     for i in &r.inputs {
         if let Some(e) = &i.error {
             let _ = writeln!(out, "input error: {e}");

@@ -247,10 +247,8 @@ impl HostIndex {
             if let Some(i) = n.subtree {
                 consider(i, (depth + 1) * 4 + 1);
             }
-            if is_first {
-                if let Some(i) = n.exact {
-                    consider(i, total * 4 + 3);
-                }
+            if is_first && let Some(i) = n.exact {
+                consider(i, total * 4 + 3);
             }
         }
         best

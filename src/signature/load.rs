@@ -467,7 +467,7 @@ sources = ["004_24b801090e18829e.txt"]
     fn bad_port_names_file_line_entry_and_fix() {
         let e = err_of(&MINIMAL.replace("ports = \"5223\"", "ports = \"70000\""));
         let msg = e.to_string();
-        assert!(msg.starts_with("test.toml:15: [[port]] #1"), "{msg}");
+        assert!(msg.starts_with("test.toml:14: [[port]] #1"), "{msg}");
         assert!(msg.contains("outside 1-65535"), "{msg}");
     }
 

@@ -21,9 +21,11 @@ impl Timestamp {
         )
     }
 
-    /// Seconds since the epoch as a float (microsecond precision survives).
+    /// Seconds since the epoch as a float, rounded to the microsecond (an f64 holds about 16
+    /// significant digits: enough for microseconds, not for nanoseconds).
     pub fn as_secs_f64(self) -> f64 {
-        self.0 as f64 / Self::NANOS_PER_SEC as f64
+        let micros = (self.0 + 500) / 1_000;
+        (micros as f64) / 1e6
     }
 
     /// `self + secs`, saturating.

@@ -24,9 +24,13 @@ use stream::StreamPrefix;
 pub const STREAM_LIMIT: usize = 16 * 1024;
 /// Most server-stream bytes kept for DNS over TCP (two full-size DNS messages).
 pub const DNS_STREAM_LIMIT: usize = 2 * (u16::MAX as usize + 2);
-/// A flow whose client sent this many payload packets without a decision is not inspected
-/// further.
-const MAX_PROBE_PACKETS: u32 = 24;
+/// A TCP flow whose client sent this many payload segments without a decision is not
+/// inspected further. Generous on purpose: a ClientHello cut into 8-byte segments, reordered
+/// and duplicated, still fits; the bytes held are bounded by [`STREAM_LIMIT`] regardless.
+const MAX_TCP_PROBES: u32 = 512;
+/// A UDP flow whose client sent this many datagrams without a decision is not inspected
+/// further (QUIC Initials carrying one ClientHello are a handful).
+const MAX_UDP_PROBES: u32 = 24;
 
 /// Names and facts read from one flow's own payload.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -165,7 +169,7 @@ impl Inspector {
                 return;
             }
         }
-        if self.probes >= MAX_PROBE_PACKETS {
+        if self.probes >= MAX_TCP_PROBES {
             self.state = State::Done;
         }
     }
@@ -212,7 +216,7 @@ impl Inspector {
             quic::QuicProgress::Failed(e) if !e.is_permanent() => {}
             _ => self.state = State::Done,
         }
-        if self.probes >= MAX_PROBE_PACKETS {
+        if self.probes >= MAX_UDP_PROBES {
             self.state = State::Done;
         }
     }

@@ -11,12 +11,19 @@ fn run(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("runs");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
 fn golden(name: &str, actual: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).unwrap();
         return;
@@ -50,7 +57,10 @@ const CAPTURES: [&str; 5] = [
 fn json_reports_match_golden() {
     for c in CAPTURES {
         let path = format!("../shared/pcaps/{c}");
-        golden(&format!("{c}.report.json"), &run(&["read", "--format", "json", &path]));
+        golden(
+            &format!("{c}.report.json"),
+            &run(&["read", "--format", "json", &path]),
+        );
     }
 }
 
@@ -58,11 +68,17 @@ fn json_reports_match_golden() {
 fn flow_records_match_golden() {
     for c in CAPTURES {
         let path = format!("../shared/pcaps/{c}");
-        golden(&format!("{c}.flows.jsonl"), &run(&["read", "--flows", "-", &path]));
+        golden(
+            &format!("{c}.flows.jsonl"),
+            &run(&["read", "--flows", "-", &path]),
+        );
     }
 }
 
 #[test]
 fn table_matches_golden() {
-    golden("iphone.table.txt", &run(&["read", "fixtures/sample/iphone.pcap"]));
+    golden(
+        "iphone.table.txt",
+        &run(&["read", "fixtures/sample/iphone.pcap"]),
+    );
 }

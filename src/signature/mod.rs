@@ -408,7 +408,11 @@ mod tests {
     fn seed_typos_are_reconciled() {
         // Seed 000 writes 1231 for 123 and 52231 for 5223: neither typo may become a rule.
         let set = SignatureSet::builtin().unwrap();
-        assert!(!set.ports.iter().any(|r| r.spec.lo == 52231 || r.spec.lo == 1231));
+        assert!(
+            !set.ports
+                .iter()
+                .any(|r| r.spec.lo == 52231 || r.spec.lo == 1231)
+        );
         assert!(set.port_rule(Transport::Udp, 1231).is_none());
         let (_, ntp) = set.port_rule(Transport::Udp, 123).unwrap();
         assert_eq!(set.service(ntp.on_apple).id, "time");

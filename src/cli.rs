@@ -18,8 +18,64 @@ pub struct Cli {
 pub enum Command {
     /// Read pcap/pcapng files and report flows, packets and bytes per service.
     Read(ReadArgs),
+    /// Capture on a live interface and report per service every interval until stopped.
+    Live(LiveArgs),
+    /// List the interfaces appletap can capture on.
+    Interfaces(InterfacesArgs),
     /// List the signature set, or check a signature file.
     Signatures(SignaturesArgs),
+}
+
+/// Options of the classifier shared by `read` and `live`.
+#[derive(Debug, Args)]
+pub struct ClassifyOpt {
+    /// Also write one JSON object per flow, one per line, to PATH as flows end (`-` for
+    /// standard output, in which case reports go to standard error).
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub flows: Option<PathBuf>,
+    /// Worker threads (default: the machine's cores). The output is the same for any number.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub threads: Option<u64>,
+    /// Most flows held in memory at once; the oldest is evicted (and counted) beyond it.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_flows: u64,
+    /// Signature set selection.
+    #[command(flatten)]
+    pub sig: SignatureOpt,
+}
+
+/// `appletap live`.
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Interface to capture on (see `appletap interfaces`).
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: String,
+    /// BPF capture filter, as for tcpdump (e.g. "not port 22").
+    #[arg(long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Seconds between reports.
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+    /// Stop by itself after this many seconds (default: run until SIGINT or SIGTERM).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration: Option<u64>,
+    /// Report format: tables, or one JSON object per line per report with `json`.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Bytes captured per packet.
+    #[arg(long, value_name = "BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(i32).range(64..=262_144))]
+    pub snaplen: i32,
+    /// Classifier options.
+    #[command(flatten)]
+    pub classify: ClassifyOpt,
+}
+
+/// `appletap interfaces`.
+#[derive(Debug, Args)]
+pub struct InterfacesArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 /// Output format of reports.
@@ -48,19 +104,12 @@ pub struct ReadArgs {
     /// Report format.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Also write one JSON object per flow, one per line, to PATH (`-` for standard output,
-    /// in which case the report goes to standard error).
-    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
-    pub flows: Option<PathBuf>,
-    /// Most flows held in memory at once; the oldest is evicted (and counted) beyond it.
-    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
-    pub max_flows: u64,
     /// Never show a progress bar (it is shown only when standard error is a terminal).
     #[arg(long)]
     pub no_progress: bool,
-    /// Signature set selection.
+    /// Classifier options.
     #[command(flatten)]
-    pub sig: SignatureOpt,
+    pub classify: ClassifyOpt,
 }
 
 /// `appletap signatures`.

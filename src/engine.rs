@@ -42,6 +42,10 @@ pub struct Engine {
     stats: PacketStats,
     tally: Tally,
     finished: Vec<FlowRecord>,
+    /// Whether this engine feeds DNS/mDNS answers to the shared stores itself. In the
+    /// pipeline the dispatcher does it, in packet order, so that an answer is known before any
+    /// later packet reaches any worker.
+    observe_dns: bool,
 }
 
 impl Engine {
@@ -61,7 +65,14 @@ impl Engine {
             stats: PacketStats::default(),
             tally,
             finished: Vec::new(),
+            observe_dns: true,
         }
+    }
+
+    /// Stops this engine from feeding DNS/mDNS answers to the shared stores (the pipeline's
+    /// dispatcher does it instead). It still notes the names on its own DNS flows.
+    pub fn leave_dns_to_dispatcher(&mut self) {
+        self.observe_dns = false;
     }
 
     /// Handles one packet.
@@ -84,12 +95,24 @@ impl Engine {
         let finished = &mut self.finished;
         let tally = &mut self.tally;
         let (flow, inspector) = self.table.lookup(&meta, pkt.ts, known_port, |f, x, why| {
-            let rec = Self::record(sigs, shared, &f, &x, why);
+            let rec = Self::record(sigs, &f, &x, why);
             tally.add_record(sigs, &rec);
             finished.push(rec);
         });
         let was_finished = flow.tcp_finished();
+        let is_new = flow.total_packets() == 0;
+        let server_before = flow.server;
         let dir = flow.update(&meta, pkt.ts, pkt.orig_len);
+        if is_new || flow.server != server_before {
+            // Looked up when the flow begins, and again if a late SYN shows the roles were
+            // guessed the wrong way round.
+            inspector.bound = inspect::Bound {
+                dns: shared.dns.lookup(flow.server.0, flow.first_ts),
+                mdns: shared
+                    .mdns
+                    .lookup(flow.server.0, flow.server.1, flow.first_ts),
+            };
+        }
         if inspector.active() {
             inspector.on_packet(&meta, dir, flow.server.1, pkt.ts, shared);
         }
@@ -113,16 +136,13 @@ impl Engine {
     /// at the flow's first packet.
     fn record(
         sigs: &SignatureSet,
-        shared: &Shared,
         flow: &Flow,
         inspector: &Inspector,
         _why: EndReason,
     ) -> FlowRecord {
         let n = &inspector.names;
-        let dns = shared.dns.lookup(flow.server.0, flow.first_ts);
-        let mdns = shared
-            .mdns
-            .lookup(flow.server.0, flow.server.1, flow.first_ts);
+        let dns = &inspector.bound.dns;
+        let mdns = &inspector.bound.mdns;
         let facts = NameFacts {
             sni: n.sni.as_deref(),
             quic_sni: n.quic_sni.as_deref(),
@@ -165,14 +185,23 @@ impl Engine {
     /// Ends every flow (end of input, or shutdown).
     pub fn finish(&mut self) {
         let sigs = &self.sigs;
-        let shared = &self.shared;
         let finished = &mut self.finished;
         let tally = &mut self.tally;
         self.table.drain(|f, x, why| {
-            let rec = Self::record(sigs, shared, &f, &x, why);
+            let rec = Self::record(sigs, &f, &x, why);
             tally.add_record(sigs, &rec);
             finished.push(rec);
         });
+    }
+
+    /// Tallies as if every live flow ended now (for periodic live reports); nothing changes.
+    pub fn snapshot_tally(&self) -> Tally {
+        let mut t = self.tally.clone();
+        self.table.for_each(|f, x| {
+            let rec = Self::record(&self.sigs, f, x, EndReason::Flush);
+            t.add_record(&self.sigs, &rec);
+        });
+        t
     }
 
     /// Takes the records of flows that ended since the last call.

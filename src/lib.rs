@@ -40,6 +40,7 @@ pub mod decode;
 pub mod engine;
 pub mod flow;
 pub mod inspect;
+pub mod pipeline;
 pub mod report;
 pub mod shared;
 pub mod signature;

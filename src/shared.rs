@@ -12,8 +12,11 @@ use dashmap::DashMap;
 
 use crate::capture::Timestamp;
 
-/// Bindings kept per address: the most recent answers win.
-const BINDINGS_PER_ADDRESS: usize = 4;
+/// Bindings kept per address. CDN addresses carry many names at once; when the list is full,
+/// expired answers go first, then the oldest. Generous on purpose: the pipeline's dispatcher
+/// records answers up to a queue length ahead of the workers' lookups, and a lookup must not
+/// find its answer already pushed out by later ones, or the output would depend on threads.
+const BINDINGS_PER_ADDRESS: usize = 16;
 /// Minimum lifetime given to a binding, so a TTL of 0 still labels the connection it precedes.
 const MIN_TTL_SECS: u64 = 10;
 
@@ -60,7 +63,8 @@ impl DnsBindings {
             return;
         }
         if list.len() >= BINDINGS_PER_ADDRESS {
-            list.remove(0);
+            let victim = list.iter().position(|b| b.expires < seen).unwrap_or(0);
+            list.remove(victim);
         }
         list.push(NameBinding {
             names,

@@ -80,3 +80,43 @@ pub struct Packet<'a> {
     /// The packet's length on the wire.
     pub orig_len: u32,
 }
+
+pub mod live;
+
+/// What a packet source yields next.
+#[derive(Debug)]
+pub enum Next<'a> {
+    /// A packet.
+    Packet(Packet<'a>),
+    /// No packet within the source's read timeout (live capture only): a chance to check for
+    /// shutdown and periodic work.
+    Idle,
+    /// The source is exhausted.
+    End,
+    /// The source failed; nothing more will come from it.
+    Error(String),
+}
+
+/// A source of packets: a capture file or a live interface. The only I/O seam of the pipeline.
+pub trait PacketSource {
+    /// The next packet, borrowed until the following call.
+    fn next_packet(&mut self) -> Next<'_>;
+    /// Bytes consumed so far and the total if known (for progress display).
+    fn progress(&self) -> (u64, Option<u64>) {
+        (0, None)
+    }
+}
+
+impl PacketSource for file::CaptureFile {
+    fn next_packet(&mut self) -> Next<'_> {
+        match file::CaptureFile::next_packet(self) {
+            Some(Ok(p)) => Next::Packet(p),
+            Some(Err(e)) => Next::Error(e.to_string()),
+            None => Next::End,
+        }
+    }
+
+    fn progress(&self) -> (u64, Option<u64>) {
+        (self.bytes_consumed(), self.file_len())
+    }
+}

@@ -73,6 +73,19 @@ pub struct Inspector {
     dns_tcp: Option<(Box<StreamPrefix>, usize)>,
     /// Names asked about or answered on this (DNS or mDNS) flow, distinct, bounded.
     queried: Vec<Box<str>>,
+    /// What the shared stores knew of the server when the flow began (looked up once, at the
+    /// first packet, so the answer does not depend on when the flow ends or on which worker
+    /// holds it).
+    pub bound: Bound,
+}
+
+/// Names bound to a flow's server when the flow began.
+#[derive(Debug, Default, Clone)]
+pub struct Bound {
+    /// The DNS answer in force for the server address.
+    pub dns: Option<crate::shared::NameBinding>,
+    /// The mDNS endpoint advertised at the server address and port.
+    pub mdns: Option<crate::shared::MdnsEndpoint>,
 }
 
 /// Most names remembered per DNS/mDNS flow (a resolver flow from one client port can carry
@@ -287,6 +300,24 @@ fn probe_stream(bytes: &[u8], names: &mut FlowNames) -> bool {
         http::HttpProbe::NeedMore => false,
         http::HttpProbe::NotHttp => true,
     }
+}
+
+/// Feeds a DNS or mDNS message to the shared stores: for mDNS the sender is the device that
+/// searched or announced; for DNS the answers bind names to addresses.
+pub fn observe_message(
+    msg: &dns::DnsMessage<'_>,
+    meta: &PacketMeta<'_>,
+    mdns: bool,
+    ts: Timestamp,
+    shared: &Shared,
+) {
+    records::observe(
+        msg,
+        if mdns { meta.src } else { meta.dst },
+        ts,
+        mdns,
+        shared,
+    );
 }
 
 /// Parses a DNS (UDP 53) or mDNS (UDP 5353) message, with whether it is mDNS. Every such

@@ -82,6 +82,22 @@ pub struct Report {
     pub unclassified_apple_names: Vec<NameCount>,
     /// Bounded state: what the DNS, mDNS and Bonjour stores hold and had to drop.
     pub state: StateCounters,
+    /// Packets lost before classification: by the kernel or interface (live capture) and at
+    /// full worker queues. Never silent.
+    pub drops: Drops,
+}
+
+/// Packets lost before classification.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Drops {
+    /// Packets the kernel delivered to the capture (live only).
+    pub kernel_received: Option<u64>,
+    /// Dropped by the kernel because the capture buffer was full (live only).
+    pub kernel: Option<u64>,
+    /// Dropped by the interface or its driver (live only).
+    pub interface: Option<u64>,
+    /// Dropped because a worker's queue was full (live only; offline reading waits instead).
+    pub pipeline: u64,
 }
 
 /// One Bonjour service type.
@@ -144,6 +160,7 @@ impl Report {
         tally: &Tally,
         stats: &PacketStats,
         flows_evicted: u64,
+        drops: Drops,
     ) -> Self {
         let mut services: Vec<ServiceLine> = tally
             .nonzero()
@@ -249,6 +266,7 @@ impl Report {
                 bonjour_dropped: shared.bonjour.dropped(),
                 apple_names_dropped: names_dropped,
             },
+            drops,
         }
     }
 }

@@ -66,6 +66,15 @@ pub fn render_table(r: &Report) -> String {
         t.apple_flows,
         t.flows_evicted
     );
+    let d = &r.drops;
+    let opt = |v: Option<u64>| v.map_or("n/a".to_string(), |v| v.to_string());
+    let _ = writeln!(
+        out,
+        "drops: kernel {}, interface {}, pipeline {}",
+        opt(d.kernel),
+        opt(d.interface),
+        d.pipeline
+    );
     let skipped: Vec<String> = r
         .skipped
         .iter()

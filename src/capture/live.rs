@@ -1,0 +1,286 @@
+//! Live capture through libpcap: opening an interface (with a clear message when permission is
+//! missing or the interface does not exist), reading packets with a short timeout so shutdown
+//! and periodic reports stay responsive, and kernel/interface drop counters widened past the
+//! 32-bit wrap of `pcap_stats`.
+
+use super::{LinkType, Next, Packet, PacketSource, Timestamp};
+
+/// Why a live capture could not start, phrased with what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The process may not capture.
+    #[error(
+        "no permission to capture on {iface}: run appletap as root, or grant it the capability once with `setcap cap_net_raw,cap_net_admin=eip {exe}` ({detail})"
+    )]
+    Permission {
+        /// Interface.
+        iface: String,
+        /// Path of this executable, for the setcap hint.
+        exe: String,
+        /// libpcap's own words.
+        detail: String,
+    },
+    /// No such interface.
+    #[error(
+        "no capture interface named {iface:?}; available: {available} (see `appletap interfaces`)"
+    )]
+    NoSuchInterface {
+        /// Interface asked for.
+        iface: String,
+        /// The interfaces libpcap lists.
+        available: String,
+    },
+    /// The BPF filter does not compile.
+    #[error("the capture filter {filter:?} is not valid BPF: {detail}")]
+    BadFilter {
+        /// The filter.
+        filter: String,
+        /// libpcap's message.
+        detail: String,
+    },
+    /// Anything else libpcap reported.
+    #[error("cannot capture on {iface}: {detail}")]
+    Other {
+        /// Interface.
+        iface: String,
+        /// libpcap's message.
+        detail: String,
+    },
+}
+
+/// Names of the interfaces libpcap can capture on, comma-separated.
+pub fn interface_names() -> String {
+    match pcap::Device::list() {
+        Ok(list) => list
+            .into_iter()
+            .map(|d| d.name)
+            .collect::<Vec<_>>()
+            .join(", "),
+        Err(e) => format!("(cannot list interfaces: {e})"),
+    }
+}
+
+/// One capture interface as `appletap interfaces` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InterfaceInfo {
+    /// Name to pass to `-i`.
+    pub name: String,
+    /// Description, if the system gives one.
+    pub description: Option<String>,
+    /// Addresses.
+    pub addresses: Vec<String>,
+    /// Flags: up, running, loopback, wireless.
+    pub flags: Vec<&'static str>,
+}
+
+/// Lists the interfaces libpcap can capture on.
+///
+/// # Errors
+/// libpcap's message when it cannot list them.
+pub fn interfaces() -> Result<Vec<InterfaceInfo>, String> {
+    let list = pcap::Device::list().map_err(|e| e.to_string())?;
+    Ok(list
+        .into_iter()
+        .map(|d| {
+            let mut flags = Vec::new();
+            if d.flags.is_up() {
+                flags.push("up");
+            }
+            if d.flags.is_running() {
+                flags.push("running");
+            }
+            if d.flags.is_loopback() {
+                flags.push("loopback");
+            }
+            if d.flags.is_wireless() {
+                flags.push("wireless");
+            }
+            InterfaceInfo {
+                name: d.name,
+                description: d.desc,
+                addresses: d.addresses.iter().map(|a| a.addr.to_string()).collect(),
+                flags,
+            }
+        })
+        .collect())
+}
+
+/// Kernel and interface drop counters, widened to 64 bits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CaptureDrops {
+    /// Packets the kernel received for this capture (libpcap `ps_recv`).
+    pub received: u64,
+    /// Packets dropped because the capture buffer was full (`ps_drop`).
+    pub kernel: u64,
+    /// Packets dropped by the interface or driver (`ps_ifdrop`).
+    pub interface: u64,
+}
+
+/// Widens a 32-bit counter that may wrap: adds the difference since the last reading.
+#[derive(Debug, Default, Clone, Copy)]
+struct Wide {
+    last: u32,
+    total: u64,
+}
+
+impl Wide {
+    fn update(&mut self, now: u32) -> u64 {
+        self.total += u64::from(now.wrapping_sub(self.last));
+        self.last = now;
+        self.total
+    }
+}
+
+/// A live capture on one interface.
+pub struct LiveCapture {
+    cap: pcap::Capture<pcap::Active>,
+    link: LinkType,
+    iface: String,
+    recv: Wide,
+    drop: Wide,
+    ifdrop: Wide,
+    error: Option<String>,
+}
+
+/// Read timeout: how long a read waits for a packet before returning [`Next::Idle`].
+const READ_TIMEOUT_MS: i32 = 100;
+
+impl LiveCapture {
+    /// Opens `iface` in promiscuous mode with an optional BPF filter.
+    ///
+    /// # Errors
+    /// A [`LiveError`] that says what to do (permissions, interface names, filter syntax).
+    pub fn open(iface: &str, filter: Option<&str>, snaplen: i32) -> Result<Self, LiveError> {
+        let other = |e: pcap::Error| classify_open_error(iface, e);
+        let inactive = pcap::Capture::from_device(iface).map_err(other)?;
+        let mut cap = inactive
+            .promisc(true)
+            .snaplen(snaplen)
+            .timeout(READ_TIMEOUT_MS)
+            .buffer_size(32 << 20)
+            .immediate_mode(true)
+            .open()
+            .map_err(other)?;
+        if let Some(f) = filter {
+            cap.filter(f, true).map_err(|e| LiveError::BadFilter {
+                filter: f.to_string(),
+                detail: e.to_string(),
+            })?;
+        }
+        let link = LinkType(u32::try_from(cap.get_datalink().0).unwrap_or(u32::MAX));
+        Ok(Self {
+            cap,
+            link,
+            iface: iface.to_string(),
+            recv: Wide::default(),
+            drop: Wide::default(),
+            ifdrop: Wide::default(),
+            error: None,
+        })
+    }
+
+    /// The interface's link type.
+    pub fn link_type(&self) -> LinkType {
+        self.link
+    }
+
+    /// Kernel and interface drop counters so far (call at least once per 2^32 packets).
+    pub fn drops(&mut self) -> CaptureDrops {
+        if let Ok(s) = self.cap.stats() {
+            self.recv.update(s.received);
+            self.drop.update(s.dropped);
+            self.ifdrop.update(s.if_dropped);
+        }
+        CaptureDrops {
+            received: self.recv.total,
+            kernel: self.drop.total,
+            interface: self.ifdrop.total,
+        }
+    }
+
+    /// The error that ended the capture, if any.
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// The interface name.
+    pub fn iface(&self) -> &str {
+        &self.iface
+    }
+}
+
+fn classify_open_error(iface: &str, e: pcap::Error) -> LiveError {
+    let detail = e.to_string();
+    let lower = detail.to_ascii_lowercase();
+    if lower.contains("permission") || lower.contains("not permitted") {
+        LiveError::Permission {
+            iface: iface.to_string(),
+            exe: std::env::current_exe()
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| "appletap".into()),
+            detail,
+        }
+    } else if lower.contains("no such device") || lower.contains("doesn't exist") {
+        LiveError::NoSuchInterface {
+            iface: iface.to_string(),
+            available: interface_names(),
+        }
+    } else {
+        LiveError::Other {
+            iface: iface.to_string(),
+            detail,
+        }
+    }
+}
+
+impl PacketSource for LiveCapture {
+    fn next_packet(&mut self) -> Next<'_> {
+        if self.error.is_some() {
+            return Next::End;
+        }
+        match self.cap.next_packet() {
+            Ok(p) => {
+                let ts = &p.header.ts;
+                let secs = u64::try_from(ts.tv_sec).unwrap_or(0);
+                let micros = u64::try_from(ts.tv_usec).unwrap_or(0);
+                Next::Packet(Packet {
+                    ts: Timestamp::from_parts(secs, micros * 1_000),
+                    link: self.link,
+                    data: p.data,
+                    orig_len: p.header.len,
+                })
+            }
+            Err(pcap::Error::TimeoutExpired) => Next::Idle,
+            Err(e) => {
+                self.error = Some(format!("capture on {} failed: {e}", self.iface));
+                Next::Error(format!("capture on {} failed: {e}", self.iface))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_counters_widen_past_the_32_bit_wrap() {
+        let mut w = Wide::default();
+        assert_eq!(w.update(4_000_000_000), 4_000_000_000);
+        assert_eq!(w.update(100), 4_294_967_396);
+        assert_eq!(w.update(200), 4_294_967_496);
+    }
+
+    #[test]
+    fn unknown_interface_names_the_alternatives() {
+        let Err(e) = LiveCapture::open("appletap-no-such-if0", None, 65_535) else {
+            panic!("opened a nonexistent interface");
+        };
+        let msg = e.to_string();
+        assert!(
+            msg.contains("appletap-no-such-if0")
+                && (msg.contains("available") || msg.contains("permission")),
+            "{msg}"
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! The multi-threaded pipeline: the calling thread reads packets and dispatches them in
+//! batches over bounded crossbeam channels to N workers, each owning the flows a symmetric
+//! hash of the flow's addresses and ports gives it; a writer thread streams finished flow
+//! records. Workers share only the DNS/mDNS stores (dashmap), which the dispatcher feeds in
+//! packet order, so an answer is known before any later packet reaches any worker and the
+//! output does not depend on the number of workers.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+
+use crate::capture::{LinkType, Packet, Timestamp};
+use crate::decode;
+use crate::engine::{Engine, EngineConfig};
+use crate::flow::FlowKey;
+use crate::flow::record::FlowRecord;
+use crate::inspect;
+use crate::shared::Shared;
+use crate::signature::SignatureSet;
+use crate::tally::{PacketStats, Tally};
+
+/// Packets per batch: enough to amortize a channel operation, small enough to keep latency
+/// and the memory of queued batches low.
+const BATCH_PACKETS: usize = 256;
+/// Bytes of packet data per batch before it is sent early.
+const BATCH_BYTES: usize = 256 * 1024;
+/// Batches queued per worker before the dispatcher waits (offline) or drops (live).
+const QUEUE_DEPTH: usize = 16;
+
+/// One packet inside a batch: metadata plus its place in the batch's byte arena.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    ts: Timestamp,
+    link: LinkType,
+    orig_len: u32,
+    start: u32,
+    len: u32,
+}
+
+/// Packets for one worker, copied once into one buffer (the capture buffer is reused by the
+/// reader, so the bytes must move; one copy into a recycled arena, no allocation per packet).
+#[derive(Debug, Default)]
+struct Batch {
+    data: Vec<u8>,
+    slots: Vec<Slot>,
+}
+
+impl Batch {
+    fn with_capacity() -> Self {
+        Self {
+            data: Vec::with_capacity(BATCH_BYTES + 65_536),
+            slots: Vec::with_capacity(BATCH_PACKETS),
+        }
+    }
+
+    fn push(&mut self, pkt: &Packet<'_>) {
+        let start = self.data.len();
+        self.data.extend_from_slice(pkt.data);
+        self.slots.push(Slot {
+            ts: pkt.ts,
+            link: pkt.link,
+            orig_len: pkt.orig_len,
+            start: start as u32,
+            len: pkt.data.len() as u32,
+        });
+    }
+
+    fn is_full(&self) -> bool {
+        self.slots.len() >= BATCH_PACKETS || self.data.len() >= BATCH_BYTES
+    }
+
+    fn clear(&mut self) {
+        self.data.clear();
+        self.slots.clear();
+    }
+}
+
+enum ToWorker {
+    Batch(Batch),
+    Snapshot(Sender<Snapshot>),
+}
+
+/// A worker's counters at a point in time.
+struct Snapshot {
+    tally: Tally,
+    stats: PacketStats,
+    flows: usize,
+    evicted: u64,
+}
+
+/// What the pipeline hands back when it is done.
+pub struct Outcome {
+    /// Tallies of all flows.
+    pub tally: Tally,
+    /// Packet counters (dispatcher's skips included).
+    pub stats: PacketStats,
+    /// Flows evicted to respect the flow cap.
+    pub evicted: u64,
+    /// Packets dropped because a worker's queue was full (live capture only).
+    pub pipeline_drops: u64,
+}
+
+/// Counters for a periodic (live) report.
+pub struct Progress {
+    /// Tallies as if every live flow ended now.
+    pub tally: Tally,
+    /// Packet counters.
+    pub stats: PacketStats,
+    /// Flows currently held.
+    pub active_flows: usize,
+    /// Flows evicted so far.
+    pub evicted: u64,
+    /// Packets dropped at full queues so far.
+    pub pipeline_drops: u64,
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    sigs: Arc<SignatureSet>,
+    shared: Arc<Shared>,
+    to_workers: Vec<Sender<ToWorker>>,
+    pool: Receiver<Batch>,
+    pool_tx: Sender<Batch>,
+    current: Vec<Batch>,
+    workers: Vec<JoinHandle<(Tally, PacketStats, u64)>>,
+    dispatcher: PacketStats,
+    drop_when_full: bool,
+    pipeline_drops: u64,
+}
+
+impl Pipeline {
+    /// Starts `threads` workers. Finished flow records go to `records` as they end.
+    /// `drop_when_full` (live capture) drops a batch rather than wait for a busy worker.
+    pub fn new(
+        sigs: Arc<SignatureSet>,
+        config: EngineConfig,
+        threads: usize,
+        drop_when_full: bool,
+        records: Sender<Vec<FlowRecord>>,
+    ) -> Self {
+        let threads = threads.max(1);
+        let shared = Arc::new(Shared::new(config.max_flows));
+        let per_worker = EngineConfig {
+            max_flows: (config.max_flows / threads).max(1),
+            ..config
+        };
+        let (pool_tx, pool) = bounded(threads * (QUEUE_DEPTH + 2));
+        let mut to_workers = Vec::with_capacity(threads);
+        let mut workers = Vec::with_capacity(threads);
+        for i in 0..threads {
+            let (tx, rx) = bounded::<ToWorker>(QUEUE_DEPTH);
+            to_workers.push(tx);
+            let (sigs, shared, pool_tx, records) = (
+                Arc::clone(&sigs),
+                Arc::clone(&shared),
+                pool_tx.clone(),
+                records.clone(),
+            );
+            let handle = std::thread::Builder::new()
+                .name(format!("appletap-worker-{i}"))
+                .spawn(move || worker(sigs, shared, per_worker, rx, pool_tx, records))
+                .expect("spawning a worker thread");
+            workers.push(handle);
+        }
+        Self {
+            sigs,
+            shared,
+            to_workers,
+            pool,
+            pool_tx,
+            current: (0..threads).map(|_| Batch::with_capacity()).collect(),
+            workers,
+            dispatcher: PacketStats::default(),
+            drop_when_full,
+            pipeline_drops: 0,
+        }
+    }
+
+    /// The shared stores (DNS bindings, mDNS endpoints, Bonjour).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Dispatches one packet to the worker that owns its flow.
+    pub fn push(&mut self, pkt: &Packet<'_>) {
+        let meta = match decode::decode(pkt.link, pkt.data) {
+            Ok(m) => m,
+            Err(skip) => {
+                // Undecodable packets are counted here and go no further.
+                self.dispatcher.read += 1;
+                self.dispatcher.bytes += u64::from(pkt.orig_len);
+                self.dispatcher.skipped[skip.index()] += 1;
+                return;
+            }
+        };
+        if let Some((msg, mdns)) = inspect::udp_dns_message(&meta) {
+            inspect::observe_message(&msg, &meta, mdns, pkt.ts, &self.shared);
+        }
+        let w = (FlowKey::of(&meta).symmetric_hash() % self.current.len() as u64) as usize;
+        self.current[w].push(pkt);
+        if self.current[w].is_full() {
+            self.send(w);
+        }
+    }
+
+    fn send(&mut self, w: usize) {
+        let fresh = self
+            .pool
+            .try_recv()
+            .unwrap_or_else(|_| Batch::with_capacity());
+        let batch = std::mem::replace(&mut self.current[w], fresh);
+        if batch.slots.is_empty() {
+            let _ = self.pool_tx.try_send(batch);
+            return;
+        }
+        if self.drop_when_full {
+            match self.to_workers[w].try_send(ToWorker::Batch(batch)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(ToWorker::Batch(mut b))) => {
+                    // Never silent: every dropped packet is counted and reported.
+                    self.pipeline_drops += b.slots.len() as u64;
+                    b.clear();
+                    let _ = self.pool_tx.try_send(b);
+                }
+                Err(_) => {}
+            }
+        } else {
+            let _ = self.to_workers[w].send(ToWorker::Batch(batch));
+        }
+    }
+
+    /// Sends every partly filled batch (live capture: on a quiet moment, so packets are not
+    /// held back).
+    pub fn flush(&mut self) {
+        for w in 0..self.current.len() {
+            if !self.current[w].slots.is_empty() {
+                self.send(w);
+            }
+        }
+    }
+
+    /// Counters as if every flow ended now, without ending any.
+    pub fn progress(&mut self) -> Progress {
+        self.flush();
+        let mut tally = Tally::new(&self.sigs);
+        let mut stats = self.dispatcher;
+        let (mut flows, mut evicted) = (0, 0);
+        let replies: Vec<Receiver<Snapshot>> = self
+            .to_workers
+            .iter()
+            .map(|tx| {
+                let (rtx, rrx) = bounded(1);
+                let _ = tx.send(ToWorker::Snapshot(rtx));
+                rrx
+            })
+            .collect();
+        for r in replies {
+            if let Ok(s) = r.recv() {
+                tally.merge(&s.tally);
+                stats.merge(&s.stats);
+                flows += s.flows;
+                evicted += s.evicted;
+            }
+        }
+        Progress {
+            tally,
+            stats,
+            active_flows: flows,
+            evicted,
+            pipeline_drops: self.pipeline_drops,
+        }
+    }
+
+    /// Sends what is left, ends every flow and merges the workers' counters.
+    pub fn finish(mut self) -> Outcome {
+        self.flush();
+        let Self {
+            sigs,
+            to_workers,
+            workers,
+            dispatcher,
+            pipeline_drops,
+            ..
+        } = self;
+        drop(to_workers);
+        let mut tally = Tally::new(&sigs);
+        let mut stats = dispatcher;
+        let mut evicted = 0;
+        for h in workers {
+            if let Ok((t, s, e)) = h.join() {
+                tally.merge(&t);
+                stats.merge(&s);
+                evicted += e;
+            }
+        }
+        Outcome {
+            tally,
+            stats,
+            evicted,
+            pipeline_drops,
+        }
+    }
+}
+
+fn worker(
+    sigs: Arc<SignatureSet>,
+    shared: Arc<Shared>,
+    config: EngineConfig,
+    rx: Receiver<ToWorker>,
+    pool: Sender<Batch>,
+    records: Sender<Vec<FlowRecord>>,
+) -> (Tally, PacketStats, u64) {
+    let mut engine = Engine::with_shared(sigs, shared, config);
+    engine.leave_dns_to_dispatcher();
+    for msg in rx {
+        match msg {
+            ToWorker::Batch(mut b) => {
+                for s in &b.slots {
+                    let start = s.start as usize;
+                    let data = b.data.get(start..start + s.len as usize).unwrap_or(&[]);
+                    engine.process(&Packet {
+                        ts: s.ts,
+                        link: s.link,
+                        data,
+                        orig_len: s.orig_len,
+                    });
+                }
+                let done = engine.take_finished();
+                if !done.is_empty() {
+                    let _ = records.send(done);
+                }
+                b.clear();
+                let _ = pool.try_send(b);
+            }
+            ToWorker::Snapshot(reply) => {
+                let (flows, evicted) = engine.flow_counts();
+                let _ = reply.send(Snapshot {
+                    tally: engine.snapshot_tally(),
+                    stats: *engine.stats(),
+                    flows,
+                    evicted,
+                });
+            }
+        }
+    }
+    engine.finish();
+    let done = engine.take_finished();
+    if !done.is_empty() {
+        let _ = records.send(done);
+    }
+    (
+        engine.tally().clone(),
+        *engine.stats(),
+        engine.flow_counts().1,
+    )
+}

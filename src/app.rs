@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::capture::file::CaptureFile;
 use crate::capture::live::{self, CaptureDrops, LiveCapture};
@@ -146,15 +146,21 @@ impl FlowSink {
     }
 }
 
+/// Batches of records queued for the writer before workers wait: bounded, so a slow disk
+/// slows the pipeline down instead of growing memory.
+const WRITER_QUEUE: usize = 64;
+
 /// A thread that writes flow records as workers finish them.
 struct Writer {
-    tx: Sender<Vec<FlowRecord>>,
+    /// None when no records are wanted (no `--flows`): engines then keep none.
+    tx: Option<Sender<Vec<FlowRecord>>>,
     handle: JoinHandle<FlowSink>,
 }
 
 impl Writer {
     fn start(mut sink: FlowSink) -> Self {
-        let (tx, rx): (Sender<Vec<FlowRecord>>, Receiver<Vec<FlowRecord>>) = unbounded();
+        let (tx, rx): (Sender<Vec<FlowRecord>>, Receiver<Vec<FlowRecord>>) = bounded(WRITER_QUEUE);
+        let tx = sink.out.is_some().then_some(tx);
         let handle = std::thread::Builder::new()
             .name("appletap-writer".into())
             .spawn(move || {
@@ -170,6 +176,7 @@ impl Writer {
 
     fn finish(self) -> FlowSink {
         drop(self.tx);
+        // Without a sender the writer's loop ends at once.
         self.handle.join().unwrap_or(FlowSink {
             out: None,
             label: String::new(),
@@ -182,7 +189,7 @@ impl Writer {
 enum Classifier {
     Inline {
         engine: Box<Engine>,
-        records: Sender<Vec<FlowRecord>>,
+        records: Option<Sender<Vec<FlowRecord>>>,
         since_flush: u32,
     },
     Pipelined(Pipeline),
@@ -208,8 +215,12 @@ impl Classifier {
             ..EngineConfig::default()
         };
         if threads <= 1 {
+            let mut engine = Box::new(Engine::new(sigs, config));
+            if writer.tx.is_none() {
+                engine.discard_records();
+            }
             Self::Inline {
-                engine: Box::new(Engine::new(sigs, config)),
+                engine,
                 records: writer.tx.clone(),
                 since_flush: 0,
             }
@@ -236,8 +247,10 @@ impl Classifier {
                 if *since_flush >= 4096 {
                     *since_flush = 0;
                     let done = engine.take_finished();
-                    if !done.is_empty() {
-                        let _ = records.send(done);
+                    if let Some(r) = records
+                        && !done.is_empty()
+                    {
+                        let _ = r.send(done);
                     }
                 }
             }
@@ -292,8 +305,10 @@ impl Classifier {
             } => {
                 engine.finish();
                 let done = engine.take_finished();
-                if !done.is_empty() {
-                    let _ = records.send(done);
+                if let Some(r) = records
+                    && !done.is_empty()
+                {
+                    let _ = r.send(done);
                 }
                 Totals {
                     tally: engine.tally().clone(),
@@ -503,9 +518,13 @@ fn live(args: &LiveArgs) -> Result<ExitCode> {
     let mut error = None;
     let mut n: u32 = 0;
     loop {
+        let mut idle = false;
         match cap.next_packet() {
             Next::Packet(pkt) => classifier.push(&pkt),
-            Next::Idle => classifier.idle(),
+            Next::Idle => {
+                idle = true;
+                classifier.idle();
+            }
             Next::End => break,
             Next::Error(e) => {
                 error = Some(e);
@@ -513,8 +532,9 @@ fn live(args: &LiveArgs) -> Result<ExitCode> {
             }
         }
         n = n.wrapping_add(1);
-        // The clock is read here, at the edge, never in the core.
-        if n.is_multiple_of(256) || matches!(classifier, Classifier::Inline { .. }) {
+        // The clock is read here, at the edge, never in the core; at most every 64 packets,
+        // and on every idle pass.
+        if n.is_multiple_of(64) || idle {
             if stopping() || deadline.is_some_and(|d| Instant::now() >= d) {
                 break;
             }

@@ -46,6 +46,9 @@ pub struct Engine {
     /// pipeline the dispatcher does it, in packet order, so that an answer is known before any
     /// later packet reaches any worker.
     observe_dns: bool,
+    /// Whether finished flows' records are kept for [`Engine::take_finished`]; without a
+    /// consumer only the tallies are needed.
+    keep_records: bool,
 }
 
 impl Engine {
@@ -66,7 +69,13 @@ impl Engine {
             tally,
             finished: Vec::new(),
             observe_dns: true,
+            keep_records: true,
         }
+    }
+
+    /// Stops keeping finished flows' records (nobody reads them); tallies still count them.
+    pub fn discard_records(&mut self) {
+        self.keep_records = false;
     }
 
     /// Stops this engine from feeding DNS/mDNS answers to the shared stores (the pipeline's
@@ -94,10 +103,13 @@ impl Engine {
         };
         let finished = &mut self.finished;
         let tally = &mut self.tally;
+        let keep = self.keep_records;
         let (flow, inspector) = self.table.lookup(&meta, pkt.ts, known_port, |f, x, why| {
             let rec = Self::record(sigs, &f, &x, why);
             tally.add_record(sigs, &rec);
-            finished.push(rec);
+            if keep {
+                finished.push(rec);
+            }
         });
         let was_finished = flow.tcp_finished();
         let is_new = flow.total_packets() == 0;
@@ -187,10 +199,13 @@ impl Engine {
         let sigs = &self.sigs;
         let finished = &mut self.finished;
         let tally = &mut self.tally;
+        let keep = self.keep_records;
         self.table.drain(|f, x, why| {
             let rec = Self::record(sigs, &f, &x, why);
             tally.add_record(sigs, &rec);
-            finished.push(rec);
+            if keep {
+                finished.push(rec);
+            }
         });
     }
 

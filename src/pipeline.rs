@@ -137,7 +137,7 @@ impl Pipeline {
         config: EngineConfig,
         threads: usize,
         drop_when_full: bool,
-        records: Sender<Vec<FlowRecord>>,
+        records: Option<Sender<Vec<FlowRecord>>>,
     ) -> Self {
         let threads = threads.max(1);
         let shared = Arc::new(Shared::new(config.max_flows));
@@ -309,10 +309,20 @@ fn worker(
     config: EngineConfig,
     rx: Receiver<ToWorker>,
     pool: Sender<Batch>,
-    records: Sender<Vec<FlowRecord>>,
+    records: Option<Sender<Vec<FlowRecord>>>,
 ) -> (Tally, PacketStats, u64) {
     let mut engine = Engine::with_shared(sigs, shared, config);
     engine.leave_dns_to_dispatcher();
+    if records.is_none() {
+        engine.discard_records();
+    }
+    let send = |done: Vec<FlowRecord>| {
+        if let Some(r) = &records
+            && !done.is_empty()
+        {
+            let _ = r.send(done);
+        }
+    };
     for msg in rx {
         match msg {
             ToWorker::Batch(mut b) => {
@@ -326,10 +336,7 @@ fn worker(
                         orig_len: s.orig_len,
                     });
                 }
-                let done = engine.take_finished();
-                if !done.is_empty() {
-                    let _ = records.send(done);
-                }
+                send(engine.take_finished());
                 b.clear();
                 let _ = pool.try_send(b);
             }
@@ -345,10 +352,7 @@ fn worker(
         }
     }
     engine.finish();
-    let done = engine.take_finished();
-    if !done.is_empty() {
-        let _ = records.send(done);
-    }
+    send(engine.take_finished());
     (
         engine.tally().clone(),
         *engine.stats(),

@@ -142,8 +142,10 @@ pub struct LiveCapture {
     error: Option<String>,
 }
 
-/// Read timeout: how long a read waits for a packet before returning [`Next::Idle`].
+/// libpcap's buffer timeout (packets are handed over at least this often).
 const READ_TIMEOUT_MS: i32 = 100;
+/// How long to sleep when no packet is waiting, before reporting [`Next::Idle`].
+const IDLE_SLEEP: std::time::Duration = std::time::Duration::from_millis(5);
 
 impl LiveCapture {
     /// Opens `iface` in promiscuous mode with an optional BPF filter.
@@ -153,13 +155,19 @@ impl LiveCapture {
     pub fn open(iface: &str, filter: Option<&str>, snaplen: i32) -> Result<Self, LiveError> {
         let other = |e: pcap::Error| classify_open_error(iface, e);
         let inactive = pcap::Capture::from_device(iface).map_err(other)?;
+        // Non-blocking reads with our own short sleep when idle: with Linux TPACKET_V3,
+        // libpcap's read timeout only fires once a packet has arrived, and a blocking read
+        // was seen to sit in poll(-1) with packets waiting, so neither shutdown nor reports
+        // could run.
         let mut cap = inactive
             .promisc(true)
             .snaplen(snaplen)
             .timeout(READ_TIMEOUT_MS)
-            .buffer_size(32 << 20)
             .immediate_mode(true)
+            .buffer_size(32 << 20)
             .open()
+            .map_err(other)?
+            .setnonblock()
             .map_err(other)?;
         if let Some(f) = filter {
             cap.filter(f, true).map_err(|e| LiveError::BadFilter {
@@ -250,7 +258,10 @@ impl PacketSource for LiveCapture {
                     orig_len: p.header.len,
                 })
             }
-            Err(pcap::Error::TimeoutExpired) => Next::Idle,
+            Err(pcap::Error::TimeoutExpired) => {
+                std::thread::sleep(IDLE_SLEEP);
+                Next::Idle
+            }
             Err(e) => {
                 self.error = Some(format!("capture on {} failed: {e}", self.iface));
                 Next::Error(format!("capture on {} failed: {e}", self.iface))

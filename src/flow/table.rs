@@ -239,3 +239,66 @@ impl<T: Default> FlowTable<T> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::from_ip;
+
+    fn syn(src_port: u16, dst: [u8; 4]) -> Vec<u8> {
+        let mut p = vec![
+            0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, dst[0], dst[1], dst[2],
+            dst[3], 0, 0, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+        ];
+        p[20..22].copy_from_slice(&src_port.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn spoofed_scan_stays_within_max_flows_and_counts_evictions() {
+        let mut t: FlowTable<()> = FlowTable::new(Timeouts::default(), 1_000);
+        let mut ended = 0u64;
+        for i in 0..100_000u32 {
+            let p = syn(
+                1024 + (i % 50_000) as u16,
+                [172, 16, (i >> 8) as u8, i as u8],
+            );
+            let meta = from_ip(&p).unwrap();
+            let ts = Timestamp(u64::from(i) * 1_000_000);
+            t.lookup(&meta, ts, |_, _| false, |_, _, _| ended += 1);
+            assert!(t.len() <= 1_000);
+        }
+        assert_eq!(t.evicted(), 99_000);
+        assert_eq!(ended, 99_000);
+        assert!(t.order.len() <= 2 * t.len() + 1024 + 1);
+    }
+
+    #[test]
+    fn idle_flow_ends_and_a_new_one_starts_on_the_same_key() {
+        let mut t: FlowTable<()> = FlowTable::new(Timeouts::default(), 10);
+        let p = syn(40_000, [17, 57, 144, 116]);
+        let meta = from_ip(&p).unwrap();
+        let mut reasons = Vec::new();
+        t.lookup(
+            &meta,
+            Timestamp::from_parts(0, 0),
+            |_, _| false,
+            |_, _, r| reasons.push(r),
+        );
+        t.lookup(
+            &meta,
+            Timestamp::from_parts(10, 0),
+            |_, _| false,
+            |_, _, r| reasons.push(r),
+        );
+        assert!(reasons.is_empty(), "a SYN retransmission joins its flow");
+        t.lookup(
+            &meta,
+            Timestamp::from_parts(400, 0),
+            |_, _| false,
+            |_, _, r| reasons.push(r),
+        );
+        assert_eq!(reasons, vec![EndReason::Idle]);
+        assert_eq!(t.len(), 1);
+    }
+}

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use crate::capture::file::CaptureFile;
@@ -94,12 +94,24 @@ impl FlowSink {
                 "standard output".into(),
             )
         } else {
-            let f = File::create(path)
-                .with_context(|| format!("cannot write flow records to {}", path.display()))?;
-            (
-                Box::new(BufWriter::with_capacity(1 << 16, f)),
-                path.display().to_string(),
-            )
+            match File::create(path) {
+                Ok(f) => (
+                    Box::new(BufWriter::with_capacity(1 << 16, f)),
+                    path.display().to_string(),
+                ),
+                Err(e) => {
+                    // The report still matters more than the records: carry on without them
+                    // and say why at the end (exit code 1).
+                    return Ok(Self {
+                        out: None,
+                        label: path.display().to_string(),
+                        error: Some(format!(
+                            "cannot write flow records to {}: {e} (the report still covers every flow)",
+                            path.display()
+                        )),
+                    });
+                }
+            }
         };
         Ok(Self {
             out: Some(out),

@@ -216,3 +216,20 @@ fn broken_pipe_is_quiet() {
     assert_eq!(out.status.code(), Some(0));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn flows_on_a_full_or_unwritable_disk_is_a_clear_error_and_the_report_still_prints() {
+    for (path, want) in [
+        ("/dev/full", "No space left on device"),
+        (
+            "/nonexistent-dir/flows.jsonl",
+            "cannot write flow records to /nonexistent-dir/flows.jsonl",
+        ),
+    ] {
+        let out = appletap(&["read", "--flows", path, &sample()]);
+        assert_eq!(out.status.code(), Some(1), "{path}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(want), "{path}: {err}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("totals: 500 packets read"));
+    }
+}

@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
+use crate::audit::Verdict;
 use crate::capture::file::CaptureFile;
 use crate::capture::live::{self, CaptureDrops, LiveCapture};
 use crate::capture::{Next, Packet, PacketSource};
 use crate::cli::{
-    ClassifyOpt, Cli, Command, Format, InterfacesArgs, LiveArgs, ReadArgs, SignatureOpt,
-    SignaturesArgs,
+    AuditArgs, ClassifyOpt, Cli, Command, FailOn, Format, InterfacesArgs, LiveArgs, ReadArgs,
+    SignatureOpt, SignaturesArgs,
 };
 use crate::engine::{Engine, EngineConfig};
 use crate::flow::record::FlowRecord;
@@ -33,6 +34,8 @@ use crate::tally::{PacketStats, Tally};
 pub const EXIT_PARTIAL: u8 = 1;
 /// Exit code: bad usage or a bad signature file.
 pub const EXIT_USAGE: u8 = 2;
+/// Exit code: `audit --fail-on` found the condition it was given.
+pub const EXIT_AUDIT_FAILED: u8 = 3;
 
 /// Set by SIGINT/SIGTERM: stop reading, flush every flow, print the final report.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Read(args) => read(&args),
         Command::Live(args) => live(&args),
+        Command::Audit(args) => audit(&args),
         Command::Interfaces(args) => interfaces(&args),
         Command::Signatures(args) => signatures(&args),
     }
@@ -372,16 +376,29 @@ fn render(report: &Report, format: Format, pretty: bool) -> Result<String> {
     })
 }
 
-fn read(args: &ReadArgs) -> Result<ExitCode> {
-    let sigs = load_signatures(&args.classify.sig)?;
-    let sink = FlowSink::open(args.classify.flows.as_deref())?;
-    let flows_on_stdout = args.classify.flows.as_deref() == Some(Path::new("-"));
+/// The outcome of classifying one set of inputs.
+struct Run {
+    report: Report,
+    /// An input could not be fully read, or flow records could not be written.
+    failed: bool,
+    /// Messages for standard error (input and output errors).
+    errors: Vec<String>,
+}
+
+/// Reads capture files in order through the classifier and builds the report.
+fn run_files(
+    files: &[std::path::PathBuf],
+    classify: &ClassifyOpt,
+    no_progress: bool,
+) -> Result<Run> {
+    let sigs = load_signatures(&classify.sig)?;
+    let sink = FlowSink::open(classify.flows.as_deref())?;
     install_signal_handler();
     let writer = Writer::start(sink);
-    let mut classifier = Classifier::new(Arc::clone(&sigs), &args.classify, false, &writer);
+    let mut classifier = Classifier::new(Arc::clone(&sigs), classify, false, &writer);
     let mut inputs = Vec::new();
     let mut failed = false;
-    for path in &args.files {
+    for path in files {
         if stopping() {
             break;
         }
@@ -404,7 +421,7 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
                 continue;
             }
         };
-        let bar = progress_bar(!args.no_progress, cap.file_len(), &name);
+        let bar = progress_bar(!no_progress, cap.file_len(), &name);
         let mut error = None;
         let mut n: u64 = 0;
         loop {
@@ -456,22 +473,34 @@ fn read(args: &ReadArgs) -> Result<ExitCode> {
             ..Drops::default()
         },
     );
-    let text = render(&report, args.format, true)?;
-    if flows_on_stdout {
+    let mut errors: Vec<String> = report
+        .inputs
+        .iter()
+        .filter_map(|i| i.error.clone())
+        .collect();
+    if let Some(e) = sink.error {
+        errors.push(e);
+        failed = true;
+    }
+    Ok(Run {
+        report,
+        failed,
+        errors,
+    })
+}
+
+fn read(args: &ReadArgs) -> Result<ExitCode> {
+    let run = run_files(&args.files, &args.classify, args.no_progress)?;
+    let text = render(&run.report, args.format, true)?;
+    if args.classify.flows.as_deref() == Some(Path::new("-")) {
         eprint!("{text}");
     } else {
         write_stdout(&text);
     }
-    for i in &report.inputs {
-        if let Some(e) = &i.error {
-            eprintln!("appletap: {e}");
-        }
-    }
-    if let Some(e) = &sink.error {
+    for e in &run.errors {
         eprintln!("appletap: {e}");
-        failed = true;
     }
-    Ok(if failed {
+    Ok(if run.failed {
         ExitCode::from(EXIT_PARTIAL)
     } else {
         ExitCode::SUCCESS
@@ -486,7 +515,7 @@ fn live_report(
     cap_drops: CaptureDrops,
     error: Option<String>,
 ) -> Report {
-    Report::build(
+    let mut r = Report::build(
         sigs,
         shared,
         vec![InputSummary {
@@ -504,29 +533,34 @@ fn live_report(
             interface: Some(cap_drops.interface),
             pipeline: t.pipeline_drops,
         },
-    )
+    );
+    r.totals.flows_active = t.active_flows;
+    r
 }
 
-fn live(args: &LiveArgs) -> Result<ExitCode> {
-    let sigs = load_signatures(&args.classify.sig)?;
-    let mut cap = LiveCapture::open(&args.interface, args.filter.as_deref(), args.snaplen)?;
-    let sink = FlowSink::open(args.classify.flows.as_deref())?;
-    let reports_to_stderr = args.classify.flows.as_deref() == Some(Path::new("-"));
+/// Settings of one live capture.
+struct LiveParams<'a> {
+    iface: &'a str,
+    filter: Option<&'a str>,
+    snaplen: i32,
+    interval: Option<Duration>,
+    duration: Option<u64>,
+    classify: &'a ClassifyOpt,
+}
+
+/// Captures live until a signal, the duration or a capture error; calls `on_interval` with a
+/// report every interval.
+fn run_live(p: &LiveParams<'_>, mut on_interval: impl FnMut(&Report) -> Result<()>) -> Result<Run> {
+    let sigs = load_signatures(&p.classify.sig)?;
+    let mut cap = LiveCapture::open(p.iface, p.filter, p.snaplen)?;
+    let sink = FlowSink::open(p.classify.flows.as_deref())?;
     install_signal_handler();
     let writer = Writer::start(sink);
-    let mut classifier = Classifier::new(Arc::clone(&sigs), &args.classify, true, &writer);
+    let mut classifier = Classifier::new(Arc::clone(&sigs), p.classify, true, &writer);
     let shared = classifier.shared();
     let started = Instant::now();
-    let interval = Duration::from_secs(args.interval);
-    let mut next_report = started + interval;
-    let deadline = args.duration.map(|d| started + Duration::from_secs(d));
-    let emit = |text: String| {
-        if reports_to_stderr {
-            eprint!("{text}");
-        } else {
-            write_stdout(&text);
-        }
-    };
+    let mut next_report = p.interval.map(|i| started + i);
+    let deadline = p.duration.map(|d| started + Duration::from_secs(d));
     let mut error = None;
     let mut n: u32 = 0;
     loop {
@@ -547,42 +581,142 @@ fn live(args: &LiveArgs) -> Result<ExitCode> {
         // The clock is read here, at the edge, never in the core; at most every 64 packets,
         // and on every idle pass.
         if n.is_multiple_of(64) || idle {
-            if stopping() || deadline.is_some_and(|d| Instant::now() >= d) {
+            let now = Instant::now();
+            if stopping() || deadline.is_some_and(|d| now >= d) {
                 break;
             }
-            if Instant::now() >= next_report {
-                next_report += interval;
+            if let (Some(at), Some(every)) = (next_report, p.interval)
+                && now >= at
+            {
+                next_report = Some(at + every);
                 let t = classifier.progress();
                 let drops = cap.drops();
-                let report = live_report(&sigs, &shared, &args.interface, &t, drops, None);
-                emit(render(&report, args.format, false)?);
-                if args.format == Format::Table {
-                    emit(format!("({} flows active)\n\n", t.active_flows));
-                }
+                on_interval(&live_report(&sigs, &shared, p.iface, &t, drops, None))?;
             }
         }
     }
     let drops = cap.drops();
     let totals = classifier.finish();
     let sink = writer.finish();
-    let report = live_report(
-        &sigs,
-        &shared,
-        &args.interface,
-        &totals,
-        drops,
-        error.clone(),
-    );
-    emit(render(&report, args.format, false)?);
-    if let Some(e) = &sink.error {
-        eprintln!("appletap: {e}");
-        return Ok(ExitCode::from(EXIT_PARTIAL));
+    let report = live_report(&sigs, &shared, p.iface, &totals, drops, error.clone());
+    let mut errors = Vec::new();
+    let mut failed = false;
+    if let Some(e) = sink.error {
+        errors.push(e);
+        failed = true;
     }
     if let Some(e) = error {
-        eprintln!("appletap: {e}");
-        return Ok(ExitCode::from(EXIT_PARTIAL));
+        errors.push(e);
+        failed = true;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Run {
+        report,
+        failed,
+        errors,
+    })
+}
+
+fn live(args: &LiveArgs) -> Result<ExitCode> {
+    let to_stderr = args.classify.flows.as_deref() == Some(Path::new("-"));
+    let emit = |text: String| {
+        if to_stderr {
+            eprint!("{text}");
+        } else {
+            write_stdout(&text);
+        }
+    };
+    let params = LiveParams {
+        iface: &args.interface,
+        filter: args.filter.as_deref(),
+        snaplen: args.snaplen,
+        interval: Some(Duration::from_secs(args.interval)),
+        duration: args.duration,
+        classify: &args.classify,
+    };
+    let run = run_live(&params, |report| {
+        emit(render(report, args.format, false)?);
+        if args.format == Format::Table {
+            emit("\n".into());
+        }
+        Ok(())
+    })?;
+    emit(render(&run.report, args.format, false)?);
+    for e in &run.errors {
+        eprintln!("appletap: {e}");
+    }
+    Ok(if run.failed {
+        ExitCode::from(EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The audit's JSON document: the health and unexpected-traffic sections only.
+#[derive(serde::Serialize)]
+struct AuditDoc<'a> {
+    appletap_version: &'a str,
+    inputs: &'a [InputSummary],
+    health: &'a [crate::audit::HealthLine],
+    unexpected: &'a [crate::report::UnexpectedLine],
+    unclassified_apple_names: &'a [crate::report::NameCount],
+    drops: &'a Drops,
+}
+
+fn audit(args: &AuditArgs) -> Result<ExitCode> {
+    let run = match (&args.interface, args.files.is_empty()) {
+        (Some(iface), true) => {
+            let params = LiveParams {
+                iface,
+                filter: args.filter.as_deref(),
+                snaplen: 65_535,
+                interval: None,
+                duration: Some(args.duration),
+                classify: &args.classify,
+            };
+            run_live(&params, |_| Ok(()))?
+        }
+        (None, false) => run_files(&args.files, &args.classify, args.no_progress)?,
+        _ => anyhow::bail!(
+            "audit takes capture files, or -i IFACE (with --duration SECONDS), not both"
+        ),
+    };
+    let r = &run.report;
+    let text = match args.format {
+        Format::Table => {
+            let mut t = String::new();
+            for i in &r.inputs {
+                t.push_str(&format!("input: {} ({} packets)\n", i.file, i.packets));
+            }
+            t + &crate::report::render_audit(r)
+        }
+        Format::Json => {
+            serde_json::to_string_pretty(&AuditDoc {
+                appletap_version: r.appletap_version,
+                inputs: &r.inputs,
+                health: &r.health,
+                unexpected: &r.unexpected,
+                unclassified_apple_names: &r.unclassified_apple_names,
+                drops: &r.drops,
+            })? + "\n"
+        }
+    };
+    write_stdout(&text);
+    for e in &run.errors {
+        eprintln!("appletap: {e}");
+    }
+    let worst = r.health.iter().map(|h| h.verdict).max();
+    let tripped = match args.fail_on {
+        Some(FailOn::Blocked) => worst == Some(Verdict::Blocked),
+        Some(FailOn::Degraded) => worst >= Some(Verdict::Degraded),
+        None => false,
+    };
+    Ok(if tripped {
+        ExitCode::from(EXIT_AUDIT_FAILED)
+    } else if run.failed {
+        ExitCode::from(EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn interfaces(args: &InterfacesArgs) -> Result<ExitCode> {

@@ -20,6 +20,9 @@ pub enum Command {
     Read(ReadArgs),
     /// Capture on a live interface and report per service every interval until stopped.
     Live(LiveArgs),
+    /// Which Apple services are blocked and which traffic is unexpected, from capture files
+    /// or a live interface.
+    Audit(AuditArgs),
     /// List the interfaces appletap can capture on.
     Interfaces(InterfacesArgs),
     /// List the signature set, or check a signature file.
@@ -124,4 +127,42 @@ pub struct SignaturesArgs {
     /// Signature set selection.
     #[command(flatten)]
     pub sig: SignatureOpt,
+}
+
+/// When `audit` should exit with code 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    /// Some Apple service is blocked (attempts made, none answered).
+    Blocked,
+    /// Some Apple service is degraded or blocked (some attempts failed).
+    Degraded,
+}
+
+/// `appletap audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Capture files to audit (or use -i to audit a live interface).
+    #[arg(value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub files: Vec<PathBuf>,
+    /// Audit live traffic on this interface for --duration seconds instead of files.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interface: Option<String>,
+    /// Seconds to capture with -i.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub duration: u64,
+    /// BPF capture filter with -i.
+    #[arg(long, value_name = "BPF")]
+    pub filter: Option<String>,
+    /// Exit with code 3 when this holds (for scripts and monitoring checks).
+    #[arg(long, value_enum, value_name = "CONDITION")]
+    pub fail_on: Option<FailOn>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Classifier options.
+    #[command(flatten)]
+    pub classify: ClassifyOpt,
 }

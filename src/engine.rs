@@ -96,6 +96,14 @@ impl Engine {
             }
         };
         self.stats.decoded += 1;
+        // An ICMP error that quotes a flow we hold belongs to that flow: it says why the flow
+        // got no answer.
+        if let Some(q) = meta.icmp.and_then(|i| i.quoted_packet())
+            && let Some((flow, _)) = self.table.get_mut(&FlowKey::of_quoted(&q))
+        {
+            flow.note_icmp_error(&meta, q.src, pkt.ts, pkt.orig_len);
+            return;
+        }
         let sigs = &self.sigs;
         let shared = &self.shared;
         let known_port = |proto: u8, port: u16| {

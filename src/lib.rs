@@ -33,6 +33,7 @@
 #![warn(missing_docs)]
 
 pub mod app;
+pub mod audit;
 pub mod capture;
 pub mod classify;
 pub mod cli;

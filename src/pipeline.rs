@@ -197,7 +197,12 @@ impl Pipeline {
         if let Some((msg, mdns)) = inspect::udp_dns_message(&meta) {
             inspect::observe_message(&msg, &meta, mdns, pkt.ts, &self.shared);
         }
-        let w = (FlowKey::of(&meta).symmetric_hash() % self.current.len() as u64) as usize;
+        // An ICMP error goes to the worker of the flow it quotes, which can then mark it.
+        let key = meta
+            .icmp
+            .and_then(|i| i.quoted_packet())
+            .map_or_else(|| FlowKey::of(&meta), |q| FlowKey::of_quoted(&q));
+        let w = (key.symmetric_hash() % self.current.len() as u64) as usize;
         self.current[w].push(pkt);
         if self.current[w].is_full() {
             self.send(w);

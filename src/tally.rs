@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use std::collections::BTreeMap;
 
+use crate::audit::Audit;
 use crate::classify::{Confidence, Signal};
 use crate::decode::Skip;
 use crate::flow::record::FlowRecord;
@@ -79,6 +80,8 @@ pub struct Tally {
     apple_names: BTreeMap<String, u64>,
     /// Flows with such a name beyond [`MAX_APPLE_NAMES`] distinct names.
     apple_names_dropped: u64,
+    /// Connection outcomes per Apple service and port, and unexpected traffic.
+    pub audit: Audit,
 }
 
 impl Tally {
@@ -88,6 +91,7 @@ impl Tally {
             per_service: vec![ServiceTally::default(); sigs.services.len() + 1],
             apple_names: BTreeMap::new(),
             apple_names_dropped: 0,
+            audit: Audit::default(),
         }
     }
 
@@ -106,6 +110,7 @@ impl Tally {
             Some(Confidence::Possible) => t.possible += 1,
             None => {}
         }
+        self.audit.add_record(sigs, rec);
         // A name decided the label, and the rule was a generic-Apple catch-all: the signature
         // set has no narrower service for this name yet.
         if let Some(e) = rec.evidence.first() {
@@ -145,6 +150,7 @@ impl Tally {
             self.note_apple_name(name, *n);
         }
         self.apple_names_dropped += other.apple_names_dropped;
+        self.audit.merge(&other.audit);
     }
 
     /// (service index or None for unknown, tally) for every service with at least one flow.

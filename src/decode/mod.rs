@@ -100,8 +100,9 @@ pub struct IcmpInfo<'a> {
     pub quoted: &'a [u8],
 }
 
-impl IcmpInfo<'_> {
-    /// Whether this is a destination-unreachable message (ICMP type 3, ICMPv6 type 1).
+impl<'a> IcmpInfo<'a> {
+    /// Whether this is a destination-unreachable message (ICMP type 3, ICMPv6 type 1), which
+    /// covers "administratively prohibited".
     pub fn is_unreachable(&self) -> bool {
         if self.v6 {
             self.icmp_type == 1
@@ -109,6 +110,61 @@ impl IcmpInfo<'_> {
             self.icmp_type == 3
         }
     }
+
+    /// For a destination-unreachable message: the addresses and ports of the packet it
+    /// quotes (its source is the original sender), if they can be read. Quotes are usually
+    /// cut after 8 bytes of the transport header, so ports are read from those bytes.
+    pub fn quoted_packet(&self) -> Option<Quoted> {
+        if !self.is_unreachable() || self.quoted.is_empty() {
+            return None;
+        }
+        let sliced = LaxSlicedPacket::from_ip(self.quoted).ok()?;
+        let (src, dst, payload) = match &sliced.net {
+            Some(LaxNetSlice::Ipv4(v4)) => (
+                IpAddr::V4(v4.header().source_addr()),
+                IpAddr::V4(v4.header().destination_addr()),
+                v4.payload(),
+            ),
+            Some(LaxNetSlice::Ipv6(v6)) => (
+                IpAddr::V6(v6.header().source_addr()),
+                IpAddr::V6(v6.header().destination_addr()),
+                v6.payload(),
+            ),
+            _ => return None,
+        };
+        let proto = payload.ip_number.0;
+        let (src_port, dst_port) = match (proto, payload.payload) {
+            (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => {
+                (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))
+            }
+            (ip_proto::TCP | ip_proto::UDP, _) => return None,
+            // An error about an error is never sent (RFC 1122 §3.2.2).
+            (ip_proto::ICMP | ip_proto::ICMPV6, _) => return None,
+            _ => (0, 0),
+        };
+        Some(Quoted {
+            proto,
+            src,
+            dst,
+            src_port,
+            dst_port,
+        })
+    }
+}
+
+/// The addresses and ports of a packet quoted by an ICMP error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quoted {
+    /// IP protocol of the quoted packet.
+    pub proto: u8,
+    /// Its source (the original sender).
+    pub src: IpAddr,
+    /// Its destination.
+    pub dst: IpAddr,
+    /// Its source port (0 without ports).
+    pub src_port: u16,
+    /// Its destination port.
+    pub dst_port: u16,
 }
 
 /// The decoded headers of one IP packet, borrowed from the capture buffer.

@@ -34,6 +34,18 @@ impl FlowKey {
         }
     }
 
+    /// The key of the flow a quoted packet (inside an ICMP error) belongs to.
+    pub fn of_quoted(q: &crate::decode::Quoted) -> Self {
+        let a = (q.src, q.src_port);
+        let b = (q.dst, q.dst_port);
+        let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+        Self {
+            proto: q.proto,
+            lo,
+            hi,
+        }
+    }
+
     /// A hash of the key that is the same for both directions (used to pick a worker).
     pub fn symmetric_hash(&self) -> u64 {
         use std::hash::BuildHasher;
@@ -115,6 +127,45 @@ pub struct Flow {
     pub bytes: [u64; 2],
     /// TCP flags and handshake.
     pub tcp: TcpSeen,
+    /// An ICMP/ICMPv6 error that quoted this flow's packet (destination unreachable,
+    /// administratively prohibited, ...), counted among the packets to the client.
+    pub icmp_error: Option<IcmpError>,
+}
+
+/// An ICMP or ICMPv6 error message matched to the flow it quotes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpError {
+    /// ICMPv6 rather than ICMP.
+    pub v6: bool,
+    /// Message type (3 = destination unreachable for ICMP, 1 for ICMPv6).
+    pub icmp_type: u8,
+    /// Message code (3 port unreachable, 13 administratively prohibited, ...).
+    pub code: u8,
+    /// Who sent it (the server itself, or a router or firewall on the way).
+    pub from: IpAddr,
+    /// How many such messages quoted this flow.
+    pub count: u32,
+}
+
+impl IcmpError {
+    /// A short name for the message: `port-unreachable`, `admin-prohibited`, ...
+    pub fn reason(&self) -> &'static str {
+        match (self.v6, self.icmp_type, self.code) {
+            (false, 3, 0) => "net-unreachable",
+            (false, 3, 1) => "host-unreachable",
+            (false, 3, 2) => "protocol-unreachable",
+            (false, 3, 3) => "port-unreachable",
+            (false, 3, 9 | 10 | 13) => "admin-prohibited",
+            (false, 3, _) => "unreachable",
+            (true, 1, 0) => "no-route",
+            (true, 1, 1) => "admin-prohibited",
+            (true, 1, 3) => "address-unreachable",
+            (true, 1, 4) => "port-unreachable",
+            (true, 1, 5 | 6) => "policy-rejected",
+            (true, 1, _) => "unreachable",
+            _ => "icmp-error",
+        }
+    }
 }
 
 /// Whether an address can only be a receiver (multicast or broadcast).
@@ -173,6 +224,42 @@ impl Flow {
                 opened_with_syn: syn && !ack,
                 ..TcpSeen::default()
             },
+            icmp_error: None,
+        }
+    }
+
+    /// Counts an ICMP error that quoted a packet of this flow. Only an error about the
+    /// client's packet (its request could not be delivered) is recorded as why the flow went
+    /// unanswered; an error about the server's packet (the client had gone) is only counted.
+    pub fn note_icmp_error(
+        &mut self,
+        meta: &PacketMeta<'_>,
+        quoted_src: IpAddr,
+        ts: Timestamp,
+        wire_len: u32,
+    ) {
+        let about_client = quoted_src == self.client.0;
+        if let Some(icmp) = meta.icmp
+            && about_client
+        {
+            let e = self.icmp_error.get_or_insert(IcmpError {
+                v6: icmp.v6,
+                icmp_type: icmp.icmp_type,
+                code: icmp.code,
+                from: meta.src,
+                count: 0,
+            });
+            e.count += 1;
+        }
+        let d = if about_client {
+            Direction::ToClient
+        } else {
+            Direction::ToServer
+        } as usize;
+        self.packets[d] += 1;
+        self.bytes[d] += u64::from(wire_len);
+        if ts > self.last_ts {
+            self.last_ts = ts;
         }
     }
 
@@ -242,7 +329,8 @@ impl Flow {
 
     /// The connection outcome, named plainly (see the README's flow-record fields).
     pub fn state(&self) -> &'static str {
-        let answered = self.packets[Direction::ToClient as usize] > 0;
+        let icmp_errors = self.icmp_error.map_or(0, |e| u64::from(e.count));
+        let answered = self.packets[Direction::ToClient as usize] > icmp_errors;
         let asked = self.packets[Direction::ToServer as usize] > 0;
         if self.proto == ip_proto::TCP {
             let c = self.tcp.client_flags;
@@ -255,6 +343,9 @@ impl Flow {
             }
             if self.tcp.rst_before_syn_ack && !self.tcp.syn_ack {
                 return "rejected";
+            }
+            if !self.tcp.syn_ack && self.icmp_error.is_some() {
+                return "unreachable";
             }
             if !self.tcp.syn_ack {
                 return if answered { "partial" } else { "unanswered" };
@@ -269,6 +360,7 @@ impl Flow {
         }
         match (asked, answered) {
             (true, true) => "established",
+            (true, false) if self.icmp_error.is_some() => "unreachable",
             (true, false) if is_group_address(self.server.0) => "multicast",
             (true, false) => "unanswered",
             _ => "partial",

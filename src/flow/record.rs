@@ -33,7 +33,8 @@ pub struct FlowRecord {
     pub evidence: Vec<Evidence>,
     /// Best name seen for the server (SNI, HTTP Host, DNS or mDNS), or null.
     pub name: Option<String>,
-    /// Connection outcome: established, closed, reset, rejected, unanswered, partial, multicast.
+    /// Connection outcome: established, closed, reset, rejected, unanswered, unreachable,
+    /// partial, multicast.
     pub state: &'static str,
     /// First packet time, seconds since the epoch.
     pub first_ts: f64,
@@ -57,6 +58,24 @@ pub struct FlowRecord {
     pub user_agent: Option<String>,
     /// Every name seen for this flow, by where it was seen.
     pub names: NameRecord,
+    /// An ICMP error that quoted this flow (why it got no answer), or null.
+    pub icmp_error: Option<IcmpRecord>,
+}
+
+/// An ICMP error matched to the flow it quotes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IcmpRecord {
+    /// `port-unreachable`, `admin-prohibited`, `host-unreachable`, ...
+    pub reason: &'static str,
+    /// ICMP type.
+    #[serde(rename = "type")]
+    pub icmp_type: u8,
+    /// ICMP code.
+    pub code: u8,
+    /// Who sent it.
+    pub from: IpAddr,
+    /// How many quoted this flow.
+    pub count: u32,
 }
 
 /// The names a flow carried or was bound to.
@@ -147,6 +166,13 @@ impl FlowRecord {
             alpn: None,
             user_agent: None,
             names: NameRecord::default(),
+            icmp_error: flow.icmp_error.map(|e| IcmpRecord {
+                reason: e.reason(),
+                icmp_type: e.icmp_type,
+                code: e.code,
+                from: e.from,
+                count: e.count,
+            }),
         }
     }
 }

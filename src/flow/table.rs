@@ -180,6 +180,11 @@ impl<T: Default> FlowTable<T> {
         self.map.get_mut(&key).expect("flow present after insert")
     }
 
+    /// The live flow with this key, if any (ICMP errors find the flow they quote this way).
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut (Flow, T)> {
+        self.map.get_mut(key)
+    }
+
     /// Notes that a flow's TCP connection just ended, so it expires on the short timeout.
     pub fn note_finished(&mut self, key: FlowKey, id: u64, last_ts: Timestamp) {
         let deadline = last_ts.plus_secs(self.timeouts.tcp_closed);

@@ -8,12 +8,13 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::audit::{HealthLine, UnexpectedKey, UnexpectedKind, health_lines};
 use crate::decode::Skip;
 use crate::shared::Shared;
 use crate::signature::SignatureSet;
 use crate::tally::{PacketStats, ServiceTally, Tally};
 
-pub use table::render_table;
+pub use table::{render_audit, render_table};
 
 /// How one input file went.
 #[derive(Debug, Clone, Serialize)]
@@ -59,6 +60,9 @@ pub struct Totals {
     pub apple_flows: u64,
     /// Flows evicted early to respect `--max-flows`.
     pub flows_evicted: u64,
+    /// Flows still open at the time of the report (live periodic reports; 0 at the end). The
+    /// service lines count them as if they ended now.
+    pub flows_active: usize,
 }
 
 /// The whole report.
@@ -85,6 +89,22 @@ pub struct Report {
     /// Packets lost before classification: by the kernel or interface (live capture) and at
     /// full worker queues. Never silent.
     pub drops: Drops,
+    /// Per Apple service: how connection attempts ended, a verdict and its reason.
+    pub health: Vec<HealthLine>,
+    /// Traffic that does not fit the signature set.
+    pub unexpected: Vec<UnexpectedLine>,
+}
+
+/// One line of unexpected traffic.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnexpectedLine {
+    /// What it is, where, and which service it suggests.
+    #[serde(flatten)]
+    pub key: UnexpectedKey,
+    /// Flows.
+    pub flows: u64,
+    /// The finding in words.
+    pub reason: String,
 }
 
 /// Packets lost before classification.
@@ -230,6 +250,24 @@ impl Report {
                 flows: *c,
             })
             .collect();
+        let health = health_lines(sigs, &tally.audit);
+        let mut unexpected: Vec<UnexpectedLine> = tally
+            .audit
+            .unexpected
+            .iter()
+            .map(|(k, n)| UnexpectedLine {
+                reason: unexpected_reason(k, *n),
+                key: k.clone(),
+                flows: *n,
+            })
+            .collect();
+        unexpected.sort_by(|a, b| {
+            a.key
+                .kind
+                .cmp(&b.key.kind)
+                .then(b.flows.cmp(&a.flows))
+                .then(a.key.cmp(&b.key))
+        });
         let flows = services.iter().map(|l| l.tally.flows).sum();
         let apple_flows = services
             .iter()
@@ -249,6 +287,7 @@ impl Report {
                 flows,
                 apple_flows,
                 flows_evicted,
+                flows_active: 0,
             },
             skipped: Skip::ALL
                 .iter()
@@ -267,6 +306,31 @@ impl Report {
                 apple_names_dropped: names_dropped,
             },
             drops,
+            health,
+            unexpected,
         }
+    }
+}
+
+fn unexpected_reason(k: &UnexpectedKey, flows: u64) -> String {
+    let port = format!("{} {}", k.proto.to_ascii_uppercase(), k.port);
+    let who = match &k.name {
+        Some(n) => format!("{} ({n})", k.server),
+        None => k.server.clone(),
+    };
+    let flows = if flows == 1 {
+        "1 flow".to_string()
+    } else {
+        format!("{flows} flows")
+    };
+    match k.kind {
+        UnexpectedKind::AppleEndpointUnlistedPort => format!(
+            "Apple endpoint {who} ({}) on {port}, a port no Apple signature lists: {flows}",
+            k.service
+        ),
+        UnexpectedKind::ApplePortNonAppleEndpoint => format!(
+            "{port} is an Apple service port ({}), but {who} is not an Apple endpoint: {flows}",
+            k.service
+        ),
     }
 }

@@ -57,14 +57,19 @@ pub fn render_table(r: &Report) -> String {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
-        "totals: {} packets read ({}), {} decoded, {} skipped; {} flows, {} labelled Apple; {} evicted",
+        "totals: {} packets read ({}), {} decoded, {} skipped; {} flows, {} labelled Apple; {} evicted{}",
         t.packets_read,
         human_bytes(t.bytes_read),
         t.packets_decoded,
         t.packets_skipped,
         t.flows,
         t.apple_flows,
-        t.flows_evicted
+        t.flows_evicted,
+        if t.flows_active > 0 {
+            format!("; {} still open", t.flows_active)
+        } else {
+            String::new()
+        }
     );
     let d = &r.drops;
     let opt = |v: Option<u64>| v.map_or("n/a".to_string(), |v| v.to_string());
@@ -121,6 +126,7 @@ pub fn render_table(r: &Report) -> String {
             let _ = writeln!(out, "  {:<50} {}", n.name, n.flows);
         }
     }
+    out.push_str(&render_audit(r));
     let s = &r.state;
     if s.dns_evictions + s.mdns_evictions + s.bonjour_dropped + s.apple_names_dropped > 0 {
         let _ = writeln!(
@@ -133,6 +139,52 @@ pub fn render_table(r: &Report) -> String {
         if let Some(e) = &i.error {
             let _ = writeln!(out, "input error: {e}");
         }
+    }
+    out
+}
+
+/// The health and unexpected-traffic sections, for people (also all `appletap audit` prints).
+pub fn render_audit(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "\nHEALTH OF APPLE SERVICES");
+    if r.health.is_empty() {
+        let _ = writeln!(out, "  no connection attempts to Apple services were seen");
+    }
+    for h in &r.health {
+        let _ = writeln!(
+            out,
+            "  [{}] {}",
+            h.verdict.as_str().to_ascii_uppercase(),
+            h.reason
+        );
+        if let Some(a) = &h.allow {
+            let mut allow = a.ports.join(", ");
+            if !a.hosts.is_empty() {
+                allow.push_str(&format!("; hosts {}", a.hosts.join(", ")));
+            }
+            let _ = writeln!(
+                out,
+                "         to work, {} needs: {allow} (per {})",
+                h.service,
+                a.sources.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(out, "\nUNEXPECTED TRAFFIC");
+    if r.unexpected.is_empty() && r.unclassified_apple_names.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for u in &r.unexpected {
+        let _ = writeln!(out, "  {}", u.reason);
+    }
+    for n in &r.unclassified_apple_names {
+        let _ = writeln!(
+            out,
+            "  Apple name {} matches no narrower signature (labelled generic apple): {} flow{}",
+            n.name,
+            n.flows,
+            if n.flows == 1 { "" } else { "s" }
+        );
     }
     out
 }

@@ -126,14 +126,15 @@ impl Engine {
         if is_new || flow.server != server_before {
             // Looked up when the flow begins, and again if a late SYN shows the roles were
             // guessed the wrong way round.
-            inspector.bound = inspect::Bound {
+            inspector.set_bound(inspect::Bound {
                 dns: shared.dns.lookup(flow.server.0, flow.first_ts),
                 mdns: shared
                     .mdns
                     .lookup(flow.server.0, flow.server.1, flow.first_ts),
-            };
+            });
         }
-        if inspector.active() {
+        // DNS over TCP is read to the end of the stream, whatever the client's side showed.
+        if inspector.active() || (flow.server.1 == 53 && meta.proto == decode::ip_proto::TCP) {
             inspector.on_packet(&meta, dir, flow.server.1, pkt.ts, shared);
         }
         if let Some((msg, mdns)) = inspect::udp_dns_message(&meta) {
@@ -160,9 +161,9 @@ impl Engine {
         inspector: &Inspector,
         _why: EndReason,
     ) -> FlowRecord {
-        let n = &inspector.names;
-        let dns = &inspector.bound.dns;
-        let mdns = &inspector.bound.mdns;
+        let n = inspector.names();
+        let dns = &inspector.bound().and_then(|b| b.dns.as_ref());
+        let mdns = &inspector.bound().and_then(|b| b.mdns.as_ref());
         let facts = NameFacts {
             sni: n.sni.as_deref(),
             quic_sni: n.quic_sni.as_deref(),

@@ -129,7 +129,7 @@ pub struct Flow {
     pub tcp: TcpSeen,
     /// An ICMP/ICMPv6 error that quoted this flow's packet (destination unreachable,
     /// administratively prohibited, ...), counted among the packets to the client.
-    pub icmp_error: Option<IcmpError>,
+    pub icmp_error: Option<Box<IcmpError>>,
 }
 
 /// An ICMP or ICMPv6 error message matched to the flow it quotes.
@@ -242,12 +242,14 @@ impl Flow {
         if let Some(icmp) = meta.icmp
             && about_client
         {
-            let e = self.icmp_error.get_or_insert(IcmpError {
-                v6: icmp.v6,
-                icmp_type: icmp.icmp_type,
-                code: icmp.code,
-                from: meta.src,
-                count: 0,
+            let e = self.icmp_error.get_or_insert_with(|| {
+                Box::new(IcmpError {
+                    v6: icmp.v6,
+                    icmp_type: icmp.icmp_type,
+                    code: icmp.code,
+                    from: meta.src,
+                    count: 0,
+                })
             });
             e.count += 1;
         }
@@ -329,7 +331,7 @@ impl Flow {
 
     /// The connection outcome, named plainly (see the README's flow-record fields).
     pub fn state(&self) -> &'static str {
-        let icmp_errors = self.icmp_error.map_or(0, |e| u64::from(e.count));
+        let icmp_errors = self.icmp_error.as_ref().map_or(0, |e| u64::from(e.count));
         let answered = self.packets[Direction::ToClient as usize] > icmp_errors;
         let asked = self.packets[Direction::ToServer as usize] > 0;
         if self.proto == ip_proto::TCP {

@@ -166,7 +166,7 @@ impl FlowRecord {
             alpn: None,
             user_agent: None,
             names: NameRecord::default(),
-            icmp_error: flow.icmp_error.map(|e| IcmpRecord {
+            icmp_error: flow.icmp_error.as_deref().map(|e| IcmpRecord {
                 reason: e.reason(),
                 icmp_type: e.icmp_type,
                 code: e.code,

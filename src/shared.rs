@@ -212,11 +212,15 @@ pub struct BonjourSeen {
 impl BonjourSeen {
     /// Notes that `host` announced (`announced`) or searched for a service type.
     pub fn note(&self, service_type: &str, host: IpAddr, announced: bool, instance: Option<&str>) {
-        if !self.types.contains_key(service_type) && self.types.len() >= MAX_TYPES {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let mut t = self.types.entry(service_type.into()).or_default();
+        // Look up by &str first: the key is allocated only for a type seen the first time.
+        let mut t = match self.types.get_mut(service_type) {
+            Some(t) => t,
+            None if self.types.len() >= MAX_TYPES => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            None => self.types.entry(service_type.into()).or_default(),
+        };
         let set = if announced {
             &mut t.announcers
         } else {
@@ -229,6 +233,7 @@ impl BonjourSeen {
         }
         if let Some(i) = instance
             && t.instances.len() < MAX_HOSTS_PER_TYPE
+            && !t.instances.contains(i)
         {
             t.instances.insert(i.into());
         }

@@ -16,16 +16,25 @@ const MAX_CHAIN: usize = 16;
 /// The DNS-SD service type inside a name (`_airplay._tcp` in
 /// `Living Room._airplay._tcp.local` or `_sub._x._sub._airplay._tcp.local`), if any.
 pub fn service_type(name: &str) -> Option<&str> {
-    let labels: Vec<&str> = name.split('.').collect();
-    let i = labels.iter().position(|l| *l == "_tcp" || *l == "_udp")?;
-    let prev = labels.get(i.checked_sub(1)?)?;
-    if !prev.starts_with('_') || prev.len() < 2 {
-        return None;
+    // Find the first `_tcp`/`_udp` label without splitting into a Vec: this runs for every
+    // name of every mDNS message.
+    let bytes = name.as_bytes();
+    let mut label_start = 0;
+    let mut prev_start: Option<usize> = None;
+    for (i, &b) in bytes.iter().chain(std::iter::once(&b'.')).enumerate() {
+        if b != b'.' {
+            continue;
+        }
+        let label = &bytes[label_start..i];
+        if label == b"_tcp" || label == b"_udp" {
+            let p = prev_start?;
+            let prev = &bytes[p..label_start - 1];
+            return (prev.len() >= 2 && prev[0] == b'_').then(|| &name[p..i]);
+        }
+        prev_start = Some(label_start);
+        label_start = i + 1;
     }
-    // Byte offsets of the two labels within `name`.
-    let start: usize = labels[..i - 1].iter().map(|l| l.len() + 1).sum();
-    let end = start + prev.len() + 1 + labels[i].len();
-    name.get(start..end)
+    None
 }
 
 /// The meta-type of DNS-SD service enumeration: not a service.

@@ -44,7 +44,7 @@ pub struct Engine {
     finished: Vec<FlowRecord>,
     /// Whether this engine feeds DNS/mDNS answers to the shared stores itself. In the
     /// pipeline the dispatcher does it, in packet order, so that an answer is known before any
-    /// later packet reaches any worker.
+    /// later packet reaches any worker. (Queries are always read here.)
     observe_dns: bool,
     /// Whether finished flows' records are kept for [`Engine::take_finished`]; without a
     /// consumer only the tallies are needed.
@@ -79,7 +79,8 @@ impl Engine {
     }
 
     /// Stops this engine from feeding DNS/mDNS answers to the shared stores (the pipeline's
-    /// dispatcher does it instead). It still notes the names on its own DNS flows.
+    /// dispatcher does it instead). It still reads queries and notes the names on its own DNS
+    /// flows.
     pub fn leave_dns_to_dispatcher(&mut self) {
         self.observe_dns = false;
     }
@@ -137,15 +138,18 @@ impl Engine {
         if inspector.active() || (flow.server.1 == 53 && meta.proto == decode::ip_proto::TCP) {
             inspector.on_packet(&meta, dir, flow.server.1, pkt.ts, shared);
         }
-        if let Some((msg, mdns)) = inspect::udp_dns_message(&meta) {
-            inspect::records::observe(
-                &msg,
-                if mdns { meta.src } else { meta.dst },
-                pkt.ts,
-                mdns,
-                shared,
-            );
-            inspector.note_dns_names(&msg);
+        if let Some(mdns) = inspect::dns_port(&meta) {
+            let response = inspect::is_dns_response(meta.payload);
+            // Queries are read here; answers here too unless the pipeline's dispatcher reads
+            // them (in packet order, for every worker). A query that repeats this flow's last
+            // one exactly has nothing new to tell.
+            let repeat = !response && inspector.repeated_query(meta.payload);
+            if !repeat && let Ok(msg) = inspect::dns::parse_message(meta.payload) {
+                if !response || self.observe_dns {
+                    inspect::observe_message(&msg, &meta, mdns, pkt.ts, shared);
+                }
+                inspector.note_dns_names(&msg);
+            }
         }
         if !was_finished && flow.tcp_finished() {
             let (id, last) = (flow.id, flow.last_ts);

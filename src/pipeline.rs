@@ -194,7 +194,13 @@ impl Pipeline {
                 return;
             }
         };
-        if let Some((msg, mdns)) = inspect::udp_dns_message(&meta) {
+        // Answers bind names and endpoints that label later flows in any worker: they are read
+        // here, in packet order, before any later packet is handed out. Queries only note who
+        // searched for what, which any order gives the same; the workers read those.
+        if let Some(mdns) = inspect::dns_port(&meta)
+            && inspect::is_dns_response(meta.payload)
+            && let Ok(msg) = inspect::dns::parse_message(meta.payload)
+        {
             inspect::observe_message(&msg, &meta, mdns, pkt.ts, &self.shared);
         }
         // An ICMP error goes to the worker of the flow it quotes, which can then mark it.

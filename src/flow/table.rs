@@ -171,7 +171,11 @@ impl<T: Default> FlowTable<T> {
             let id = self.next_id;
             self.next_id += 1;
             let flow = Flow::new(id, meta, ts, known_port);
-            let deadline = ts.plus_secs(self.timeouts.for_flow(&flow));
+            let deadline = Timestamp(
+                ts.plus_secs(self.timeouts.for_flow(&flow))
+                    .0
+                    .saturating_add(1),
+            );
             self.queues[self.timeouts.class(&flow)].push_back((deadline, key, id));
             self.order.push_back((key, id));
             self.map.insert(key, (flow, T::default()));
@@ -187,7 +191,12 @@ impl<T: Default> FlowTable<T> {
 
     /// Notes that a flow's TCP connection just ended, so it expires on the short timeout.
     pub fn note_finished(&mut self, key: FlowKey, id: u64, last_ts: Timestamp) {
-        let deadline = last_ts.plus_secs(self.timeouts.tcp_closed);
+        let deadline = Timestamp(
+            last_ts
+                .plus_secs(self.timeouts.tcp_closed)
+                .0
+                .saturating_add(1),
+        );
         self.queues[1].push_back((deadline, key, id));
     }
 
@@ -205,14 +214,23 @@ impl<T: Default> FlowTable<T> {
                 if flow.id != id {
                     continue;
                 }
-                let real = flow.last_ts.plus_secs(self.timeouts.for_flow(flow));
-                if real < now {
+                // Idle means strictly longer than the timeout, as in `lookup`; the first
+                // instant that holds is one nanosecond past `last_ts + timeout`. Re-queueing at
+                // that instant (not at `last_ts + timeout`, which may equal `now`) keeps this
+                // loop from taking the same entry forever.
+                let idle_at = Timestamp(
+                    flow.last_ts
+                        .plus_secs(self.timeouts.for_flow(flow))
+                        .0
+                        .saturating_add(1),
+                );
+                if idle_at <= now {
                     if let Some((f, t)) = self.map.remove(&key) {
                         ended(f, t, EndReason::Idle);
                     }
                 } else {
                     let class = self.timeouts.class(flow);
-                    self.queues[class].push_back((real, key, id));
+                    self.queues[class].push_back((idle_at, key, id));
                 }
             }
         }
@@ -305,5 +323,46 @@ mod tests {
         );
         assert_eq!(reasons, vec![EndReason::Idle]);
         assert_eq!(t.len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod regression {
+    use super::*;
+    use crate::decode::from_ip;
+
+    /// A flow idle for exactly its timeout, to the nanosecond, must neither hang the sweep nor
+    /// end (idle means strictly longer). Found by fuzzing the capture-file target.
+    #[test]
+    fn sweep_at_exactly_the_idle_timeout_terminates() {
+        let mut t: FlowTable<()> = FlowTable::new(Timeouts::default(), 10);
+        let a = [
+            0x45, 0, 0, 29, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0x9c, 0x40, 0x30,
+            0x39, 0, 9, 0, 0, b'x',
+        ];
+        let mut b = a;
+        b[21] = 0x41; // another source port: another flow
+        let (ma, mb) = (from_ip(&a).unwrap(), from_ip(&b).unwrap());
+        let mut ended = 0;
+        t.lookup(
+            &ma,
+            Timestamp::from_parts(100, 0),
+            |_, _| false,
+            |_, _, _| ended += 1,
+        );
+        t.lookup(
+            &mb,
+            Timestamp::from_parts(220, 0),
+            |_, _| false,
+            |_, _, _| ended += 1,
+        );
+        assert_eq!(ended, 0, "exactly the timeout is not idle yet");
+        t.lookup(
+            &mb,
+            Timestamp::from_parts(221, 0),
+            |_, _| false,
+            |_, _, _| ended += 1,
+        );
+        assert_eq!(ended, 1);
     }
 }

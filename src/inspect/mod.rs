@@ -76,6 +76,9 @@ pub struct Inspector {
     /// purpose: 8 bytes in every flow instead of a 24-byte empty `Vec`.
     #[allow(clippy::box_collection)]
     queried: Option<Box<Vec<Box<str>>>>,
+    /// Hash of the last DNS query this flow carried: repeated identical queries (mDNS browsers
+    /// repeat theirs every few seconds) are not parsed again, their notes being made already.
+    last_query: u64,
     /// What the shared stores knew of the server when the flow began (looked up once, at the
     /// first packet, so the answer does not depend on when the flow ends or on which worker
     /// holds it).
@@ -145,6 +148,16 @@ impl Inspector {
         for n in names {
             self.note_queried(n);
         }
+    }
+
+    /// Whether a DNS query payload repeats this flow's previous query exactly (then it needs
+    /// no parsing); remembers it otherwise.
+    pub fn repeated_query(&mut self, payload: &[u8]) -> bool {
+        use std::hash::BuildHasher;
+        let h = foldhash::fast::FixedState::with_seed(0x646e_7371).hash_one(payload) | 1;
+        let same = h == self.last_query;
+        self.last_query = h;
+        same
     }
 
     /// The names noted by [`Inspector::note_dns_names`].
@@ -361,15 +374,23 @@ pub fn observe_message(
     );
 }
 
-/// Parses a DNS (UDP 53) or mDNS (UDP 5353) message, with whether it is mDNS. Every such
-/// packet is read, whatever its flow's state: any answer can label later flows.
-pub fn udp_dns_message<'a>(meta: &PacketMeta<'a>) -> Option<(dns::DnsMessage<'a>, bool)> {
+/// Whether a packet is on the DNS (UDP 53) or mDNS (UDP 5353) ports: `Some(true)` for mDNS.
+pub fn dns_port(meta: &PacketMeta<'_>) -> Option<bool> {
     if meta.proto != ip_proto::UDP {
         return None;
     }
     let mdns = meta.src_port == 5353 || meta.dst_port == 5353;
-    if !mdns && meta.src_port != 53 && meta.dst_port != 53 {
-        return None;
-    }
+    (mdns || meta.src_port == 53 || meta.dst_port == 53).then_some(mdns)
+}
+
+/// Whether a DNS payload is a response (QR bit), read without parsing the message.
+pub fn is_dns_response(payload: &[u8]) -> bool {
+    payload.len() >= 12 && payload[2] & 0x80 != 0
+}
+
+/// Parses a DNS (UDP 53) or mDNS (UDP 5353) message, with whether it is mDNS. Every such
+/// packet is read, whatever its flow's state: any answer can label later flows.
+pub fn udp_dns_message<'a>(meta: &PacketMeta<'a>) -> Option<(dns::DnsMessage<'a>, bool)> {
+    let mdns = dns_port(meta)?;
     dns::parse_message(meta.payload).ok().map(|m| (m, mdns))
 }

@@ -99,12 +99,23 @@ impl Engine {
         self.stats.decoded += 1;
         // An ICMP error that quotes a flow we hold belongs to that flow: it says why the flow
         // got no answer.
-        if let Some(q) = meta.icmp.and_then(|i| i.quoted_packet())
+        let quoted = meta.icmp.and_then(|i| i.quoted_packet());
+        if let Some(q) = quoted
             && let Some((flow, _)) = self.table.get_mut(&FlowKey::of_quoted(&q))
         {
             flow.note_icmp_error(&meta, q.src, pkt.ts, pkt.orig_len);
             return;
         }
+        // An ICMP error about a flow we do not hold is a flow of its own, grouped by the flow
+        // it quotes: the pipeline routes it by that flow too, so any number of workers groups
+        // it the same way.
+        let key = match quoted {
+            Some(q) => FlowKey {
+                proto: meta.proto,
+                ..FlowKey::of_quoted(&q)
+            },
+            None => FlowKey::of(&meta),
+        };
         let sigs = &self.sigs;
         let shared = &self.shared;
         let known_port = |proto: u8, port: u16| {
@@ -113,13 +124,15 @@ impl Engine {
         let finished = &mut self.finished;
         let tally = &mut self.tally;
         let keep = self.keep_records;
-        let (flow, inspector) = self.table.lookup(&meta, pkt.ts, known_port, |f, x, why| {
-            let rec = Self::record(sigs, &f, &x, why);
-            tally.add_record(sigs, &rec);
-            if keep {
-                finished.push(rec);
-            }
-        });
+        let (flow, inspector) =
+            self.table
+                .lookup_keyed(key, &meta, pkt.ts, known_port, |f, x, why| {
+                    let rec = Self::record(sigs, &f, &x, why);
+                    tally.add_record(sigs, &rec);
+                    if keep {
+                        finished.push(rec);
+                    }
+                });
         let was_finished = flow.tcp_finished();
         let is_new = flow.total_packets() == 0;
         let server_before = flow.server;
@@ -153,7 +166,7 @@ impl Engine {
         }
         if !was_finished && flow.tcp_finished() {
             let (id, last) = (flow.id, flow.last_ts);
-            self.table.note_finished(FlowKey::of(&meta), id, last);
+            self.table.note_finished(key, id, last);
         }
     }
 

@@ -126,6 +126,19 @@ impl<T: Default> FlowTable<T> {
         meta: &PacketMeta<'_>,
         ts: Timestamp,
         known_port: impl Fn(u8, u16) -> bool,
+        ended: impl FnMut(Flow, T, EndReason),
+    ) -> &mut (Flow, T) {
+        self.lookup_keyed(FlowKey::of(meta), meta, ts, known_port, ended)
+    }
+
+    /// [`FlowTable::lookup`] with the key given (ICMP errors about unknown flows are grouped
+    /// by the flow they quote, not by their own addresses).
+    pub fn lookup_keyed(
+        &mut self,
+        key: FlowKey,
+        meta: &PacketMeta<'_>,
+        ts: Timestamp,
+        known_port: impl Fn(u8, u16) -> bool,
         mut ended: impl FnMut(Flow, T, EndReason),
     ) -> &mut (Flow, T) {
         if ts > self.now {
@@ -135,7 +148,7 @@ impl<T: Default> FlowTable<T> {
             self.expire_idle(&mut ended);
             self.next_sweep = Timestamp(self.now.0.saturating_add(SWEEP_INTERVAL_NS));
         }
-        let key = FlowKey::of(meta);
+        let mut present = false;
         if let Some((flow, _)) = self.map.get(&key) {
             let idle = ts.0.saturating_sub(flow.last_ts.0)
                 > self
@@ -154,9 +167,11 @@ impl<T: Default> FlowTable<T> {
                     EndReason::Reused
                 };
                 ended(f, t, why);
+            } else {
+                present = true;
             }
         }
-        if !self.map.contains_key(&key) {
+        if !present {
             while self.map.len() >= self.max_flows {
                 let Some((old, id)) = self.order.pop_front() else {
                     break;
@@ -178,9 +193,10 @@ impl<T: Default> FlowTable<T> {
             );
             self.queues[self.timeouts.class(&flow)].push_back((deadline, key, id));
             self.order.push_back((key, id));
-            self.map.insert(key, (flow, T::default()));
+            // A new key: insert and hand out the slot in one lookup.
+            return self.map.entry(key).or_insert((flow, T::default()));
         }
-        // Present: inserted above if it was missing.
+        // Present (checked above): one more lookup to borrow it mutably.
         self.map.get_mut(&key).expect("flow present after insert")
     }
 

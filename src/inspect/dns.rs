@@ -272,21 +272,37 @@ fn record(section: Section, rr: &ResourceRecord<'_>) -> Option<Record> {
 
 /// A name in the form described at [`Record::name`].
 fn name_text(name: &Name<'_>) -> String {
-    let mut out = Vec::with_capacity(64);
-    for (i, label) in name.get_labels().iter().enumerate() {
+    let labels = name.get_labels();
+    let len: usize = labels.iter().map(|l| l.as_ref().len() + 1).sum();
+    let mut out = Vec::with_capacity(len);
+    for (i, label) in labels.iter().enumerate() {
         if i > 0 {
             out.push(b'.');
         }
-        for &b in label.as_ref() {
-            if b == b'.' || b == b'\\' {
-                out.push(b'\\');
+        let bytes = label.as_ref();
+        // Almost every label has no '.' or '\\' to escape: copy it whole, then lower-case in
+        // place (this function ran for ~10% of all instructions on the benchmark capture).
+        if bytes.iter().any(|&b| b == b'.' || b == b'\\') {
+            for &b in bytes {
+                if b == b'.' || b == b'\\' {
+                    out.push(b'\\');
+                }
+                out.push(b.to_ascii_lowercase());
             }
-            out.push(b.to_ascii_lowercase());
+        } else {
+            let start = out.len();
+            out.extend_from_slice(bytes);
+            out[start..].make_ascii_lowercase();
         }
     }
-    match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    if out.is_ascii() {
+        // ASCII is valid UTF-8: no second pass.
+        String::from_utf8(out).unwrap_or_default()
+    } else {
+        match String::from_utf8(out) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        }
     }
 }
 

@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# End-to-end throughput of `appletap read` against its peers on the benchmark capture, in one
+# run, on one machine: appletap --threads 1 and 2, nDPI's ndpiReader, tshark (SNI + DNS name
+# fields) and tcpdump (the libpcap read floor). Every command is timed with /usr/bin/time
+# (wall seconds and peak RSS), R times; the table shows the median time and the largest RSS.
+#
+# Usage: scripts/throughput.sh            (as root on Debian it installs what is missing)
+# Env:   OUT=DIR        where the benchmark capture is (reused if present) or built
+#                       (default ${TMPDIR:-/tmp}/appletap-bench)
+#        R=N            runs per command (default 3)
+#        TSHARK_INPUT=small|full
+#                       tshark dissects ~30k packets/s: `small` (default) times it on
+#                       bench-small.pcap and scales its seconds to the full capture's packet
+#                       count; `full` times it on bench.pcap (about 2 minutes per run)
+#        STRICT=1       exit 1 if a target is missed (default: report only)
+# Prints a markdown table plus the targets, and writes them to $OUT/throughput.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${OUT:-${TMPDIR:-/tmp}/appletap-bench}
+R=${R:-3}
+TSHARK_INPUT=${TSHARK_INPUT:-small}
+STRICT=${STRICT:-0}
+MAKE_BENCH=$ROOT/../shared/bench/make-bench-pcap.sh
+
+# --- tools ---------------------------------------------------------------------------------
+TOOLS=(tshark editcap mergecap capinfos tcprewrite ndpiReader tcpdump /usr/bin/time python3 cargo)
+missing() { for t in "${TOOLS[@]}"; do command -v "$t" >/dev/null || echo "$t"; done; }
+if [[ -n $(missing) ]]; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "installing: tshark wireshark-common tcpreplay libndpi-bin tcpdump time python3" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      tshark wireshark-common tcpreplay libndpi-bin tcpdump time python3 >/dev/null
+  fi
+  if [[ -n $(missing) ]]; then
+    echo "missing: $(missing | tr '\n' ' ')(Debian: tshark wireshark-common tcpreplay libndpi-bin tcpdump time python3; cargo from rustup)" >&2
+    exit 2
+  fi
+fi
+
+# --- the benchmark capture -----------------------------------------------------------------
+BENCH=$OUT/bench.pcap
+SMALL=$OUT/bench-small.pcap
+mkdir -p "$OUT"
+if [[ -s $BENCH && -s $SMALL ]]; then
+  echo "reusing $BENCH" >&2
+else
+  echo "building $BENCH with $MAKE_BENCH (about a minute)" >&2
+  OUT=$OUT bash "$MAKE_BENCH" | tee "$OUT/make-bench-pcap.log" >&2
+fi
+PKTS=$(capinfos -T -r -c "$BENCH" | cut -f2)
+SMALL_PKTS=$(capinfos -T -r -c "$SMALL" | cut -f2)
+if ((PKTS < 3000000)); then
+  echo "$BENCH has $PKTS packets, fewer than 3,000,000: remove it and run again" >&2
+  exit 2
+fi
+
+# --- appletap ------------------------------------------------------------------------------
+cargo build --release --locked -q
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+[[ $TARGET_DIR == /* ]] || TARGET_DIR=$ROOT/$TARGET_DIR
+APPLETAP=$TARGET_DIR/release/appletap
+# What was built: the commit, plus a digest of any uncommitted change to src/.
+APPLETAP_REV=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+if ! git diff --quiet HEAD -- src 2>/dev/null; then
+  APPLETAP_REV+=" + uncommitted src diff $(git diff HEAD -- src | sha256sum | cut -c1-12)"
+fi
+
+# --- timing --------------------------------------------------------------------------------
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+# The page cache holds both files for every tool alike (the machine needs ~2.2 GB free RAM).
+cat "$BENCH" "$SMALL" >/dev/null
+LOAD_BEFORE=$(cut -d' ' -f1 /proc/loadavg)
+
+ROWS=()  # "label|input|packets|seconds|rss_kib|note"
+# measure LABEL INPUT_PACKETS SCALE_TO NOTE CMD...: R runs; median seconds, largest RSS.
+# SCALE_TO > 0 scales the seconds from INPUT_PACKETS to SCALE_TO packets (same packets/s).
+measure() {
+  local label=$1 in_pkts=$2 scale_to=$3 note=$4
+  shift 4
+  local secs=() rss=() i s m
+  for ((i = 1; i <= R; i++)); do
+    if ! /usr/bin/time -f '%e %M' -o "$TMP/time" "$@" >"$TMP/out" 2>"$TMP/err"; then
+      echo "$label failed: $*" >&2
+      tail -5 "$TMP/err" >&2
+      exit 1
+    fi
+    read -r s m <"$TMP/time"
+    secs+=("$s")
+    rss+=("$m")
+    echo "  $label run $i: ${s}s ${m} KiB" >&2
+  done
+  local med max
+  med=$(printf '%s\n' "${secs[@]}" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}')
+  max=$(printf '%s\n' "${rss[@]}" | sort -g | tail -1)
+  local pk=$in_pkts
+  if ((scale_to > 0)); then
+    med=$(awk -v s="$med" -v a="$in_pkts" -v b="$scale_to" 'BEGIN {printf "%.2f", s * b / a}')
+    pk=$scale_to
+  fi
+  ROWS+=("$label|$pk|$med|$max|$note")
+}
+
+# appletap's own packet count must be capinfos'.
+appletap_count() {
+  sed -n 's/^totals: \([0-9]*\) packets read.*/\1/p' "$TMP/out"
+}
+FLOWS=
+echo "timing, $R runs each, on $BENCH ($PKTS packets)" >&2
+for t in 1 2; do
+  measure "appletap --threads $t" "$PKTS" 0 "" "$APPLETAP" read --threads "$t" "$BENCH"
+  got=$(appletap_count)
+  if [[ $got != "$PKTS" ]]; then
+    echo "appletap --threads $t read $got packets, capinfos counts $PKTS" >&2
+    exit 1
+  fi
+  FLOWS=$(sed -n 's/^totals: .*; \([0-9]*\) flows,.*/\1/p' "$TMP/out")
+done
+measure "ndpiReader -q" "$PKTS" 0 "" ndpiReader -i "$BENCH" -q
+if [[ $TSHARK_INPUT == full ]]; then
+  measure "tshark -T fields" "$PKTS" 0 "" \
+    tshark -n -r "$BENCH" -T fields -e tls.handshake.extensions_server_name -e dns.qry.name
+else
+  measure "tshark -T fields" "$SMALL_PKTS" "$PKTS" \
+    "timed on bench-small.pcap ($SMALL_PKTS packets), seconds scaled to $PKTS packets; RSS is bench-small's" \
+    tshark -n -r "$SMALL" -T fields -e tls.handshake.extensions_server_name -e dns.qry.name
+fi
+measure "tcpdump -w /dev/null" "$PKTS" 0 "" tcpdump -r "$BENCH" -w /dev/null
+
+# nDPI prints nothing with -q; one untimed run without it shows it read every packet.
+NDPI_PKTS=$(ndpiReader -i "$BENCH" 2>&1 | sed -n 's/.* of \([0-9]*\) packets total.*/\1/p' | head -1)
+
+# --- report --------------------------------------------------------------------------------
+{
+  echo "Benchmark capture: \`$BENCH\`: $PKTS packets, $(stat -c %s "$BENCH") bytes, built by"
+  echo "\`../shared/bench/make-bench-pcap.sh\`$(sed -n 's/.*bench.pcap: packets=[0-9]* distinct_flows=\([0-9]*\).*/ (\1 distinct flows)/p' "$OUT/make-bench-pcap.log" 2>/dev/null | head -1);"
+  echo "appletap counted $FLOWS flows (idle timeouts split some). capinfos: $PKTS packets;"
+  echo "appletap read $PKTS (both thread counts); ndpiReader (untimed run without -q): ${NDPI_PKTS:-?}."
+  echo
+  echo "Machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), Linux $(uname -r)."
+  echo "Versions: appletap $APPLETAP_REV,"
+  echo "$(ndpiReader -h 2>&1 | sed -n 's/.*Welcome to \(nDPI [0-9.]*\).*/\1/p' | head -1), $(tshark --version | head -1 | sed 's/\.$//'),"
+  echo "$(tcpdump --version 2>&1 | head -2 | paste -sd ' ')."
+  echo "Each command ran $R times (page cache warm); seconds are the median, RSS the largest."
+  echo "Load average (1 min) before timing: $LOAD_BEFORE, after: $(cut -d' ' -f1 /proc/loadavg) (the machine may be shared: other work slows every tool, the 2-thread run most)."
+  echo
+  echo "| tool | packets | seconds | packets/s | x appletap -t1 pps | peak RSS MiB | x appletap -t1 RSS |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  base_pps= base_rss=
+  notes=()
+  for row in "${ROWS[@]}"; do
+    IFS='|' read -r label pk sec rss note <<<"$row"
+    pps=$(awk -v p="$pk" -v s="$sec" 'BEGIN {printf "%.0f", p / s}')
+    rmib=$(awk -v k="$rss" 'BEGIN {printf "%.1f", k / 1024}')
+    [[ -n $base_pps ]] || { base_pps=$pps; base_rss=$rmib; }
+    star=
+    if [[ -n $note ]]; then notes+=("$note"); star=" (${#notes[@]})"; fi
+    awk -v l="$label" -v st="$star" -v p="$pk" -v s="$sec" -v pps="$pps" -v r="$rmib" -v bp="$base_pps" -v br="$base_rss" \
+      'BEGIN {printf "| `%s`%s | %d | %.2f | %d | %.2f | %.1f | %.2f |\n", l, st, p, s, pps, pps / bp, r, r / br}'
+    case $label in
+      "appletap --threads 1") T1_PPS=$pps T1_RSS=$rmib ;;
+      "appletap --threads 2") T2_PPS=$pps T2_RSS=$rmib ;;
+      ndpiReader*) NDPI_PPS=$pps ;;
+      tcpdump*) TCPDUMP_PPS=$pps ;;
+    esac
+  done
+  for i in "${!notes[@]}"; do echo; echo "($((i + 1))) ${notes[$i]}"; done
+  echo
+  echo "Targets:"
+  MISSED=0
+  target() { # NAME OK(1/0) DETAIL
+    local verdict=met
+    if [[ $2 != 1 ]]; then verdict=MISSED; MISSED=1; fi
+    echo "- $1: $verdict ($3)"
+  }
+  r=$(awk -v a="$T1_PPS" -v b="$NDPI_PPS" 'BEGIN {printf "%.2f", a / b}')
+  target "appletap --threads 1 >= 5x ndpiReader packets/s" "$(awk -v r="$r" 'BEGIN {print (r >= 5)}')" "${r}x"
+  r=$(awk -v a="$T2_PPS" -v b="$TCPDUMP_PPS" 'BEGIN {printf "%.2f", a / b}')
+  target "appletap --threads 2 >= 0.8x tcpdump packets/s" "$(awk -v r="$r" 'BEGIN {print (r >= 0.8)}')" "${r}x"
+  m=$(awk -v a="$T1_RSS" -v b="$T2_RSS" 'BEGIN {print (a > b) ? a : b}')
+  target "appletap peak RSS <= 150 MiB on the $PKTS-packet capture" "$(awk -v m="$m" 'BEGIN {print (m <= 150)}')" "${m} MiB"
+  echo "MISSED=$MISSED" >"$TMP/missed"
+} | tee "$OUT/throughput.md"
+echo "(written to $OUT/throughput.md)" >&2
+if [[ $STRICT == 1 ]] && grep -q 'MISSED=1' "$TMP/missed"; then exit 1; fi

@@ -36,7 +36,9 @@ pub struct ClassifyOpt {
     /// standard output, in which case reports go to standard error).
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub flows: Option<PathBuf>,
-    /// Worker threads (default: the machine's cores). The output is the same for any number.
+    /// Threads (default: the machine's cores): 1 classifies on the reading thread; N > 1 has
+    /// one thread read and dispatch and N - 1 worker threads classify. The output is the same
+    /// for any number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     pub threads: Option<u64>,
     /// Most flows held in memory at once; the oldest is evicted (and counted) beyond it.

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::capture::Packet;
+use crate::capture::{Packet, Timestamp};
 use crate::classify::{self, NameFacts, ServerFacts};
 use crate::decode;
 use crate::flow::record::{FlowRecord, NameRecord};
@@ -87,6 +87,13 @@ impl Engine {
 
     /// Handles one packet.
     pub fn process(&mut self, pkt: &Packet<'_>) {
+        self.process_at(pkt, pkt.ts);
+    }
+
+    /// Handles one packet, with the clock (the latest packet time of the whole input so far)
+    /// given: in the pipeline the dispatcher keeps the clock over all packets, so every worker
+    /// ends idle flows exactly as a single engine would.
+    pub fn process_at(&mut self, pkt: &Packet<'_>, clock: Timestamp) {
         self.stats.read += 1;
         self.stats.bytes += u64::from(pkt.orig_len);
         let meta = match decode::decode(pkt.link, pkt.data) {
@@ -97,6 +104,7 @@ impl Engine {
             }
         };
         self.stats.decoded += 1;
+        self.table.advance(clock.max(pkt.ts));
         // An ICMP error that quotes a flow we hold belongs to that flow: it says why the flow
         // got no answer.
         let quoted = meta.icmp.and_then(|i| i.quoted_packet());

@@ -32,6 +32,8 @@ const QUEUE_DEPTH: usize = 16;
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     ts: Timestamp,
+    /// The latest packet time of the input up to this packet (see `Engine::process_at`).
+    clock: Timestamp,
     link: LinkType,
     orig_len: u32,
     start: u32,
@@ -54,11 +56,12 @@ impl Batch {
         }
     }
 
-    fn push(&mut self, pkt: &Packet<'_>) {
+    fn push(&mut self, pkt: &Packet<'_>, clock: Timestamp) {
         let start = self.data.len();
         self.data.extend_from_slice(pkt.data);
         self.slots.push(Slot {
             ts: pkt.ts,
+            clock,
             link: pkt.link,
             orig_len: pkt.orig_len,
             start: start as u32,
@@ -127,6 +130,8 @@ pub struct Pipeline {
     dispatcher: PacketStats,
     drop_when_full: bool,
     pipeline_drops: u64,
+    /// The latest packet time dispatched (decoded packets only, as an engine counts it).
+    clock: Timestamp,
 }
 
 impl Pipeline {
@@ -174,6 +179,7 @@ impl Pipeline {
             dispatcher: PacketStats::default(),
             drop_when_full,
             pipeline_drops: 0,
+            clock: Timestamp(0),
         }
     }
 
@@ -209,7 +215,10 @@ impl Pipeline {
             .and_then(|i| i.quoted_packet())
             .map_or_else(|| FlowKey::of(&meta), |q| FlowKey::of_quoted(&q));
         let w = (key.symmetric_hash() % self.current.len() as u64) as usize;
-        self.current[w].push(pkt);
+        if pkt.ts > self.clock {
+            self.clock = pkt.ts;
+        }
+        self.current[w].push(pkt, self.clock);
         if self.current[w].is_full() {
             self.send(w);
         }
@@ -340,12 +349,15 @@ fn worker(
                 for s in &b.slots {
                     let start = s.start as usize;
                     let data = b.data.get(start..start + s.len as usize).unwrap_or(&[]);
-                    engine.process(&Packet {
-                        ts: s.ts,
-                        link: s.link,
-                        data,
-                        orig_len: s.orig_len,
-                    });
+                    engine.process_at(
+                        &Packet {
+                            ts: s.ts,
+                            link: s.link,
+                            data,
+                            orig_len: s.orig_len,
+                        },
+                        s.clock,
+                    );
                 }
                 send(engine.take_finished());
                 b.clear();

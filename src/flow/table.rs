@@ -119,6 +119,13 @@ impl<T: Default> FlowTable<T> {
         self.now
     }
 
+    /// Moves the clock to `ts` if that is later (packet time only moves forward here).
+    pub fn advance(&mut self, ts: Timestamp) {
+        if ts > self.now {
+            self.now = ts;
+        }
+    }
+
     /// Finds or starts the flow of a packet. Flows that end on the way (idle, key reuse,
     /// eviction) are handed to `ended`.
     pub fn lookup(
@@ -141,16 +148,17 @@ impl<T: Default> FlowTable<T> {
         known_port: impl Fn(u8, u16) -> bool,
         mut ended: impl FnMut(Flow, T, EndReason),
     ) -> &mut (Flow, T) {
-        if ts > self.now {
-            self.now = ts;
-        }
+        self.advance(ts);
         if self.now >= self.next_sweep {
             self.expire_idle(&mut ended);
             self.next_sweep = Timestamp(self.now.0.saturating_add(SWEEP_INTERVAL_NS));
         }
         let mut present = false;
         if let Some((flow, _)) = self.map.get(&key) {
-            let idle = ts.0.saturating_sub(flow.last_ts.0)
+            // Idle by the clock (the latest packet time seen), not by this packet's own time:
+            // the sweep decides the same way, so when a flow ends does not depend on when the
+            // sweep ran, even where captures go back in time.
+            let idle = self.now.0.saturating_sub(flow.last_ts.0)
                 > self
                     .timeouts
                     .for_flow(flow)

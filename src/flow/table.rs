@@ -201,6 +201,7 @@ impl<T: Default> FlowTable<T> {
             );
             self.queues[self.timeouts.class(&flow)].push_back((deadline, key, id));
             self.order.push_back((key, id));
+            self.compact_if_needed();
             // A new key: insert and hand out the slot in one lookup.
             return self.map.entry(key).or_insert((flow, T::default()));
         }
@@ -258,11 +259,23 @@ impl<T: Default> FlowTable<T> {
                 }
             }
         }
-        // Keep the creation-order list from growing with flows that already left.
-        if self.order.len() > 2 * self.map.len() + 1024 {
-            let map = &self.map;
-            self.order
-                .retain(|(k, id)| map.get(k).is_some_and(|(f, _)| f.id == *id));
+        self.compact_if_needed();
+    }
+
+    /// Drops queue entries of flows that already left, once they outnumber live flows: when
+    /// packet time stands still (a frozen clock, a capture that jumped back) no deadline ever
+    /// passes, and evicted flows' entries would pile up. Amortized O(1) per flow.
+    fn compact_if_needed(&mut self) {
+        let bound = 2 * self.map.len() + 1024;
+        let map = &self.map;
+        let live = |k: &FlowKey, id: &u64| map.get(k).is_some_and(|(f, _)| f.id == *id);
+        if self.order.len() > bound {
+            self.order.retain(|(k, id)| live(k, id));
+        }
+        for q in &mut self.queues {
+            if q.len() > bound {
+                q.retain(|(_, k, id)| live(k, id));
+            }
         }
     }
 
@@ -318,6 +331,22 @@ mod tests {
         assert_eq!(t.evicted(), 99_000);
         assert_eq!(ended, 99_000);
         assert!(t.order.len() <= 2 * t.len() + 1024 + 1);
+    }
+
+    #[test]
+    fn scan_with_frozen_packet_time_keeps_queues_bounded() {
+        let mut t: FlowTable<()> = FlowTable::new(Timeouts::default(), 1_000);
+        for i in 0..200_000u32 {
+            let p = syn(
+                1024 + (i % 50_000) as u16,
+                [172, 16, (i >> 8) as u8, i as u8],
+            );
+            let meta = from_ip(&p).unwrap();
+            t.lookup(&meta, Timestamp(5), |_, _| false, |_, _, _| {});
+        }
+        let bound = 2 * t.len() + 1024 + 1;
+        assert!(t.order.len() <= bound);
+        assert!(t.queues.iter().all(|q| q.len() <= bound));
     }
 
     #[test]

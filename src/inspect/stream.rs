@@ -2,6 +2,10 @@
 //! arrive out of order, duplicated or overlapping. Bounded: it holds at most `limit` bytes and
 //! is dropped once the inspector has what it needs.
 
+/// Most segments held past a gap. A hostile stream of one-byte segments after a gap must not
+/// make joining them quadratic, and real reordering involves a handful.
+const MAX_PENDING_SEGMENTS: usize = 64;
+
 /// Reassembles the first `limit` bytes of one direction of a TCP stream.
 #[derive(Debug)]
 pub struct StreamPrefix {
@@ -57,7 +61,9 @@ impl StreamPrefix {
                     .extend_from_slice(&payload[self.data.len() - off..]);
             }
             self.drain_pending();
-        } else if self.pending_bytes + payload.len() <= self.limit {
+        } else if self.pending_bytes + payload.len() <= self.limit
+            && self.pending.len() < MAX_PENDING_SEGMENTS
+        {
             self.pending_bytes += payload.len();
             self.pending.push((off, payload.to_vec()));
         }
@@ -142,6 +148,18 @@ mod tests {
         s.push(1, &[1u8; 500]);
         assert_eq!(s.bytes().len(), 100);
         assert!(s.is_full());
+    }
+
+    #[test]
+    fn many_tiny_segments_after_a_gap_stay_bounded_and_fast() {
+        let mut s = StreamPrefix::new(1 << 17);
+        s.syn(0);
+        for k in 0..100_000u32 {
+            s.push(3 + k, b"x");
+        }
+        assert!(s.pending.len() <= MAX_PENDING_SEGMENTS);
+        s.push(1, b"ab");
+        assert_eq!(s.bytes().len(), 2 + MAX_PENDING_SEGMENTS);
     }
 
     #[test]

@@ -24,7 +24,7 @@ impl Timestamp {
     /// Seconds since the epoch as a float, rounded to the microsecond (an f64 holds about 16
     /// significant digits: enough for microseconds, not for nanoseconds).
     pub fn as_secs_f64(self) -> f64 {
-        let micros = (self.0 + 500) / 1_000;
+        let micros = self.0.saturating_add(500) / 1_000;
         (micros as f64) / 1e6
     }
 

@@ -2,9 +2,11 @@
 //! arrive out of order, duplicated or overlapping. Bounded: it holds at most `limit` bytes and
 //! is dropped once the inspector has what it needs.
 
-/// Most segments held past a gap. A hostile stream of one-byte segments after a gap must not
-/// make joining them quadratic, and real reordering involves a handful.
-const MAX_PENDING_SEGMENTS: usize = 64;
+use std::collections::BTreeMap;
+
+/// What one segment held past a gap costs against the limit at least: one-byte segments
+/// cannot make the bookkeeping outgrow the bytes it holds.
+const MIN_SEGMENT_COST: usize = 64;
 
 /// Reassembles the first `limit` bytes of one direction of a TCP stream.
 #[derive(Debug)]
@@ -13,8 +15,10 @@ pub struct StreamPrefix {
     base: Option<u32>,
     /// Contiguous bytes from stream offset 0.
     data: Vec<u8>,
-    /// Segments past a gap: (stream offset, bytes). Total bytes bounded by `limit`.
-    pending: Vec<(usize, Vec<u8>)>,
+    /// Segments past a gap, by stream offset (sorted, so joining them after the gap is filled
+    /// takes one pass). Their cost (bytes, at least [`MIN_SEGMENT_COST`] each) is bounded by
+    /// `limit`.
+    pending: BTreeMap<usize, Vec<u8>>,
     pending_bytes: usize,
     limit: usize,
 }
@@ -25,7 +29,7 @@ impl StreamPrefix {
         Self {
             base: None,
             data: Vec::new(),
-            pending: Vec::new(),
+            pending: BTreeMap::new(),
             pending_bytes: 0,
             limit,
         }
@@ -61,25 +65,31 @@ impl StreamPrefix {
                     .extend_from_slice(&payload[self.data.len() - off..]);
             }
             self.drain_pending();
-        } else if self.pending_bytes + payload.len() <= self.limit
-            && self.pending.len() < MAX_PENDING_SEGMENTS
-        {
-            self.pending_bytes += payload.len();
-            self.pending.push((off, payload.to_vec()));
+        } else {
+            let cost = payload.len().max(MIN_SEGMENT_COST);
+            let longer = self
+                .pending
+                .get(&off)
+                .is_none_or(|p| p.len() < payload.len());
+            if longer && self.pending_bytes + cost <= self.limit {
+                if let Some(old) = self.pending.insert(off, payload.to_vec()) {
+                    self.pending_bytes -= old.len().max(MIN_SEGMENT_COST);
+                }
+                self.pending_bytes += cost;
+            }
         }
         self.data.len() > before
     }
 
     fn drain_pending(&mut self) {
-        loop {
-            let len = self.data.len();
-            let Some(i) = self.pending.iter().position(|(o, _)| *o <= len) else {
+        while let Some(entry) = self.pending.first_entry() {
+            let (o, len) = (*entry.key(), self.data.len());
+            if o > len {
                 return;
-            };
-            let (o, bytes) = self.pending.swap_remove(i);
-            self.pending_bytes -= bytes.len();
-            let end = o + bytes.len();
-            if end > len {
+            }
+            let bytes = entry.remove();
+            self.pending_bytes -= bytes.len().max(MIN_SEGMENT_COST);
+            if o + bytes.len() > len {
                 self.data.extend_from_slice(&bytes[len - o..]);
             }
         }
@@ -95,7 +105,8 @@ impl StreamPrefix {
         self.data.len() >= self.limit
     }
 
-    /// Bytes held (contiguous plus pending), never more than twice the limit.
+    /// Bytes held (contiguous plus the cost of pending segments), never more than twice the
+    /// limit.
     pub fn held(&self) -> usize {
         self.data.len() + self.pending_bytes
     }
@@ -157,9 +168,12 @@ mod tests {
         for k in 0..100_000u32 {
             s.push(3 + k, b"x");
         }
-        assert!(s.pending.len() <= MAX_PENDING_SEGMENTS);
+        let held = s.pending.len();
+        assert!(held * MIN_SEGMENT_COST <= 1 << 17);
+        let start = std::time::Instant::now();
         s.push(1, b"ab");
-        assert_eq!(s.bytes().len(), 2 + MAX_PENDING_SEGMENTS);
+        assert_eq!(s.bytes().len(), 2 + held);
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
     }
 
     #[test]

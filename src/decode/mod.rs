@@ -119,19 +119,7 @@ impl<'a> IcmpInfo<'a> {
             return None;
         }
         let sliced = LaxSlicedPacket::from_ip(self.quoted).ok()?;
-        let (src, dst, payload) = match &sliced.net {
-            Some(LaxNetSlice::Ipv4(v4)) => (
-                IpAddr::V4(v4.header().source_addr()),
-                IpAddr::V4(v4.header().destination_addr()),
-                v4.payload(),
-            ),
-            Some(LaxNetSlice::Ipv6(v6)) => (
-                IpAddr::V6(v6.header().source_addr()),
-                IpAddr::V6(v6.header().destination_addr()),
-                v6.payload(),
-            ),
-            _ => return None,
-        };
+        let (src, dst, payload) = ip_parts(&sliced)?;
         let proto = payload.ip_number.0;
         let (src_port, dst_port) = match (proto, payload.payload) {
             (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => {
@@ -213,6 +201,25 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> 
     from_ip(net.data)
 }
 
+/// Source, destination and payload of the IP header of a sliced packet.
+fn ip_parts<'a, 's>(
+    sliced: &'s LaxSlicedPacket<'a>,
+) -> Option<(IpAddr, IpAddr, &'s etherparse::LaxIpPayloadSlice<'a>)> {
+    match &sliced.net {
+        Some(LaxNetSlice::Ipv4(v4)) => Some((
+            IpAddr::V4(v4.header().source_addr()),
+            IpAddr::V4(v4.header().destination_addr()),
+            v4.payload(),
+        )),
+        Some(LaxNetSlice::Ipv6(v6)) => Some((
+            IpAddr::V6(v6.header().source_addr()),
+            IpAddr::V6(v6.header().destination_addr()),
+            v6.payload(),
+        )),
+        _ => None,
+    }
+}
+
 /// Decodes an IP packet (v4 or v6, by its version nibble).
 ///
 /// Lax parsing on purpose: a packet cut by the capture's snap length still has usable headers.
@@ -221,19 +228,7 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> 
 /// A [`Skip`] reason when the IP or transport headers are cut short or malformed.
 pub fn from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
     let sliced = LaxSlicedPacket::from_ip(data).map_err(|_| Skip::MalformedIp)?;
-    let (src, dst, ip_payload) = match &sliced.net {
-        Some(LaxNetSlice::Ipv4(v4)) => (
-            IpAddr::V4(v4.header().source_addr()),
-            IpAddr::V4(v4.header().destination_addr()),
-            v4.payload(),
-        ),
-        Some(LaxNetSlice::Ipv6(v6)) => (
-            IpAddr::V6(v6.header().source_addr()),
-            IpAddr::V6(v6.header().destination_addr()),
-            v6.payload(),
-        ),
-        _ => return Err(Skip::MalformedIp),
-    };
+    let (src, dst, ip_payload) = ip_parts(&sliced).ok_or(Skip::MalformedIp)?;
     let proto = ip_payload.ip_number.0;
     let mut meta = PacketMeta {
         src,

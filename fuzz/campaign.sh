@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # The long fuzzing campaign behind the figures in fuzz/README.md: every target (or those named)
-# for RUNS executions (default 10 million), two at a time, then the per-input timing check.
+# for RUNS executions (default 10 million), JOBS at a time (default 2), with -timeout=1.
 # Usage: fuzz/campaign.sh [-j JOBS] [-r RUNS] [-s SANITIZER] [TARGET...]
+#
+# A target stops at its first failure. A crash, OOM or leak ends its run. A timeout is replayed
+# three times with a generous limit: if the input runs in well under a second, the timeout was
+# the machine (a shared host under load stalls a process now and then), so the input is moved to
+# artifacts/TARGET/spurious/ and the run resumes where it stopped, from the same corpus; if it is
+# slow again, it is a real hang and ends the run. Progress per target is kept in
+# $LOGDIR/TARGET.state ("executions seconds sessions spurious"), so a campaign can be resumed.
 # Logs and a summary table go to $LOGDIR (default /tmp/appletap-fuzz-logs). Needs cargo-fuzz.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -20,7 +27,7 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then mapfile -t targets < <(cargo fuzz list); fi
 [ -d corpus ] || ./seed.sh
 RUSTC_BOOTSTRAP=1 cargo fuzz build -s "$sanitizer" --target-dir "$TARGET_DIR"
-export BIN=$TARGET_DIR/x86_64-unknown-linux-gnu/release
+export BIN=$TARGET_DIR/$(rustc -vV | sed -n 's/^host: //p')/release
 
 run_one() {
   local t=$1 extra=()
@@ -29,19 +36,53 @@ run_one() {
     signature_file) extra=(-max_len=16384) ;;
   esac
   mkdir -p "corpus/$t" "artifacts/$t"
-  local start end rc=0
-  start=$(date +%s)
-  "$BIN/$t" -runs="$RUNS" -timeout=1 -rss_limit_mb=2048 -report_slow_units=1 \
-    -print_final_stats=1 -artifact_prefix="artifacts/$t/" "${extra[@]}" "corpus/$t" \
-    >"$LOGDIR/$t.log" 2>&1 || rc=$?
-  end=$(date +%s)
-  local execs eps slowest
-  execs=$(grep -m1 'stat::number_of_executed_units' "$LOGDIR/$t.log" | awk '{print $2}')
-  eps=$(grep -m1 'stat::average_exec_per_sec' "$LOGDIR/$t.log" | awk '{print $2}')
-  slowest=$(grep -m1 'stat::slowest_unit_time_sec' "$LOGDIR/$t.log" | awk '{print $2}')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${execs:-?}" "$((end - start))" "${eps:-?}" \
-    "$(find "corpus/$t" -type f | wc -l)" "$(find "artifacts/$t" -type f | wc -l)" "rc=$rc slowest_unit_s=${slowest:-?}" \
-    >>"$LOGDIR/summary.tsv"
+  local dirs=("corpus/$t")
+  if [ -d "regressions/$t" ]; then dirs+=("regressions/$t"); fi
+  local state=$LOGDIR/$t.state done=0 secs=0 sessions=0 spurious=0 rc=0
+  if [ -f "$state" ]; then read -r done secs sessions spurious <"$state"; fi
+  while [ "$done" -lt "$RUNS" ]; do
+    sessions=$((sessions + 1))
+    local log=$LOGDIR/$t.$sessions.log start end n
+    start=$(date +%s)
+    rc=0
+    "$BIN/$t" -runs=$((RUNS - done)) -timeout=1 -rss_limit_mb=2048 -report_slow_units=1 \
+      -print_final_stats=1 -artifact_prefix="artifacts/$t/" "${extra[@]}" "${dirs[@]}" \
+      >"$log" 2>&1 || rc=$?
+    end=$(date +%s)
+    n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | head -1)
+    done=$((done + ${n:-0})) secs=$((secs + end - start))
+    echo "$done $secs $sessions $spurious" >"$state"
+    [ "$rc" = 0 ] && break
+    local f real=0 seen=0
+    for f in "artifacts/$t"/*; do
+      [ -f "$f" ] || continue
+      seen=1
+      case $(basename "$f") in
+        timeout-*)
+          local ms
+          ms=$("$BIN/$t" -runs=3 -timeout=10 "$f" 2>&1 | sed -n 's/^Executed .* in \([0-9]*\) ms$/\1/p')
+          if [ -n "$ms" ] && [ "$ms" -lt 1500 ]; then
+            mkdir -p "artifacts/$t/spurious"
+            mv "$f" "artifacts/$t/spurious/"
+            spurious=$((spurious + 1))
+            echo "$done $secs $sessions $spurious" >"$state"
+          else
+            real=1
+          fi
+          ;;
+        *) real=1 ;;
+      esac
+    done
+    # No input to blame: the fuzzer was stopped from outside (a signal); stop too.
+    [ "$seen" = 0 ] && break
+    [ "$real" = 1 ] && break
+    rc=0
+  done
+  local crashes
+  crashes=$(find "artifacts/$t" -maxdepth 1 -type f | wc -l)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "$done" "$secs" "$((done / (secs > 0 ? secs : 1)))" \
+    "$(find "corpus/$t" -type f | wc -l)" "$crashes" \
+    "sessions=$sessions spurious_timeouts=$spurious rc=$rc" >>"$LOGDIR/summary.tsv"
 }
 export -f run_one
 printf '%s\n' "${targets[@]}" | xargs -P "$jobs" -I{} bash -c 'run_one {}'

@@ -16,6 +16,12 @@ use crate::shared::Shared;
 use crate::signature::{SignatureSet, Transport};
 use crate::tally::{PacketStats, Tally};
 
+/// The packet facts the core needs past decoding.
+struct Pkt {
+    ts: Timestamp,
+    orig_len: u32,
+}
+
 /// Settings of the core.
 #[derive(Debug, Clone, Copy)]
 pub struct EngineConfig {
@@ -94,16 +100,31 @@ impl Engine {
     /// given: in the pipeline the dispatcher keeps the clock over all packets, so every worker
     /// ends idle flows exactly as a single engine would.
     pub fn process_at(&mut self, pkt: &Packet<'_>, clock: Timestamp) {
-        self.stats.read += 1;
-        self.stats.bytes += u64::from(pkt.orig_len);
-        let meta = match decode::decode(pkt.link, pkt.data) {
-            Ok(m) => m,
+        match decode::decode(pkt.link, pkt.data) {
+            Ok(meta) => self.process_meta(&meta, pkt.ts, pkt.orig_len, clock),
             Err(skip) => {
+                self.stats.read += 1;
+                self.stats.bytes += u64::from(pkt.orig_len);
                 self.stats.skipped[skip.index()] += 1;
-                return;
             }
-        };
+        }
+    }
+
+    /// Handles one packet already decoded (the pipeline's reading thread decodes each packet
+    /// once and hands workers the headers): `ts` is its time, `orig_len` its length on the
+    /// wire, `clock` as for [`Engine::process_at`].
+    pub fn process_meta(
+        &mut self,
+        meta: &decode::PacketMeta<'_>,
+        ts: Timestamp,
+        orig_len: u32,
+        clock: Timestamp,
+    ) {
+        self.stats.read += 1;
+        self.stats.bytes += u64::from(orig_len);
         self.stats.decoded += 1;
+        let pkt = Pkt { ts, orig_len };
+        let meta = *meta;
         self.table.advance(clock.max(pkt.ts));
         // An ICMP error that quotes a flow we hold belongs to that flow: it says why the flow
         // got no answer.
@@ -135,7 +156,7 @@ impl Engine {
         let (flow, inspector) =
             self.table
                 .lookup_keyed(key, &meta, pkt.ts, known_port, |f, x, why| {
-                    let rec = Self::record(sigs, &f, &x, why);
+                    let rec = Self::record(sigs, &f, &x, why, keep);
                     tally.add_record(sigs, &rec);
                     if keep {
                         finished.push(rec);
@@ -179,12 +200,14 @@ impl Engine {
     }
 
     /// The label and record of a flow, from its own names and what the shared stores knew
-    /// at the flow's first packet.
+    /// at the flow's first packet. Without `full`, the record is only tallied: the names it
+    /// would print (`alpn`, `user_agent`, `names`) are left out, not copied.
     fn record(
         sigs: &SignatureSet,
         flow: &Flow,
         inspector: &Inspector,
         _why: EndReason,
+        full: bool,
     ) -> FlowRecord {
         let n = inspector.names();
         let dns = &inspector.bound().and_then(|b| b.dns.as_ref());
@@ -214,6 +237,9 @@ impl Engine {
             .or(facts.mdns.map(|(_, instance)| instance))
             .map(str::to_string);
         let mut rec = FlowRecord::new(sigs, flow, label, name);
+        if !full {
+            return rec;
+        }
         let owned = |o: Option<&str>| o.map(str::to_string);
         rec.alpn = owned(n.alpn.as_deref());
         rec.user_agent = owned(n.user_agent.as_deref());
@@ -235,7 +261,7 @@ impl Engine {
         let tally = &mut self.tally;
         let keep = self.keep_records;
         self.table.drain(|f, x, why| {
-            let rec = Self::record(sigs, &f, &x, why);
+            let rec = Self::record(sigs, &f, &x, why, keep);
             tally.add_record(sigs, &rec);
             if keep {
                 finished.push(rec);
@@ -247,7 +273,7 @@ impl Engine {
     pub fn snapshot_tally(&self) -> Tally {
         let mut t = self.tally.clone();
         self.table.for_each(|f, x| {
-            let rec = Self::record(&self.sigs, f, x, EndReason::Flush);
+            let rec = Self::record(&self.sigs, f, x, EndReason::Flush, false);
             t.add_record(&self.sigs, &rec);
         });
         t

@@ -10,8 +10,10 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
-use crate::capture::{LinkType, Packet, Timestamp};
-use crate::decode;
+use std::net::IpAddr;
+
+use crate::capture::{Packet, Timestamp};
+use crate::decode::{self, IcmpInfo, PacketMeta};
 use crate::engine::{Engine, EngineConfig};
 use crate::flow::FlowKey;
 use crate::flow::record::FlowRecord;
@@ -28,20 +30,32 @@ const BATCH_BYTES: usize = 256 * 1024;
 /// Batches queued per worker before the dispatcher waits (offline) or drops (live).
 const QUEUE_DEPTH: usize = 16;
 
-/// One packet inside a batch: metadata plus its place in the batch's byte arena.
+/// One packet inside a batch: its decoded headers, with its transport payload (and an ICMP
+/// error's quote) as places in the batch's byte arena. The reading thread decodes each packet
+/// once; the worker does not decode it again, and only payload bytes are copied.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     ts: Timestamp,
     /// The latest packet time of the input up to this packet (see `Engine::process_at`).
     clock: Timestamp,
-    link: LinkType,
     orig_len: u32,
-    start: u32,
-    len: u32,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    tcp_flags: u8,
+    src_port: u16,
+    dst_port: u16,
+    tcp_seq: u32,
+    payload: (u32, u32),
+    icmp: Option<IcmpSlot>,
 }
 
-/// Packets for one worker, copied once into one buffer (the capture buffer is reused by the
-/// reader, so the bytes must move; one copy into a recycled arena, no allocation per packet).
+/// An ICMP message's `(v6, type, code)` and the place of its quote in the batch.
+type IcmpSlot = ((bool, u8, u8), (u32, u32));
+
+/// Packets for one worker: payloads copied once into one buffer (the capture buffer is
+/// reused by the reader, so the bytes must move; one copy into a recycled arena, no
+/// allocation per packet).
 #[derive(Debug, Default)]
 struct Batch {
     data: Vec<u8>,
@@ -56,17 +70,55 @@ impl Batch {
         }
     }
 
-    fn push(&mut self, pkt: &Packet<'_>, clock: Timestamp) {
+    fn put(&mut self, bytes: &[u8]) -> (u32, u32) {
         let start = self.data.len();
-        self.data.extend_from_slice(pkt.data);
+        self.data.extend_from_slice(bytes);
+        (start as u32, bytes.len() as u32)
+    }
+
+    fn push(&mut self, pkt: &Packet<'_>, meta: &PacketMeta<'_>, clock: Timestamp) {
+        let payload = self.put(meta.payload);
+        let icmp = meta
+            .icmp
+            .map(|i| ((i.v6, i.icmp_type, i.code), self.put(i.quoted)));
         self.slots.push(Slot {
             ts: pkt.ts,
             clock,
-            link: pkt.link,
             orig_len: pkt.orig_len,
-            start: start as u32,
-            len: pkt.data.len() as u32,
+            src: meta.src,
+            dst: meta.dst,
+            proto: meta.proto,
+            tcp_flags: meta.tcp_flags,
+            src_port: meta.src_port,
+            dst_port: meta.dst_port,
+            tcp_seq: meta.tcp_seq,
+            payload,
+            icmp,
         });
+    }
+
+    /// The decoded headers of a slot, borrowing its bytes from this batch.
+    fn meta(&self, s: &Slot) -> PacketMeta<'_> {
+        let bytes = |(start, len): (u32, u32)| {
+            let start = start as usize;
+            self.data.get(start..start + len as usize).unwrap_or(&[])
+        };
+        PacketMeta {
+            src: s.src,
+            dst: s.dst,
+            proto: s.proto,
+            src_port: s.src_port,
+            dst_port: s.dst_port,
+            tcp_flags: s.tcp_flags,
+            tcp_seq: s.tcp_seq,
+            payload: bytes(s.payload),
+            icmp: s.icmp.map(|((v6, icmp_type, code), quoted)| IcmpInfo {
+                v6,
+                icmp_type,
+                code,
+                quoted: bytes(quoted),
+            }),
+        }
     }
 
     fn is_full(&self) -> bool {
@@ -218,7 +270,7 @@ impl Pipeline {
         if pkt.ts > self.clock {
             self.clock = pkt.ts;
         }
-        self.current[w].push(pkt, self.clock);
+        self.current[w].push(pkt, &meta, self.clock);
         if self.current[w].is_full() {
             self.send(w);
         }
@@ -347,17 +399,7 @@ fn worker(
         match msg {
             ToWorker::Batch(mut b) => {
                 for s in &b.slots {
-                    let start = s.start as usize;
-                    let data = b.data.get(start..start + s.len as usize).unwrap_or(&[]);
-                    engine.process_at(
-                        &Packet {
-                            ts: s.ts,
-                            link: s.link,
-                            data,
-                            orig_len: s.orig_len,
-                        },
-                        s.clock,
-                    );
+                    engine.process_meta(&b.meta(s), s.ts, s.orig_len, s.clock);
                 }
                 send(engine.take_finished());
                 b.clear();

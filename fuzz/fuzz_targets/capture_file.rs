@@ -12,7 +12,6 @@ mod common;
 
 use std::io::{self, Read};
 
-use appletap::capture::Packet;
 use appletap::capture::file::{CaptureFile, MAX_CAPLEN};
 use appletap::report::InputSummary;
 use libfuzzer_sys::fuzz_target;
@@ -57,10 +56,7 @@ fuzz_target!(|data: &[u8]| {
         match cap.next_packet() {
             Some(Ok(p)) => {
                 assert!(p.data.len() <= MAX_CAPLEN as usize);
-                engine.process(&Packet {
-                    ts: common::engine_ts(p.ts),
-                    ..p
-                });
+                engine.process(&p);
                 n += 1;
             }
             Some(Err(e)) => {

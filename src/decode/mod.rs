@@ -1,6 +1,7 @@
 //! Packet decoding: link layer to network and transport headers, borrowed from the capture
 //! buffer. A packet that cannot be decoded is an outcome ([`Skip`]), counted by the caller.
 
+mod fast;
 pub mod link;
 
 use std::net::IpAddr;
@@ -227,6 +228,20 @@ fn ip_parts<'a, 's>(
 /// # Errors
 /// A [`Skip`] reason when the IP or transport headers are cut short or malformed.
 pub fn from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
+    if let Some(meta) = fast::tcp_udp(data) {
+        return Ok(meta);
+    }
+    lax_from_ip(data)
+}
+
+/// [`from_ip`] without its fast path, for the fuzz target that checks the two agree.
+#[doc(hidden)]
+pub fn from_ip_by_etherparse(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
+    lax_from_ip(data)
+}
+
+/// [`from_ip`] by etherparse alone: every packet the fast path leaves.
+fn lax_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
     let sliced = LaxSlicedPacket::from_ip(data).map_err(|_| Skip::MalformedIp)?;
     let (src, dst, ip_payload) = ip_parts(&sliced).ok_or(Skip::MalformedIp)?;
     let proto = ip_payload.ip_number.0;

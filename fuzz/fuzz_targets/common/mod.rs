@@ -161,20 +161,3 @@ pub const SYN: u8 = 0x02;
 pub const ACK: u8 = 0x10;
 /// TCP flags.
 pub const PSH_ACK: u8 = 0x18;
-
-/// Workaround, on while the bug is unfixed: `Timestamp::as_secs_f64` (src/capture/mod.rs)
-/// computes `self.0 + 500`, which overflows (a panic with overflow checks, a wrap to 1970
-/// without) for packet times within 500 ns of `u64::MAX`, the value `Timestamp::from_parts`
-/// saturates to for a pcapng timestamp beyond 2^64 ns (e.g. `if_tsresol` in seconds). The
-/// capture-file target hands the engine packet times capped at 2^63 ns (year 2262), so that
-/// fuzzing goes on past this known crash. Set to `false` once it is fixed.
-pub const CAP_SATURATED_TIMESTAMPS: bool = true;
-
-/// A packet's time as the capture-file target gives it to the engine.
-pub fn engine_ts(ts: Timestamp) -> Timestamp {
-    if CAP_SATURATED_TIMESTAMPS {
-        Timestamp(ts.0.min(1 << 63))
-    } else {
-        ts
-    }
-}

@@ -16,15 +16,14 @@ const MAX_CHAIN: usize = 16;
 /// The DNS-SD service type inside a name (`_airplay._tcp` in
 /// `Living Room._airplay._tcp.local` or `_sub._x._sub._airplay._tcp.local`), if any.
 pub fn service_type(name: &str) -> Option<&str> {
-    // Find the first `_tcp`/`_udp` label without splitting into a Vec: this runs for every
-    // name of every mDNS message.
+    // Find the first `_tcp`/`_udp` label without collecting the labels: this runs for every
+    // name of every mDNS message (5% of all instructions on the benchmark capture with a
+    // byte-by-byte scan; memchr finds the dots a word at a time).
     let bytes = name.as_bytes();
     let mut label_start = 0;
     let mut prev_start: Option<usize> = None;
-    for (i, &b) in bytes.iter().chain(std::iter::once(&b'.')).enumerate() {
-        if b != b'.' {
-            continue;
-        }
+    let dots = memchr::memchr_iter(b'.', bytes).chain(std::iter::once(bytes.len()));
+    for i in dots {
         let label = &bytes[label_start..i];
         if label == b"_tcp" || label == b"_udp" {
             let p = prev_start?;

@@ -163,6 +163,26 @@ pub struct HostRule {
     pub sources: Vec<String>,
 }
 
+/// Whether `ip` lies in `prefix`: a mask and a compare (`IpNet::contains` truncates the
+/// network on every call; this runs for every rule against every flow's server address).
+fn prefix_contains(prefix: &IpNet, ip: IpAddr) -> bool {
+    match (prefix, ip) {
+        (IpNet::V4(n), IpAddr::V4(a)) => {
+            let mask = u32::MAX
+                .checked_shl(32 - u32::from(n.prefix_len()))
+                .unwrap_or(0);
+            (a.to_bits() ^ n.addr().to_bits()) & mask == 0
+        }
+        (IpNet::V6(n), IpAddr::V6(a)) => {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(n.prefix_len()))
+                .unwrap_or(0);
+            (a.to_bits() ^ n.addr().to_bits()) & mask == 0
+        }
+        _ => false,
+    }
+}
+
 /// An address block rule.
 #[derive(Debug, Clone)]
 pub struct AddressRule {
@@ -332,7 +352,7 @@ impl SignatureSet {
         self.address_order
             .iter()
             .map(|&i| &self.addresses[i])
-            .filter(move |r| r.prefix.contains(&ip))
+            .filter(move |r| prefix_contains(&r.prefix, ip))
     }
 
     /// Whether `ip` lies in an address block whose service is an Apple service and that
@@ -428,6 +448,41 @@ mod tests {
         let (_, r) = set.port_rule(Transport::Udp, 16385).unwrap();
         assert_eq!(r.spec.hi, 16387);
         assert_eq!(set.service(r.service).id, "facetime");
+    }
+
+    #[test]
+    fn prefix_contains_agrees_with_ipnet() {
+        let nets = [
+            "17.0.0.0/8",
+            "0.0.0.0/0",
+            "192.168.1.77/32",
+            "10.1.2.3/13",
+            "2620:149::/32",
+            "::/0",
+            "fe80::1/128",
+            "2a01:b740:a00::/40",
+        ];
+        let ips = [
+            "17.253.1.2",
+            "18.0.0.1",
+            "16.255.255.255",
+            "192.168.1.77",
+            "192.168.1.76",
+            "10.7.255.255",
+            "10.8.0.0",
+            "2620:149:a::1",
+            "2620:14a::1",
+            "fe80::1",
+            "::ffff:17.0.0.1",
+            "2a01:b740:aff:ffff::1",
+        ];
+        for n in nets {
+            let net: IpNet = n.parse().unwrap();
+            for ip in ips {
+                let ip: IpAddr = ip.parse().unwrap();
+                assert_eq!(prefix_contains(&net, ip), net.contains(&ip), "{net} {ip}");
+            }
+        }
     }
 
     #[test]

@@ -208,7 +208,7 @@ enum Classifier {
         records: Option<Sender<Vec<FlowRecord>>>,
         since_flush: u32,
     },
-    Pipelined(Pipeline),
+    Pipelined(Box<Pipeline>),
 }
 
 /// What a classifier run produced.
@@ -244,13 +244,13 @@ impl Classifier {
             // N threads in all: this one reads and dispatches (and, offline, classifies a
             // share of the flows), N - 1 workers classify. (On a 2-core machine three busy
             // threads measured slower than two.)
-            Self::Pipelined(Pipeline::new(
+            Self::Pipelined(Box::new(Pipeline::new(
                 sigs,
                 config,
                 threads,
                 live,
                 writer.tx.clone(),
-            ))
+            )))
         }
     }
 

@@ -8,8 +8,9 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::classify::{Confidence, Signal};
-use crate::flow::record::FlowRecord;
-use crate::signature::{SignatureSet, Transport};
+use crate::decode::ip_proto;
+use crate::signature::{ServiceId, SignatureSet, Transport};
+use crate::tally::Finished;
 
 /// Most distinct (kind, endpoint, port) lines of unexpected traffic remembered.
 const MAX_UNEXPECTED: usize = 10_000;
@@ -77,8 +78,8 @@ pub struct UnexpectedKey {
 /// Health and unexpected-traffic counters of one worker; merged across workers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Audit {
-    /// (service, proto, server port) -> outcomes.
-    pub health: BTreeMap<(String, String, u16), Outcomes>,
+    /// (service, transport, server port) -> outcomes.
+    pub health: BTreeMap<(ServiceId, Transport, u16), Outcomes>,
     /// Unexpected traffic -> flows.
     pub unexpected: BTreeMap<UnexpectedKey, u64>,
     /// Flows of unexpected traffic past the bound.
@@ -87,21 +88,25 @@ pub struct Audit {
 
 impl Audit {
     /// Counts a finished flow.
-    pub fn add_record(&mut self, sigs: &SignatureSet, rec: &FlowRecord) {
-        let Some(port) = rec.server_port else {
-            return;
-        };
-        let conf = rec.confidence.and_then(Confidence::parse);
-        let transport = match rec.proto.as_str() {
-            "tcp" => Transport::Tcp,
-            "udp" => Transport::Udp,
+    pub fn add_flow(&mut self, sigs: &SignatureSet, f: &Finished<'_>) {
+        let flow = f.flow;
+        let transport = match flow.proto {
+            ip_proto::TCP => Transport::Tcp,
+            ip_proto::UDP => Transport::Udp,
             _ => return,
         };
+        let port = flow.server.1;
+        let conf = f.decision.confidence;
+        let service = f.decision.service;
+        let apple = service.is_some_and(|s| sigs.service(s).apple);
         // Health: Apple services labelled at least `likely`; a port-only guess is not enough
         // to call a service blocked.
-        if rec.apple && conf >= Some(Confidence::Likely) {
+        if let Some(service) = service
+            && apple
+            && conf >= Some(Confidence::Likely)
+        {
             let mut o = Outcomes::default();
-            match rec.state {
+            match flow.state() {
                 "established" | "closed" | "reset" => {
                     o.attempts = 1;
                     o.established = 1;
@@ -118,25 +123,25 @@ impl Audit {
                     o.attempts = 1;
                     o.unreachable = 1;
                 }
-                "partial" if rec.packets_to_server > 0 && rec.packets_to_client > 0 => {
+                "partial" if flow.packets[0] > 0 && flow.packets[1] > 0 => {
                     o.midflow = 1;
                 }
                 _ => {}
             }
             if o != Outcomes::default() {
                 self.health
-                    .entry((rec.service.clone(), rec.proto.clone(), port))
+                    .entry((service, transport, port))
                     .or_default()
                     .add(&o);
             }
         }
-        let decided_by = rec.evidence.first().map(|e| e.signal);
+        let decided_by = f.decision.decided_by();
         let port_rule = sigs.port_rule(transport, port).map(|(_, r)| r);
         let port_listed =
             port_rule.is_some_and(|r| !r.used_by.is_empty() || sigs.service(r.service).apple);
         // An Apple endpoint on the Internet (by address or name; mDNS endpoints of local
         // devices legitimately use dynamic ports) on a port no Apple signature lists.
-        let internet_apple = rec.apple
+        let internet_apple = apple
             && matches!(
                 decided_by,
                 Some(
@@ -148,11 +153,12 @@ impl Audit {
                 )
             );
         if internet_apple && !port_listed {
+            let service = service.map_or(crate::signature::UNKNOWN, |s| &sigs.service(s).id);
             self.note(
-                rec,
+                f,
+                transport,
                 UnexpectedKind::AppleEndpointUnlistedPort,
-                port,
-                rec.service.clone(),
+                service,
             );
         }
         // A port that only Apple services use, on an Internet endpoint nothing says is Apple's.
@@ -160,28 +166,33 @@ impl Audit {
         // nothing tells whose it is.)
         if let Some(r) = port_rule
             && sigs.service(r.service).apple
-            && !(rec.apple && conf >= Some(Confidence::Likely))
-            && !sigs.is_apple_address(rec.server_ip)
-            && is_global(rec.server_ip)
+            && !(apple && conf >= Some(Confidence::Likely))
+            && !sigs.is_apple_address(flow.server.0)
+            && is_global(flow.server.0)
         {
-            let service = sigs.service(r.service).id.clone();
             self.note(
-                rec,
+                f,
+                transport,
                 UnexpectedKind::ApplePortNonAppleEndpoint,
-                port,
-                service,
+                &sigs.service(r.service).id,
             );
         }
     }
 
-    fn note(&mut self, rec: &FlowRecord, kind: UnexpectedKind, port: u16, service: String) {
+    fn note(
+        &mut self,
+        f: &Finished<'_>,
+        transport: Transport,
+        kind: UnexpectedKind,
+        service: &str,
+    ) {
         let key = UnexpectedKey {
             kind,
-            proto: rec.proto.clone(),
-            port,
-            server: rec.server_ip.to_string(),
-            name: rec.name.clone(),
-            service,
+            proto: transport.as_str().to_string(),
+            port: f.flow.server.1,
+            server: f.flow.server.0.to_string(),
+            name: f.name.map(str::to_string),
+            service: service.to_string(),
         };
         if let Some(n) = self.unexpected.get_mut(&key) {
             *n += 1;
@@ -195,7 +206,7 @@ impl Audit {
     /// Adds another worker's counters.
     pub fn merge(&mut self, other: &Self) {
         for (k, o) in &other.health {
-            self.health.entry(k.clone()).or_default().add(o);
+            self.health.entry(*k).or_default().add(o);
         }
         for (k, n) in &other.unexpected {
             if let Some(m) = self.unexpected.get_mut(k) {
@@ -294,9 +305,10 @@ fn plural(n: u64, one: &str, many: &str) -> String {
 /// Builds the health lines: one per Apple service with at least one attempt or mid-flow flow.
 pub fn health_lines(sigs: &SignatureSet, audit: &Audit) -> Vec<HealthLine> {
     let mut by_service: BTreeMap<&str, Vec<PortOutcomes>> = BTreeMap::new();
-    for ((service, proto, port), o) in &audit.health {
+    for ((service, transport, port), o) in &audit.health {
+        let service = sigs.service(*service).id.as_str();
         by_service.entry(service).or_default().push(PortOutcomes {
-            proto: proto.clone(),
+            proto: transport.as_str().to_string(),
             port: *port,
             outcomes: *o,
         });

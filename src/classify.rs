@@ -6,7 +6,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::signature::{ServiceId, SignatureSet, Transport};
+use crate::signature::{
+    AddressRule, BonjourRule, HostRule, PortRule, ServiceId, SignatureSet, Transport,
+};
 
 /// How sure a label is (services.md): a port alone or an address alone is `Possible`, an Apple
 /// address with a port that fits is `Likely`, a name seen in or bound to the flow is `Certain`.
@@ -152,59 +154,262 @@ pub struct NameFacts<'a> {
     pub verified_payload: bool,
 }
 
-/// The outcome of matching one name against the host patterns.
-struct NameHit {
-    service: Option<ServiceId>,
-    evidence: Evidence,
+/// One reason behind a label, as references into the signature set and the flow's names.
+/// Deciding a label makes no text; [`Found::evidence`] makes the [`Evidence`] a flow record
+/// prints. Tallies need only the decision: making every piece of evidence as text (joined
+/// sources, formatted ports and addresses, cloned service ids) took 8% of all instructions on
+/// the benchmark capture, nearly all of it for flows nobody printed.
+#[derive(Debug, Clone, Copy)]
+enum Found<'a> {
+    /// The server port matched a port rule.
+    Port {
+        transport: Transport,
+        port: u16,
+        rule: &'a PortRule,
+    },
+    /// The payload was verified as the discovery protocol of the port's rule.
+    Payload {
+        transport: Transport,
+        port: u16,
+        rule: &'a PortRule,
+    },
+    /// The server address is in an address block.
+    Address {
+        ip: IpAddr,
+        rule: &'a AddressRule,
+        confidence: Confidence,
+    },
+    /// A name of the flow (SNI, QUIC SNI, HTTP Host, or DNS-bound) and the host rule it
+    /// matched, if any.
+    Name {
+        signal: Signal,
+        name: &'a str,
+        rule: Option<&'a HostRule>,
+    },
+    /// An mDNS-advertised endpoint: instance, service type, and the type's Bonjour rule.
+    Mdns {
+        instance: &'a str,
+        service_type: &'a str,
+        rule: Option<&'a BonjourRule>,
+    },
 }
 
-fn match_name(sigs: &SignatureSet, signal: Signal, name: &str) -> NameHit {
-    match sigs.host_rule(name) {
-        Some(rule) => NameHit {
-            service: Some(rule.service),
-            evidence: Evidence {
-                signal,
-                value: name.to_string(),
-                rule: rule.pattern.to_string(),
+impl Found<'_> {
+    fn signal(&self) -> Signal {
+        match self {
+            Self::Port { .. } => Signal::Port,
+            Self::Payload { .. } => Signal::Payload,
+            Self::Address { .. } => Signal::Address,
+            Self::Name { signal, .. } => *signal,
+            Self::Mdns { .. } => Signal::Mdns,
+        }
+    }
+
+    /// The evidence as a flow record prints it.
+    fn evidence(&self, sigs: &SignatureSet) -> Evidence {
+        let service_id = |id: ServiceId| sigs.service(id).id.clone();
+        match *self {
+            Self::Port {
+                transport,
+                port,
+                rule,
+            } => Evidence {
+                signal: Signal::Port,
+                value: format!("{}/{port}", transport.as_str()),
+                rule: rule.spec.to_string(),
                 source: rule.sources.join(", "),
-                service: sigs.service(rule.service).id.clone(),
-                confidence: Confidence::Certain,
+                service: service_id(rule.service),
+                confidence: Confidence::Possible,
             },
-        },
-        None => NameHit {
-            service: None,
-            evidence: Evidence {
-                signal,
-                value: name.to_string(),
-                rule: "no signature matches this name".into(),
-                source: String::new(),
-                service: crate::signature::UNKNOWN.into(),
-                confidence: Confidence::Certain,
+            Self::Payload {
+                transport,
+                port,
+                rule,
+            } => Evidence {
+                signal: Signal::Payload,
+                value: format!("{}/{port}", transport.as_str()),
+                rule: format!("{} message on {}", rule.protocol, rule.spec),
+                source: rule.sources.join(", "),
+                service: service_id(rule.service),
+                confidence: Confidence::Likely,
             },
-        },
+            Self::Address {
+                ip,
+                rule,
+                confidence,
+            } => Evidence {
+                signal: Signal::Address,
+                value: ip.to_string(),
+                rule: if rule.ports.is_empty() {
+                    rule.prefix.to_string()
+                } else {
+                    let ports: Vec<String> = rule.ports.iter().map(ToString::to_string).collect();
+                    format!("{} {}", rule.prefix, ports.join(","))
+                },
+                source: rule.sources.join(", "),
+                service: service_id(rule.service),
+                confidence,
+            },
+            Self::Name { signal, name, rule } => match rule {
+                Some(rule) => Evidence {
+                    signal,
+                    value: name.to_string(),
+                    rule: rule.pattern.to_string(),
+                    source: rule.sources.join(", "),
+                    service: service_id(rule.service),
+                    confidence: Confidence::Certain,
+                },
+                None => Evidence {
+                    signal,
+                    value: name.to_string(),
+                    rule: "no signature matches this name".into(),
+                    source: String::new(),
+                    service: crate::signature::UNKNOWN.into(),
+                    confidence: Confidence::Certain,
+                },
+            },
+            Self::Mdns {
+                instance,
+                service_type,
+                rule,
+            } => {
+                let (rule, source, service) = match rule {
+                    Some(r) => (
+                        r.service_type.clone(),
+                        r.sources.join(", "),
+                        service_id(r.service),
+                    ),
+                    None => (
+                        format!("{service_type} is not an Apple service type"),
+                        String::new(),
+                        crate::signature::UNKNOWN.to_string(),
+                    ),
+                };
+                Evidence {
+                    signal: Signal::Mdns,
+                    value: instance.to_string(),
+                    rule,
+                    source,
+                    service,
+                    confidence: Confidence::Certain,
+                }
+            }
+        }
     }
 }
 
-/// Labels a flow from everything known about it, with this precedence: the flow's own SNI or
-/// HTTP Host, then a DNS-bound name, then an mDNS-learned endpoint, then Apple address plus
-/// port, then port or address alone. When a name decides, every other signal stays in the
-/// evidence; a name that matches no signature still wins, so a non-Apple name on an Apple
-/// address is not labelled Apple (the flow falls back to its port's non-Apple protocol).
+/// Most pieces of evidence one label holds: up to three names of the flow's own (or one
+/// DNS-bound or mDNS name), then a port or verified-payload rule and a port or address rule.
+const MAX_FOUND: usize = 5;
+
+/// A flow's label as decided, its evidence not yet made text: what the tallies take. A flow
+/// record's [`Label`] comes from it with [`Decision::into_label`].
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    /// The service, or `None` for unknown.
+    pub service: Option<ServiceId>,
+    /// How sure, or `None` for unknown.
+    pub confidence: Option<Confidence>,
+    /// The evidence, the deciding piece first; `None` past the end.
+    found: [Option<Found<'a>>; MAX_FOUND],
+}
+
+impl<'a> Decision<'a> {
+    /// The decision of a flow that matched nothing.
+    fn unknown() -> Self {
+        Self {
+            service: None,
+            confidence: None,
+            found: [None; MAX_FOUND],
+        }
+    }
+
+    fn push(&mut self, f: Found<'a>) {
+        // Cannot be full: a label gathers at most MAX_FOUND pieces (see above).
+        if let Some(slot) = self.found.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(f);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Found<'a>> {
+        self.found.iter().map_while(Option::as_ref)
+    }
+
+    /// The signal of the deciding evidence.
+    pub fn decided_by(&self) -> Option<Signal> {
+        self.iter().next().map(Found::signal)
+    }
+
+    /// The deciding evidence when it is a name of the flow or bound to its server (SNI, QUIC
+    /// SNI, HTTP Host, DNS), with its signal.
+    pub fn deciding_name(&self) -> Option<(Signal, &'a str)> {
+        match self.iter().next()? {
+            Found::Name { signal, name, .. } => Some((*signal, *name)),
+            _ => None,
+        }
+    }
+
+    /// Every piece of evidence as text, the deciding one first.
+    pub fn evidence(&self, sigs: &SignatureSet) -> Vec<Evidence> {
+        self.iter().map(|f| f.evidence(sigs)).collect()
+    }
+
+    /// The label, with its evidence as text.
+    pub fn into_label(self, sigs: &SignatureSet) -> Label {
+        Label {
+            service: self.service,
+            confidence: self.confidence,
+            evidence: self.evidence(sigs),
+        }
+    }
+
+    /// Moves the evidence with this signal to the front, the rest keeping their order.
+    fn deciding_first(&mut self, signal: Signal) {
+        let mut sorted = [None; MAX_FOUND];
+        let pieces = self.found.iter().map_while(|f| *f);
+        let first = pieces.clone().filter(|f| f.signal() == signal);
+        let rest = pieces.filter(|f| f.signal() != signal);
+        for (slot, f) in sorted.iter_mut().zip(first.chain(rest)) {
+            *slot = Some(f);
+        }
+        self.found = sorted;
+    }
+}
+
+/// Labels a flow from everything known about it; see [`decide`].
 pub fn label_flow(sigs: &SignatureSet, server: ServerFacts, names: &NameFacts<'_>) -> Label {
-    let mut base = label(sigs, server, names.verified_payload);
-    let mut name_hits: Vec<NameHit> = Vec::new();
+    decide(sigs, server, names).into_label(sigs)
+}
+
+/// Decides a flow's label from everything known about it, with this precedence: the flow's
+/// own SNI or HTTP Host, then a DNS-bound name, then an mDNS-learned endpoint, then Apple
+/// address plus port, then port or address alone. When a name decides, every other signal
+/// stays in the evidence; a name that matches no signature still wins, so a non-Apple name on
+/// an Apple address is not labelled Apple (the flow falls back to its port's non-Apple
+/// protocol).
+pub fn decide<'a>(
+    sigs: &'a SignatureSet,
+    server: ServerFacts,
+    names: &NameFacts<'a>,
+) -> Decision<'a> {
+    let base = decide_by_endpoint(sigs, server, names.verified_payload);
+    let mut hits = Decision::unknown();
     for (signal, name) in [
         (Signal::Sni, names.sni),
         (Signal::QuicSni, names.quic_sni),
         (Signal::HttpHost, names.http_host),
     ] {
-        if let Some(n) = name.filter(|n| is_host_name(n)) {
-            name_hits.push(match_name(sigs, signal, n));
+        if let Some(name) = name.filter(|n| is_host_name(n)) {
+            hits.push(Found::Name {
+                signal,
+                name,
+                rule: sigs.host_rule(name),
+            });
         }
     }
-    if name_hits.is_empty() && !names.dns.is_empty() {
+    if hits.decided_by().is_none() && !names.dns.is_empty() {
         // The most specific match over the chain (query name first on a tie).
-        let mut best: Option<(usize, &Box<str>)> = None;
+        let mut best: Option<(usize, &'a str)> = None;
         for n in names.dns {
             if let Some(m) = sigs.host_match(n)
                 && best.is_none_or(|(s, _)| m.specificity > s)
@@ -212,44 +417,30 @@ pub fn label_flow(sigs: &SignatureSet, server: ServerFacts, names: &NameFacts<'_
                 best = Some((m.specificity, n));
             }
         }
-        let chosen = best.map_or(&names.dns[0], |(_, n)| n);
-        name_hits.push(match_name(sigs, Signal::Dns, chosen));
-    }
-    if name_hits.is_empty()
-        && let Some((service_type, instance)) = names.mdns
-    {
-        let (service, rule, source, sid) = match sigs.bonjour_rule(service_type) {
-            Some(r) => (
-                Some(r.service),
-                r.service_type.clone(),
-                r.sources.join(", "),
-                sigs.service(r.service).id.clone(),
-            ),
-            None => (
-                None,
-                format!("{service_type} is not an Apple service type"),
-                String::new(),
-                crate::signature::UNKNOWN.to_string(),
-            ),
-        };
-        name_hits.push(NameHit {
-            service,
-            evidence: Evidence {
-                signal: Signal::Mdns,
-                value: instance.to_string(),
-                rule,
-                source,
-                service: sid,
-                confidence: Confidence::Certain,
-            },
+        let name = best.map_or(&*names.dns[0], |(_, n)| n);
+        hits.push(Found::Name {
+            signal: Signal::Dns,
+            name,
+            rule: sigs.host_rule(name),
         });
     }
-    if name_hits.is_empty() {
-        return base;
+    if hits.decided_by().is_none()
+        && let Some((service_type, instance)) = names.mdns
+    {
+        hits.push(Found::Mdns {
+            instance,
+            service_type,
+            rule: sigs.bonjour_rule(service_type),
+        });
     }
     // The first name signal in precedence order decides.
-    let decided = name_hits.remove(0);
-    let (service, confidence) = match decided.service {
+    let named = match hits.iter().next() {
+        None => return base,
+        Some(Found::Name { rule, .. }) => rule.map(|r| r.service),
+        Some(Found::Mdns { rule, .. }) => rule.map(|r| r.service),
+        Some(_) => None,
+    };
+    (hits.service, hits.confidence) = match named {
         Some(s) => (Some(s), Some(Confidence::Certain)),
         None => {
             // The name is not one of ours: keep only a non-Apple protocol label from the port.
@@ -260,15 +451,10 @@ pub fn label_flow(sigs: &SignatureSet, server: ServerFacts, names: &NameFacts<'_
             (port_service, port_service.map(|_| Confidence::Possible))
         }
     };
-    let mut evidence: Vec<Evidence> = Vec::with_capacity(1 + name_hits.len() + base.evidence.len());
-    evidence.push(decided.evidence);
-    evidence.extend(name_hits.into_iter().map(|h| h.evidence));
-    evidence.append(&mut base.evidence);
-    Label {
-        service,
-        confidence,
-        evidence,
+    for f in base.iter() {
+        hits.push(*f);
     }
+    hits
 }
 
 /// Whether a name from the wire is a host name worth matching (not an IP literal, not empty).
@@ -283,53 +469,50 @@ struct Candidate {
     signal: Signal,
 }
 
-/// Labels a flow from its server's port and address, and whether its payload was verified
-/// as the discovery protocol its port suggests.
+/// Labels a flow from its server's port and address; see [`decide_by_endpoint`].
+pub fn label(sigs: &SignatureSet, server: ServerFacts, verified_payload: bool) -> Label {
+    decide_by_endpoint(sigs, server, verified_payload).into_label(sigs)
+}
+
+/// Decides a flow's label from its server's port and address, and whether its payload was
+/// verified as the discovery protocol its port suggests.
 ///
 /// Rules (signatures/README.md): an address block that lists ports and fits the server port
 /// gives its service at `likely`; an Apple block plus a port rule used by Apple products gives
 /// the rule's `on_apple` service at `likely` (or the block's own service if it is narrower
 /// than generic `apple`); an address alone or a port alone gives `possible`; a verified
 /// payload lifts a port-only Bonjour label to `likely`.
-pub fn label(sigs: &SignatureSet, server: ServerFacts, verified_payload: bool) -> Label {
+pub fn decide_by_endpoint(
+    sigs: &SignatureSet,
+    server: ServerFacts,
+    verified_payload: bool,
+) -> Decision<'_> {
     let transport = Transport::from_ip_proto(server.proto);
-    let mut evidence = Vec::new();
+    let mut d = Decision::unknown();
     let port_rule = transport.and_then(|t| sigs.port_rule(t, server.port).map(|(_, r)| (t, r)));
     if let Some((t, r)) = port_rule {
-        evidence.push(Evidence {
-            signal: Signal::Port,
-            value: format!("{}/{}", t.as_str(), server.port),
-            rule: r.spec.to_string(),
-            source: r.sources.join(", "),
-            service: sigs.service(r.service).id.clone(),
-            confidence: Confidence::Possible,
+        d.push(Found::Port {
+            transport: t,
+            port: server.port,
+            rule: r,
         });
     }
     let addr_rule = sigs
         .address_rules(server.ip)
         .find(|a| a.fits_port(transport, server.port));
-    let mut best: Option<Candidate> = None;
-    if let Some(a) = addr_rule {
+    let best = if let Some(a) = addr_rule {
         let port_specific = !a.ports.is_empty();
         let conf = if port_specific {
             Confidence::Likely
         } else {
             Confidence::Possible
         };
-        evidence.push(Evidence {
-            signal: Signal::Address,
-            value: server.ip.to_string(),
-            rule: if port_specific {
-                let ports: Vec<String> = a.ports.iter().map(ToString::to_string).collect();
-                format!("{} {}", a.prefix, ports.join(","))
-            } else {
-                a.prefix.to_string()
-            },
-            source: a.sources.join(", "),
-            service: sigs.service(a.service).id.clone(),
+        d.push(Found::Address {
+            ip: server.ip,
+            rule: a,
             confidence: conf,
         });
-        best = Some(if port_specific {
+        Some(if port_specific {
             Candidate {
                 service: a.service,
                 confidence: Confidence::Likely,
@@ -365,47 +548,39 @@ pub fn label(sigs: &SignatureSet, server: ServerFacts, verified_payload: bool) -
                     signal: Signal::Address,
                 },
             }
-        });
+        })
     } else if let Some((t, r)) = port_rule {
-        let bonjour = sigs.service_id("bonjour");
-        if verified_payload && Some(r.service) == bonjour {
+        if verified_payload && Some(r.service) == sigs.service_id("bonjour") {
             // A discovery message verified on its own port (unicast SSDP replies, NAT-PMP to
             // a gateway): the protocol is known, not guessed.
-            evidence.insert(
-                0,
-                Evidence {
-                    signal: Signal::Payload,
-                    value: format!("{}/{}", t.as_str(), server.port),
-                    rule: format!("{} message on {}", r.protocol, r.spec),
-                    source: r.sources.join(", "),
-                    service: sigs.service(r.service).id.clone(),
-                    confidence: Confidence::Likely,
-                },
-            );
-            best = Some(Candidate {
+            d.push(Found::Payload {
+                transport: t,
+                port: server.port,
+                rule: r,
+            });
+            Some(Candidate {
                 service: r.service,
                 confidence: Confidence::Likely,
                 signal: Signal::Payload,
-            });
+            })
         } else {
-            best = Some(Candidate {
+            Some(Candidate {
                 service: r.service,
                 confidence: Confidence::Possible,
                 signal: Signal::Port,
-            });
+            })
         }
-    }
+    } else {
+        None
+    };
     match best {
         Some(c) => {
-            // The deciding evidence goes first.
-            evidence.sort_by_key(|e| std::cmp::Reverse(e.signal == c.signal));
-            Label {
-                service: Some(c.service),
-                confidence: Some(c.confidence),
-                evidence,
-            }
+            d.deciding_first(c.signal);
+            d.service = Some(c.service);
+            d.confidence = Some(c.confidence);
+            d
         }
-        None => Label::unknown(),
+        None => Decision::unknown(),
     }
 }
 

@@ -9,12 +9,12 @@ use crate::capture::{Packet, Timestamp};
 use crate::classify::{self, NameFacts, ServerFacts};
 use crate::decode;
 use crate::flow::record::{FlowRecord, NameRecord};
-use crate::flow::table::{EndReason, FlowTable, Timeouts};
+use crate::flow::table::{FlowTable, Timeouts};
 use crate::flow::{Flow, FlowKey};
 use crate::inspect::{self, Inspector};
 use crate::shared::Shared;
 use crate::signature::{SignatureSet, Transport};
-use crate::tally::{PacketStats, Tally};
+use crate::tally::{Finished, PacketStats, Tally};
 
 /// The packet facts the core needs past decoding.
 struct Pkt {
@@ -155,10 +155,8 @@ impl Engine {
         let keep = self.keep_records;
         let (flow, inspector) =
             self.table
-                .lookup_keyed(key, &meta, pkt.ts, known_port, |f, x, why| {
-                    let rec = Self::record(sigs, &f, &x, why, keep);
-                    tally.add_record(sigs, &rec);
-                    if keep {
+                .lookup_keyed(key, &meta, pkt.ts, known_port, |f, x, _why| {
+                    if let Some(rec) = Self::end_flow(sigs, tally, &f, &x, keep) {
                         finished.push(rec);
                     }
                 });
@@ -185,12 +183,20 @@ impl Engine {
             // Queries are read here; answers here too unless the pipeline's dispatcher reads
             // them (in packet order, for every worker). A query that repeats this flow's last
             // one exactly has nothing new to tell.
+            // The names a message carries are only kept for the flow's record: without
+            // records, an answer the dispatcher already read has nothing left to tell here.
+            let observe = !response || self.observe_dns;
             let repeat = !response && inspector.repeated_query(meta.payload);
-            if !repeat && let Ok(msg) = inspect::dns::parse_message(meta.payload) {
-                if !response || self.observe_dns {
+            if !repeat
+                && (observe || self.keep_records)
+                && let Ok(msg) = inspect::dns::parse_message(meta.payload)
+            {
+                if observe {
                     inspect::observe_message(&msg, &meta, mdns, pkt.ts, shared);
                 }
-                inspector.note_dns_names(&msg);
+                if self.keep_records {
+                    inspector.note_dns_names(&msg);
+                }
             }
         }
         if !was_finished && flow.tcp_finished() {
@@ -199,28 +205,29 @@ impl Engine {
         }
     }
 
-    /// The label and record of a flow, from its own names and what the shared stores knew
-    /// at the flow's first packet. Without `full`, the record is only tallied: the names it
-    /// would print (`alpn`, `user_agent`, `names`) are left out, not copied.
-    fn record(
+    /// Labels a flow that ended, from its own names and what the shared stores knew at its
+    /// first packet, and counts it in `tally`; with `full`, also makes its record (otherwise
+    /// no text is made for it).
+    fn end_flow(
         sigs: &SignatureSet,
+        tally: &mut Tally,
         flow: &Flow,
         inspector: &Inspector,
-        _why: EndReason,
         full: bool,
-    ) -> FlowRecord {
+    ) -> Option<FlowRecord> {
         let n = inspector.names();
-        let dns = &inspector.bound().and_then(|b| b.dns.as_ref());
-        let mdns = &inspector.bound().and_then(|b| b.mdns.as_ref());
+        let bound = inspector.bound();
+        let dns = bound.and_then(|b| b.dns.as_ref());
+        let mdns = bound.and_then(|b| b.mdns.as_ref());
         let facts = NameFacts {
             sni: n.sni.as_deref(),
             quic_sni: n.quic_sni.as_deref(),
             http_host: n.http_host.as_deref(),
-            dns: dns.as_ref().map_or(&[], |b| &b.names[..]),
-            mdns: mdns.as_ref().map(|e| (&*e.service_type, &*e.instance)),
+            dns: dns.map_or(&[], |b| &b.names[..]),
+            mdns: mdns.map(|e| (&*e.service_type, &*e.instance)),
             verified_payload: n.verified,
         };
-        let label = classify::label_flow(
+        let decision = classify::decide(
             sigs,
             ServerFacts {
                 proto: flow.proto,
@@ -234,13 +241,20 @@ impl Engine {
             .or(facts.quic_sni)
             .or(facts.http_host)
             .or(facts.dns.first().map(|b| &**b))
-            .or(facts.mdns.map(|(_, instance)| instance))
-            .map(str::to_string);
-        let mut rec = FlowRecord::new(sigs, flow, label, name);
+            .or(facts.mdns.map(|(_, instance)| instance));
+        tally.add_flow(
+            sigs,
+            &Finished {
+                flow,
+                decision: &decision,
+                name,
+            },
+        );
         if !full {
-            return rec;
+            return None;
         }
         let owned = |o: Option<&str>| o.map(str::to_string);
+        let mut rec = FlowRecord::new(sigs, flow, decision.into_label(sigs), owned(name));
         rec.alpn = owned(n.alpn.as_deref());
         rec.user_agent = owned(n.user_agent.as_deref());
         rec.names = NameRecord {
@@ -251,7 +265,7 @@ impl Engine {
             mdns: owned(facts.mdns.map(|(_, i)| i)),
             queried: inspector.queried().map(str::to_string).collect(),
         };
-        rec
+        Some(rec)
     }
 
     /// Ends every flow (end of input, or shutdown).
@@ -260,10 +274,8 @@ impl Engine {
         let finished = &mut self.finished;
         let tally = &mut self.tally;
         let keep = self.keep_records;
-        self.table.drain(|f, x, why| {
-            let rec = Self::record(sigs, &f, &x, why, keep);
-            tally.add_record(sigs, &rec);
-            if keep {
+        self.table.drain(|f, x, _why| {
+            if let Some(rec) = Self::end_flow(sigs, tally, &f, &x, keep) {
                 finished.push(rec);
             }
         });
@@ -273,8 +285,7 @@ impl Engine {
     pub fn snapshot_tally(&self) -> Tally {
         let mut t = self.tally.clone();
         self.table.for_each(|f, x| {
-            let rec = Self::record(&self.sigs, f, x, EndReason::Flush, false);
-            t.add_record(&self.sigs, &rec);
+            Self::end_flow(&self.sigs, &mut t, f, x, false);
         });
         t
     }

@@ -6,10 +6,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 use crate::audit::Audit;
-use crate::classify::{Confidence, Signal};
+use crate::classify::{Confidence, Decision};
 use crate::decode::Skip;
-use crate::flow::record::FlowRecord;
-use crate::signature::{GENERIC_APPLE, SignatureSet};
+use crate::flow::Flow;
+use crate::signature::SignatureSet;
 
 /// Counters of one service.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -69,6 +69,18 @@ impl PacketStats {
     }
 }
 
+/// What the tallies take of one finished flow: its counters and how it ended, its label as
+/// decided (no evidence text is made for a flow nobody prints), and the name shown for it.
+#[derive(Debug, Clone, Copy)]
+pub struct Finished<'a> {
+    /// The flow.
+    pub flow: &'a Flow,
+    /// Its label.
+    pub decision: &'a Decision<'a>,
+    /// The name a flow record shows for it (SNI, QUIC SNI, HTTP Host, DNS, mDNS instance).
+    pub name: Option<&'a str>,
+}
+
 /// Most distinct unclassified Apple names remembered (the rest are counted in one line).
 const MAX_APPLE_NAMES: usize = 10_000;
 
@@ -96,31 +108,26 @@ impl Tally {
     }
 
     /// Counts a finished flow.
-    pub fn add_record(&mut self, sigs: &SignatureSet, rec: &FlowRecord) {
-        let slot = sigs
-            .service_id(&rec.service)
-            .map_or(self.per_service.len() - 1, |id| usize::from(id.0));
+    pub fn add_flow(&mut self, sigs: &SignatureSet, f: &Finished<'_>) {
+        let service = f.decision.service;
+        let slot = service.map_or(self.per_service.len() - 1, |id| usize::from(id.0));
         let t = &mut self.per_service[slot];
         t.flows += 1;
-        t.packets += rec.packets_to_server + rec.packets_to_client;
-        t.bytes += rec.bytes_to_server + rec.bytes_to_client;
-        match rec.confidence.and_then(Confidence::parse) {
+        t.packets += f.flow.packets[0] + f.flow.packets[1];
+        t.bytes += f.flow.bytes[0] + f.flow.bytes[1];
+        match f.decision.confidence {
             Some(Confidence::Certain) => t.certain += 1,
             Some(Confidence::Likely) => t.likely += 1,
             Some(Confidence::Possible) => t.possible += 1,
             None => {}
         }
-        self.audit.add_record(sigs, rec);
+        self.audit.add_flow(sigs, f);
         // A name decided the label, and the rule was a generic-Apple catch-all: the signature
         // set has no narrower service for this name yet.
-        if let Some(e) = rec.evidence.first() {
-            let by_name = matches!(
-                e.signal,
-                Signal::Sni | Signal::QuicSni | Signal::HttpHost | Signal::Dns
-            );
-            if by_name && rec.service == GENERIC_APPLE {
-                self.note_apple_name(&e.value, 1);
-            }
+        if let Some((_, name)) = f.decision.deciding_name()
+            && service == Some(sigs.apple())
+        {
+            self.note_apple_name(name, 1);
         }
     }
 

@@ -182,11 +182,13 @@ impl Inspector {
         }
     }
 
-    /// Whether a DNS query payload repeats one of this flow's earlier queries exactly (then it
-    /// needs no parsing); remembers it otherwise.
+    /// Whether a DNS query payload repeats one of this flow's earlier queries (then it needs
+    /// no parsing): the same bytes, apart from a trailing EDNS(0) OPT record (see
+    /// [`dns::query_content`]); remembers it otherwise.
     pub fn repeated_query(&mut self, payload: &[u8]) -> bool {
         use std::hash::BuildHasher;
-        let h = foldhash::fast::FixedState::with_seed(0x646e_7371).hash_one(payload);
+        let h = foldhash::fast::FixedState::with_seed(0x646e_7371)
+            .hash_one(dns::query_content(payload));
         let q = self.queried.get_or_insert_with(Box::default);
         if q.queries.contains(&h) {
             return true;

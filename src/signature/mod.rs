@@ -49,8 +49,8 @@ pub struct Service {
     pub sources: Vec<String>,
 }
 
-/// A transport protocol a port rule applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A transport protocol a port rule applies to (ordered TCP first, as reports list them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Transport {
     /// TCP (IP protocol 6).
     Tcp,

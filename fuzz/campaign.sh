@@ -3,9 +3,10 @@
 # for RUNS executions (default 10 million), JOBS at a time (default 2), with -timeout=1.
 # Usage: fuzz/campaign.sh [-j JOBS] [-r RUNS] [-s SANITIZER] [TARGET...]
 #
-# A target stops at its first failure. A crash, OOM or leak ends its run. A timeout is replayed
-# three times with a generous limit: if the input runs in well under a second, the timeout was
-# the machine (a shared host under load stalls a process now and then), so the input is moved to
+# A target stops at its first failure. A crash, OOM or leak ends its run. A timeout (or an input
+# reported slow, over a second) is replayed three times with a generous limit: if it runs in well
+# under a second, the timeout was the machine (a shared host under load stalls a process now and
+# then, and benchmarks pause the fuzzers with SIGSTOP), so the input is moved to
 # artifacts/TARGET/spurious/ and the run resumes where it stopped, from the same corpus; if it is
 # slow again, it is a real hang and ends the run. Progress per target is kept in
 # $LOGDIR/TARGET.state ("executions seconds sessions spurious"), so a campaign can be resumed.
@@ -58,7 +59,7 @@ run_one() {
       [ -f "$f" ] || continue
       seen=1
       case $(basename "$f") in
-        timeout-*)
+        timeout-* | slow-unit-*)
           local ms
           ms=$("$BIN/$t" -runs=3 -timeout=10 "$f" 2>&1 | sed -n 's/^Executed .* in \([0-9]*\) ms$/\1/p')
           if [ -n "$ms" ] && [ "$ms" -lt 1500 ]; then

@@ -241,9 +241,8 @@ impl Classifier {
                 since_flush: 0,
             }
         } else {
-            // N threads in all: this one reads and dispatches (and, offline, classifies a
-            // share of the flows), N - 1 workers classify. (On a 2-core machine three busy
-            // threads measured slower than two.)
+            // N threads in all: this one reads, decodes and dispatches, N - 1 workers
+            // classify. (On a 2-core machine three busy threads measured slower than two.)
             Self::Pipelined(Box::new(Pipeline::new(
                 sigs,
                 config,

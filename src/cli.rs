@@ -37,8 +37,8 @@ pub struct ClassifyOpt {
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub flows: Option<PathBuf>,
     /// Threads (default: the machine's cores): 1 classifies on the reading thread; N > 1 has
-    /// one thread read and dispatch (offline also classifying a share of the flows) and N - 1
-    /// worker threads classify. The output is the same for any number.
+    /// one thread read, decode and dispatch and N - 1 worker threads classify. The output is
+    /// the same for any number.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
     pub threads: Option<u64>,
     /// Most flows held in memory at once; the oldest is evicted (and counted) beyond it.

@@ -21,7 +21,8 @@
 //!     0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 192, 168, 2, 17, 17, 57, 144, 116,
 //!     0xc3, 0x50, 0x14, 0x67, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
 //! ];
-//! engine.process(&Packet { ts: Timestamp(0), link: LinkType::RAW, data: &syn, orig_len: 40 });
+//! let pkt = Packet { ts: Timestamp(0), link: LinkType::RAW, data: &syn, orig_len: 40, block: None };
+//! engine.process(&pkt);
 //! engine.finish();
 //! let flows = engine.take_finished();
 //! assert_eq!(flows[0].service, "apns");

@@ -12,6 +12,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use std::net::IpAddr;
 
+use crate::capture::file::Block;
 use crate::capture::{Packet, Timestamp};
 use crate::decode::{self, IcmpInfo, PacketMeta};
 use crate::engine::{Engine, EngineConfig};
@@ -27,12 +28,17 @@ use crate::tally::{PacketStats, Tally};
 const BATCH_PACKETS: usize = 256;
 /// Bytes of packet data per batch before it is sent early.
 const BATCH_BYTES: usize = 256 * 1024;
+/// Most capture blocks one batch holds on to; later packets of a batch that spans more of
+/// the file are copied. A worker that gets few packets fills its batch slowly, and without
+/// this bound its batch would keep up to one block (1 MiB) per packet alive.
+const BLOCKS_PER_BATCH: usize = 2;
 /// Batches queued per worker before the dispatcher waits (offline) or drops (live).
 const QUEUE_DEPTH: usize = 16;
 
 /// One packet inside a batch: its decoded headers, with its transport payload (and an ICMP
-/// error's quote) as places in the batch's byte arena. The reading thread decodes each packet
-/// once; the worker does not decode it again, and only payload bytes are copied.
+/// error's quote) as places in the capture's shared blocks or in the batch's own arena. The
+/// reading thread decodes each packet once; the worker does not decode it again, and no byte
+/// of a capture file's packet is copied.
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     ts: Timestamp,
@@ -46,41 +52,70 @@ struct Slot {
     src_port: u16,
     dst_port: u16,
     tcp_seq: u32,
-    payload: (u32, u32),
+    payload: Place,
     icmp: Option<IcmpSlot>,
 }
 
-/// An ICMP message's `(v6, type, code)` and the place of its quote in the batch.
-type IcmpSlot = ((bool, u8, u8), (u32, u32));
+/// Where some bytes of a batch are: `(block, start, len)`, the block being an index into the
+/// batch's shared blocks, or [`ARENA`] for its own arena.
+type Place = (u32, u32, u32);
 
-/// Packets for one worker: payloads copied once into one buffer (the capture buffer is
-/// reused by the reader, so the bytes must move; one copy into a recycled arena, no
-/// allocation per packet).
+/// The block index of bytes copied into the batch's arena.
+const ARENA: u32 = u32::MAX;
+
+/// An ICMP message's `(v6, type, code)` and the place of its quote.
+type IcmpSlot = ((bool, u8, u8), Place);
+
+/// Packets for one worker. Packets read from a capture file stay where the reader put them:
+/// the batch holds the shared blocks they lie in (copying every payload cost the reading
+/// thread a tenth of its time on the benchmark capture). Packets from a source that reuses
+/// its buffer (a live interface) are copied once into a recycled arena.
 #[derive(Debug, Default)]
 struct Batch {
     data: Vec<u8>,
+    blocks: Vec<Arc<Block>>,
     slots: Vec<Slot>,
 }
 
 impl Batch {
     fn with_capacity() -> Self {
         Self {
-            data: Vec::with_capacity(BATCH_BYTES + 65_536),
+            // Only live packets are copied here; it grows to what they need and is reused.
+            data: Vec::new(),
+            blocks: Vec::new(),
             slots: Vec::with_capacity(BATCH_PACKETS),
         }
     }
 
-    fn put(&mut self, bytes: &[u8]) -> (u32, u32) {
+    /// The place of `bytes`: in `block` if they lie there, else copied into the arena.
+    fn put(&mut self, block: Option<&Arc<Block>>, bytes: &[u8]) -> Place {
+        if let Some(b) = block
+            && let Some((start, len)) = b.place_of(bytes)
+        {
+            let held = self.blocks.last().is_some_and(|l| Arc::ptr_eq(l, b));
+            if !held && self.blocks.len() >= BLOCKS_PER_BATCH {
+                return self.copy(bytes);
+            }
+            if !held {
+                self.blocks.push(Arc::clone(b));
+            }
+            // Blocks and their lengths are far below u32::MAX (a block is about 1 MiB).
+            return ((self.blocks.len() - 1) as u32, start as u32, len as u32);
+        }
+        self.copy(bytes)
+    }
+
+    fn copy(&mut self, bytes: &[u8]) -> Place {
         let start = self.data.len();
         self.data.extend_from_slice(bytes);
-        (start as u32, bytes.len() as u32)
+        (ARENA, start as u32, bytes.len() as u32)
     }
 
     fn push(&mut self, pkt: &Packet<'_>, meta: &PacketMeta<'_>, clock: Timestamp) {
-        let payload = self.put(meta.payload);
+        let payload = self.put(pkt.block, meta.payload);
         let icmp = meta
             .icmp
-            .map(|i| ((i.v6, i.icmp_type, i.code), self.put(i.quoted)));
+            .map(|i| ((i.v6, i.icmp_type, i.code), self.put(pkt.block, i.quoted)));
         self.slots.push(Slot {
             ts: pkt.ts,
             clock,
@@ -99,9 +134,13 @@ impl Batch {
 
     /// The decoded headers of a slot, borrowing its bytes from this batch.
     fn meta(&self, s: &Slot) -> PacketMeta<'_> {
-        let bytes = |(start, len): (u32, u32)| {
+        let bytes = |(block, start, len): Place| {
+            let whole = match block {
+                ARENA => &self.data[..],
+                i => self.blocks.get(i as usize).map_or(&[][..], |b| b.bytes()),
+            };
             let start = start as usize;
-            self.data.get(start..start + len as usize).unwrap_or(&[])
+            whole.get(start..start + len as usize).unwrap_or(&[])
         };
         PacketMeta {
             src: s.src,
@@ -127,6 +166,7 @@ impl Batch {
 
     fn clear(&mut self) {
         self.data.clear();
+        self.blocks.clear();
         self.slots.clear();
     }
 }
@@ -184,39 +224,16 @@ pub struct Pipeline {
     pipeline_drops: u64,
     /// The latest packet time dispatched (decoded packets only, as an engine counts it).
     clock: Timestamp,
-    /// Offline, the reading thread classifies a share of the flows itself (see
-    /// [`Pipeline::new`]).
-    own: Option<OwnShare>,
-}
-
-/// The flows the reading thread classifies itself, and how many (per mille of flow hashes).
-struct OwnShare {
-    engine: Box<Engine>,
-    permille: u64,
-    records: Option<Sender<Vec<FlowRecord>>>,
-    since_flush: u32,
-}
-
-/// The reading thread's work (read, decode, answers, dispatch) as a fraction of a worker's
-/// whole classification, per mille: about 0.4 on the benchmark capture (callgrind: reading and
-/// decoding 25-30% of all instructions, DNS answers and copying the rest).
-const READER_LOAD_PERMILLE: u64 = 400;
-
-/// The share of flows the reading thread classifies itself with `threads` classifying
-/// threads in all, so that it ends up about as busy as each worker: s = (1 - r(N-1)) / N for
-/// a reader load r, and none once the reader is busy enough dispatching.
-fn own_share_permille(threads: usize) -> u64 {
-    let n = threads as u64;
-    (1000u64.saturating_sub(READER_LOAD_PERMILLE * (n - 1))) / n
 }
 
 impl Pipeline {
-    /// Classifies on `threads` threads in all (at least 2). Offline, the calling thread
-    /// reads, dispatches and classifies a share of the flows itself, sized so it is about as
-    /// busy as each of the `threads - 1` workers: on 2 cores, two busy threads and no flow's
-    /// bytes copied for the reader's share. Live (`drop_when_full`: a batch is dropped rather
-    /// than wait for a busy worker), the calling thread only reads and dispatches, so it is
-    /// always ready for the next packet. Finished flow records go to `records` as they end.
+    /// Classifies on `threads` threads in all (at least 2): the calling thread reads,
+    /// decodes, reads DNS answers and dispatches; `threads - 1` workers classify. (The
+    /// reading thread taking a share of the flows itself measured slower on 2 cores, whatever
+    /// the share: reading, decoding and dispatching keep it as busy as a worker.) Live
+    /// (`drop_when_full`), a batch is dropped rather than wait for a busy worker, so the
+    /// reading thread is always ready for the next packet. Finished flow records go to
+    /// `records` as they end.
     pub fn new(
         sigs: Arc<SignatureSet>,
         config: EngineConfig,
@@ -224,33 +241,12 @@ impl Pipeline {
         drop_when_full: bool,
         records: Option<Sender<Vec<FlowRecord>>>,
     ) -> Self {
-        let total = threads.max(2);
+        let threads = threads.max(2) - 1;
         let shared = Arc::new(Shared::new(config.max_flows));
         let per_worker = EngineConfig {
-            max_flows: (config.max_flows / total).max(1),
+            max_flows: (config.max_flows / threads).max(1),
             ..config
         };
-        let own = (!drop_when_full)
-            .then(|| own_share_permille(total))
-            .filter(|&p| p > 0)
-            .map(|permille| {
-                let mut engine = Box::new(Engine::with_shared(
-                    Arc::clone(&sigs),
-                    Arc::clone(&shared),
-                    per_worker,
-                ));
-                engine.leave_dns_to_dispatcher();
-                if records.is_none() {
-                    engine.discard_records();
-                }
-                OwnShare {
-                    engine,
-                    permille,
-                    records: records.clone(),
-                    since_flush: 0,
-                }
-            });
-        let threads = total - 1;
         let (pool_tx, pool) = bounded(threads * (QUEUE_DEPTH + 2));
         let mut to_workers = Vec::with_capacity(threads);
         let mut workers = Vec::with_capacity(threads);
@@ -281,7 +277,6 @@ impl Pipeline {
             drop_when_full,
             pipeline_drops: 0,
             clock: Timestamp(0),
-            own,
         }
     }
 
@@ -320,19 +315,7 @@ impl Pipeline {
         if pkt.ts > self.clock {
             self.clock = pkt.ts;
         }
-        if let Some(own) = &mut self.own
-            && h % 1000 < own.permille
-        {
-            own.engine
-                .process_meta(&meta, pkt.ts, pkt.orig_len, self.clock);
-            own.since_flush += 1;
-            if own.since_flush >= 4096 {
-                own.since_flush = 0;
-                own.send_finished();
-            }
-            return;
-        }
-        let w = ((h / 1000) % self.current.len() as u64) as usize;
+        let w = (h % self.current.len() as u64) as usize;
         self.current[w].push(pkt, &meta, self.clock);
         if self.current[w].is_full() {
             self.send(w);
@@ -381,13 +364,6 @@ impl Pipeline {
         let mut tally = Tally::new(&self.sigs);
         let mut stats = self.dispatcher;
         let (mut flows, mut evicted) = (0, 0);
-        if let Some(own) = &self.own {
-            tally.merge(&own.engine.snapshot_tally());
-            stats.merge(own.engine.stats());
-            let (f, e) = own.engine.flow_counts();
-            flows += f;
-            evicted += e;
-        }
         let replies: Vec<Receiver<Snapshot>> = self
             .to_workers
             .iter()
@@ -423,20 +399,12 @@ impl Pipeline {
             workers,
             dispatcher,
             pipeline_drops,
-            own,
             ..
         } = self;
         drop(to_workers);
         let mut tally = Tally::new(&sigs);
         let mut stats = dispatcher;
         let mut evicted = 0;
-        if let Some(mut own) = own {
-            own.engine.finish();
-            own.send_finished();
-            tally.merge(own.engine.tally());
-            stats.merge(own.engine.stats());
-            evicted += own.engine.flow_counts().1;
-        }
         for h in workers {
             if let Ok((t, s, e)) = h.join() {
                 tally.merge(&t);
@@ -449,17 +417,6 @@ impl Pipeline {
             stats,
             evicted,
             pipeline_drops,
-        }
-    }
-}
-
-impl OwnShare {
-    fn send_finished(&mut self) {
-        let done = self.engine.take_finished();
-        if let Some(r) = &self.records
-            && !done.is_empty()
-        {
-            let _ = r.send(done);
         }
     }
 }
@@ -512,4 +469,72 @@ fn worker(
         *engine.stats(),
         engine.flow_counts().1,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::file::CaptureFile;
+
+    fn shared_capture(name: &str) -> CaptureFile {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/pcaps/");
+        CaptureFile::open(std::path::Path::new(&format!("{dir}{name}"))).unwrap()
+    }
+
+    #[test]
+    fn a_batch_that_spans_the_file_holds_two_blocks_and_copies_the_rest() {
+        // A batch that is never sent (a worker that gets few packets) while the reader goes
+        // through 2.3 MB: it keeps two blocks alive at most, and every packet reads back the
+        // same through it, whether it lies in a held block or was copied.
+        let mut capture = shared_capture("mercury__capture2.pcap");
+        let mut batch = Batch::with_capacity();
+        let mut expected: Vec<Vec<u8>> = Vec::new();
+        while let Some(Ok(pkt)) = capture.next_packet() {
+            let Ok(meta) = decode::decode(pkt.link, pkt.data) else {
+                continue;
+            };
+            expected.push(meta.payload.to_vec());
+            batch.push(&pkt, &meta, pkt.ts);
+            assert!(batch.blocks.len() <= BLOCKS_PER_BATCH);
+        }
+        assert!(expected.len() > 1_000);
+        assert!(!batch.data.is_empty(), "later packets were copied");
+        assert!(
+            batch.slots.iter().any(|s| s.payload.0 != ARENA),
+            "earlier packets stayed in their blocks"
+        );
+        for (slot, payload) in batch.slots.iter().zip(&expected) {
+            assert_eq!(batch.meta(slot).payload, &payload[..]);
+        }
+        batch.clear();
+        assert!(
+            batch.blocks.is_empty(),
+            "a cleared batch lets its blocks go"
+        );
+    }
+
+    #[test]
+    fn packets_from_a_buffer_that_is_reused_are_copied() {
+        // A live packet has no block: its bytes go to the arena.
+        let frame = include_bytes!("../fixtures/packets/client_hello_gateway_icloud.bin");
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 192, 168, 2, 17, 17, 248, 191, 172, 0xc3,
+            0x50, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+        ];
+        let total = (ip.len() + frame.len()) as u16;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(frame);
+        let pkt = Packet {
+            ts: Timestamp(1),
+            link: crate::capture::LinkType::RAW,
+            data: &ip,
+            orig_len: u32::from(total),
+            block: None,
+        };
+        let meta = decode::decode(pkt.link, pkt.data).unwrap();
+        let mut batch = Batch::with_capacity();
+        batch.push(&pkt, &meta, pkt.ts);
+        assert_eq!(batch.slots[0].payload.0, ARENA);
+        assert_eq!(batch.meta(&batch.slots[0]).payload, &frame[..]);
+    }
 }

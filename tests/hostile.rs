@@ -87,6 +87,7 @@ impl Feed {
             link: LinkType::RAW,
             data: p,
             orig_len: p.len() as u32,
+            block: None,
         });
     }
 
@@ -149,12 +150,14 @@ fn flow_idle_for_exactly_its_timeout_does_not_hang() {
                 link: LinkType::RAW,
                 data: &a,
                 orig_len: a.len() as u32,
+                block: None,
             });
             f.engine.process(&Packet {
                 ts: t0.plus_secs(120),
                 link: LinkType::RAW,
                 data: &b,
                 orig_len: b.len() as u32,
+                block: None,
             });
             let (_, records) = f.finish();
             assert_eq!(records.len(), 2);

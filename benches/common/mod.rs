@@ -28,6 +28,7 @@ impl OwnedPacket {
             link: self.link,
             data: &self.data,
             orig_len: self.orig_len,
+            block: None,
         }
     }
 }

@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
             link: LinkType::RAW,
             data: &packet,
             orig_len: packet.len() as u32,
+            block: None,
         });
         n += 1;
         let (held, _) = engine.flow_counts();

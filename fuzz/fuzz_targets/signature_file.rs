@@ -37,6 +37,7 @@ fn classify_with(set: SignatureSet) {
             link: LinkType::RAW,
             data: p,
             orig_len: p.len() as u32,
+            block: None,
         });
     }
     let mut cap = CaptureFile::from_reader("iphone-raw".into(), Box::new(Cursor::new(IPHONE_RAW)))

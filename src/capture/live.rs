@@ -256,6 +256,7 @@ impl PacketSource for LiveCapture {
                     link: self.link,
                     data: p.data,
                     orig_len: p.header.len,
+                    block: None,
                 })
             }
             Err(pcap::Error::TimeoutExpired) => {

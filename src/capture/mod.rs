@@ -79,6 +79,9 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
     /// The packet's length on the wire.
     pub orig_len: u32,
+    /// The shared block `data` lies in, when the source reads into shared blocks (capture
+    /// files): the pipeline then hands a worker a place in it instead of a copy.
+    pub block: Option<&'a std::sync::Arc<file::Block>>,
 }
 
 pub mod live;

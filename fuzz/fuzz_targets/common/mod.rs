@@ -151,6 +151,7 @@ pub fn feed_raw(engine: &mut Engine, start: u64, packets: &[Vec<u8>]) {
             link: LinkType::RAW,
             data: p,
             orig_len: p.len() as u32,
+            block: None,
         });
     }
 }

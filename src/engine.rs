@@ -16,6 +16,44 @@ use crate::shared::Shared;
 use crate::signature::{SignatureSet, Transport};
 use crate::tally::{Finished, PacketStats, Tally};
 
+/// How far packet time may go back before it counts as a new stretch of capture rather than
+/// packets out of order (merged interfaces, a reordering capture point): more than any idle
+/// timeout but the longest, far more than any reordering.
+pub const CLOCK_JUMP_BACK: Timestamp = Timestamp(60 * Timestamp::NANOS_PER_SEC);
+
+/// The time of an input: the latest packet time so far, unless a packet is more than
+/// [`CLOCK_JUMP_BACK`] older than that. Then the clock goes back to it and a new stretch of
+/// capture begins (files read out of order, a capture restarted with an older clock): every
+/// flow still open ends there, as at the end of an input. Without this, every packet of the
+/// older stretch was idle by the clock and started a flow of its own, and nothing was ever
+/// swept (the clock stood still): reading one capture twice held ten times its flows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Clock {
+    now: Option<Timestamp>,
+    restarts: u64,
+}
+
+impl Clock {
+    /// The clock after a packet of time `ts`.
+    pub fn tick(&mut self, ts: Timestamp) -> Timestamp {
+        let now = match self.now {
+            Some(now) if ts.0.saturating_add(CLOCK_JUMP_BACK.0) < now.0 => {
+                self.restarts += 1;
+                ts
+            }
+            Some(now) => now.max(ts),
+            None => ts,
+        };
+        self.now = Some(now);
+        now
+    }
+
+    /// How many times the clock went back.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+}
+
 /// The packet facts the core needs past decoding.
 struct Pkt {
     ts: Timestamp,
@@ -55,6 +93,9 @@ pub struct Engine {
     /// Whether finished flows' records are kept for [`Engine::take_finished`]; without a
     /// consumer only the tallies are needed.
     keep_records: bool,
+    /// The clock of packets given to [`Engine::process`] (in the pipeline the dispatcher
+    /// keeps it and hands it over with each packet).
+    clock: Clock,
 }
 
 impl Engine {
@@ -76,6 +117,7 @@ impl Engine {
             finished: Vec::new(),
             observe_dns: true,
             keep_records: true,
+            clock: Clock::default(),
         }
     }
 
@@ -93,12 +135,24 @@ impl Engine {
 
     /// Handles one packet.
     pub fn process(&mut self, pkt: &Packet<'_>) {
-        self.process_at(pkt, pkt.ts);
+        match decode::decode(pkt.link, pkt.data) {
+            Ok(meta) => {
+                let before = self.clock.restarts();
+                let clock = self.clock.tick(pkt.ts);
+                self.stats.clock_restarts += self.clock.restarts() - before;
+                self.process_meta(&meta, pkt.ts, pkt.orig_len, clock);
+            }
+            Err(skip) => {
+                self.stats.read += 1;
+                self.stats.bytes += u64::from(pkt.orig_len);
+                self.stats.skipped[skip.index()] += 1;
+            }
+        }
     }
 
-    /// Handles one packet, with the clock (the latest packet time of the whole input so far)
-    /// given: in the pipeline the dispatcher keeps the clock over all packets, so every worker
-    /// ends idle flows exactly as a single engine would.
+    /// Handles one packet, with the clock (see [`Clock`]) given: in the pipeline the
+    /// dispatcher keeps the clock over all packets, so every worker ends idle flows, and
+    /// starts new stretches of capture, exactly as a single engine would.
     pub fn process_at(&mut self, pkt: &Packet<'_>, clock: Timestamp) {
         match decode::decode(pkt.link, pkt.data) {
             Ok(meta) => self.process_meta(&meta, pkt.ts, pkt.orig_len, clock),
@@ -125,6 +179,11 @@ impl Engine {
         self.stats.decoded += 1;
         let pkt = Pkt { ts, orig_len };
         let meta = *meta;
+        if clock < self.table.now() {
+            // The clock went back (see `Clock`): a new stretch of capture.
+            self.finish();
+            self.table.restart_at(clock);
+        }
         self.table.advance(clock.max(pkt.ts));
         // An ICMP error that quotes a flow we hold belongs to that flow: it says why the flow
         // got no answer.
@@ -318,5 +377,35 @@ impl Engine {
     /// The shared stores in use.
     pub fn shared(&self) -> &Arc<Shared> {
         &self.shared
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: u64 = Timestamp::NANOS_PER_SEC;
+
+    #[test]
+    fn clock_keeps_the_latest_time_through_reordering() {
+        let mut c = Clock::default();
+        assert_eq!(c.tick(Timestamp(1_000 * S)), Timestamp(1_000 * S));
+        // Out of order by up to a minute: the clock stays where it was.
+        assert_eq!(c.tick(Timestamp(950 * S)), Timestamp(1_000 * S));
+        assert_eq!(c.tick(Timestamp(940 * S)), Timestamp(1_000 * S));
+        assert_eq!(c.tick(Timestamp(1_001 * S)), Timestamp(1_001 * S));
+        assert_eq!(c.restarts(), 0);
+    }
+
+    #[test]
+    fn clock_goes_back_past_a_minute_and_counts_it() {
+        let mut c = Clock::default();
+        c.tick(Timestamp(1_000 * S));
+        assert_eq!(c.tick(Timestamp(939 * S)), Timestamp(939 * S));
+        assert_eq!(c.restarts(), 1);
+        // A timestamp near zero from a damaged header: one more restart, no overflow.
+        assert_eq!(c.tick(Timestamp(0)), Timestamp(0));
+        assert_eq!(c.tick(Timestamp(u64::MAX)), Timestamp(u64::MAX));
+        assert_eq!(c.restarts(), 2);
     }
 }

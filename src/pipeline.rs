@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use crate::capture::file::Block;
 use crate::capture::{Packet, Timestamp};
 use crate::decode::{self, IcmpInfo, PacketMeta};
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Clock, Engine, EngineConfig};
 use crate::flow::FlowKey;
 use crate::flow::record::FlowRecord;
 use crate::inspect;
@@ -222,8 +222,8 @@ pub struct Pipeline {
     dispatcher: PacketStats,
     drop_when_full: bool,
     pipeline_drops: u64,
-    /// The latest packet time dispatched (decoded packets only, as an engine counts it).
-    clock: Timestamp,
+    /// The clock of the packets dispatched (decoded packets only, as an engine keeps it).
+    clock: Clock,
 }
 
 impl Pipeline {
@@ -276,7 +276,7 @@ impl Pipeline {
             dispatcher: PacketStats::default(),
             drop_when_full,
             pipeline_drops: 0,
-            clock: Timestamp(0),
+            clock: Clock::default(),
         }
     }
 
@@ -312,11 +312,11 @@ impl Pipeline {
             .and_then(|i| i.quoted_packet())
             .map_or_else(|| FlowKey::of(&meta), |q| FlowKey::of_quoted(&q));
         let h = key.symmetric_hash();
-        if pkt.ts > self.clock {
-            self.clock = pkt.ts;
-        }
+        let before = self.clock.restarts();
+        let clock = self.clock.tick(pkt.ts);
+        self.dispatcher.clock_restarts += self.clock.restarts() - before;
         let w = (h % self.current.len() as u64) as usize;
-        self.current[w].push(pkt, &meta, self.clock);
+        self.current[w].push(pkt, &meta, clock);
         if self.current[w].is_full() {
             self.send(w);
         }

@@ -50,6 +50,9 @@ pub struct PacketStats {
     pub decoded: u64,
     /// Packets skipped, by [`Skip`] reason.
     pub skipped: [u64; Skip::ALL.len()],
+    /// Times packet time went back more than a minute and a new stretch of capture began
+    /// (see [`crate::engine::Clock`]); counted where the clock is kept, once per input.
+    pub clock_restarts: u64,
 }
 
 impl PacketStats {
@@ -63,6 +66,7 @@ impl PacketStats {
         self.read += other.read;
         self.bytes += other.bytes;
         self.decoded += other.decoded;
+        self.clock_restarts += other.clock_restarts;
         for (a, b) in self.skipped.iter_mut().zip(other.skipped) {
             *a += b;
         }

@@ -156,6 +156,14 @@ impl<T: Default> FlowTable<T> {
         self.now
     }
 
+    /// Sets the clock back to `now` for a new stretch of capture; the table must be empty
+    /// (drained).
+    pub fn restart_at(&mut self, now: Timestamp) {
+        debug_assert!(self.map.is_empty());
+        self.now = now;
+        self.next_sweep = Timestamp(now.0.saturating_add(SWEEP_INTERVAL_NS));
+    }
+
     /// Moves the clock to `ts` if that is later (packet time only moves forward here).
     pub fn advance(&mut self, ts: Timestamp) {
         if ts > self.now {

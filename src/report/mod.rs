@@ -63,6 +63,9 @@ pub struct Totals {
     /// Flows still open at the time of the report (live periodic reports; 0 at the end). The
     /// service lines count them as if they ended now.
     pub flows_active: usize,
+    /// Times packet time went back more than a minute (files out of order, a capture whose
+    /// clock was reset): each began a new stretch of capture, and the flows open then ended.
+    pub clock_restarts: u64,
 }
 
 /// The whole report.
@@ -288,6 +291,7 @@ impl Report {
                 apple_flows,
                 flows_evicted,
                 flows_active: 0,
+                clock_restarts: stats.clock_restarts,
             },
             skipped: Skip::ALL
                 .iter()

@@ -71,6 +71,14 @@ pub fn render_table(r: &Report) -> String {
             String::new()
         }
     );
+    if t.clock_restarts > 0 {
+        let _ = writeln!(
+            out,
+            "packet time went back more than a minute {} time(s): each began a new stretch of \
+             capture, and the flows open then ended there",
+            t.clock_restarts
+        );
+    }
     let d = &r.drops;
     let opt = |v: Option<u64>| v.map_or("n/a".to_string(), |v| v.to_string());
     let _ = writeln!(

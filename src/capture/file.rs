@@ -35,6 +35,9 @@ use thiserror::Error;
 
 use crate::capture::{LinkType, Packet, Timestamp};
 
+/// Room past a small file's length in its block (the read that finds the end needs some).
+const SMALL_FILE_SLACK: usize = 4096;
+
 /// Buffers kept for reuse once every packet of theirs has been handled.
 const SPARE_BLOCKS: usize = 16;
 
@@ -455,8 +458,18 @@ impl CaptureFile {
         let mut capture = CaptureFile {
             path,
             reader,
+            // A small file gets a block its size, not a whole one: reading a thousand small
+            // captures in one run should not allocate (and zero) a gigabyte.
             buf: Arc::new(Block {
-                bytes: vec![0; BUFFER_LEN],
+                bytes: vec![
+                    0;
+                    file_len.map_or(BUFFER_LEN, |n| {
+                        usize::try_from(n)
+                            .unwrap_or(BUFFER_LEN)
+                            .saturating_add(SMALL_FILE_SLACK)
+                            .min(BUFFER_LEN)
+                    })
+                ],
                 spare: None,
             }),
             spare: bounded(SPARE_BLOCKS),
@@ -575,7 +588,9 @@ impl CaptureFile {
         {
             // Move the partial record to the front (of this block, or of a fresh one if
             // packets of this one are still held): copies less than one record per refill.
-            let len = need.max(BUFFER_LEN);
+            // The same size as the block before (a small file keeps its small block), or
+            // larger if one record needs it.
+            let len = need.max(self.buf.bytes.len());
             let tail = self.start..self.end;
             match Arc::get_mut(&mut self.buf) {
                 Some(block) => {
@@ -1601,6 +1616,19 @@ mod tests {
                 assert!(blocks > 1, "{name}: {blocks} block(s)");
             }
         }
+    }
+
+    #[test]
+    fn a_small_file_gets_a_block_its_size() {
+        let path = shared("ndpi__iphone.pcap");
+        let len = std::fs::metadata(&path).unwrap().len() as usize;
+        assert!(len + SMALL_FILE_SLACK < BUFFER_LEN);
+        let mut capture = CaptureFile::open(&path).unwrap();
+        let block = capture.next_packet().unwrap().unwrap().block.map(|b| b.bytes().len());
+        assert_eq!(block, Some(len + SMALL_FILE_SLACK));
+        let (packets, err) = read_all(&mut capture);
+        assert!(err.is_none());
+        assert_eq!(packets.len() + 1, read_path(&path).0.len());
     }
 
     #[test]

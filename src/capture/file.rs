@@ -1624,7 +1624,12 @@ mod tests {
         let len = std::fs::metadata(&path).unwrap().len() as usize;
         assert!(len + SMALL_FILE_SLACK < BUFFER_LEN);
         let mut capture = CaptureFile::open(&path).unwrap();
-        let block = capture.next_packet().unwrap().unwrap().block.map(|b| b.bytes().len());
+        let block = capture
+            .next_packet()
+            .unwrap()
+            .unwrap()
+            .block
+            .map(|b| b.bytes().len());
         assert_eq!(block, Some(len + SMALL_FILE_SLACK));
         let (packets, err) = read_all(&mut capture);
         assert!(err.is_none());

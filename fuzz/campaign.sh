@@ -41,6 +41,19 @@ run_one() {
   if [ -d "regressions/$t" ]; then dirs+=("regressions/$t"); fi
   local state=$LOGDIR/$t.state done=0 secs=0 sessions=0 spurious=0 rc=0
   if [ -f "$state" ]; then read -r done secs sessions spurious <"$state"; fi
+  # Replays a timed-out or slow input three times: if it runs in well under a second, the
+  # machine stalled, not the input; it goes to artifacts/TARGET/spurious/ (counted), and the
+  # call succeeds. Otherwise the input is slow for real: the call fails.
+  set_aside_if_fast() {
+    local ms
+    ms=$("$BIN/$t" -runs=3 -timeout=10 "${extra[@]}" "$1" 2>&1 |
+      sed -n 's/^Executed .* in \([0-9]*\) ms$/\1/p')
+    [ -n "$ms" ] && [ "$ms" -lt 1500 ] || return 1
+    mkdir -p "artifacts/$t/spurious"
+    mv "$1" "artifacts/$t/spurious/"
+    spurious=$((spurious + 1))
+    echo "$done $secs $sessions $spurious" >"$state"
+  }
   while [ "$done" -lt "$RUNS" ]; do
     sessions=$((sessions + 1))
     local log=$LOGDIR/$t.$sessions.log start end n
@@ -59,18 +72,7 @@ run_one() {
       [ -f "$f" ] || continue
       seen=1
       case $(basename "$f") in
-        timeout-* | slow-unit-*)
-          local ms
-          ms=$("$BIN/$t" -runs=3 -timeout=10 "$f" 2>&1 | sed -n 's/^Executed .* in \([0-9]*\) ms$/\1/p')
-          if [ -n "$ms" ] && [ "$ms" -lt 1500 ]; then
-            mkdir -p "artifacts/$t/spurious"
-            mv "$f" "artifacts/$t/spurious/"
-            spurious=$((spurious + 1))
-            echo "$done $secs $sessions $spurious" >"$state"
-          else
-            real=1
-          fi
-          ;;
+        timeout-* | slow-unit-*) set_aside_if_fast "$f" || real=1 ;;
         *) real=1 ;;
       esac
     done
@@ -81,16 +83,8 @@ run_one() {
   done
   # A run that ended normally may still have reported an input slow (over a second) on the
   # way, e.g. while paused: replay it as above; only one that is slow again counts.
-  local f ms
   for f in "artifacts/$t"/slow-unit-*; do
-    [ -f "$f" ] || continue
-    ms=$("$BIN/$t" -runs=3 -timeout=10 "${extra[@]}" "$f" 2>&1 | sed -n 's/^Executed .* in \([0-9]*\) ms$/\1/p')
-    if [ -n "$ms" ] && [ "$ms" -lt 1500 ]; then
-      mkdir -p "artifacts/$t/spurious"
-      mv "$f" "artifacts/$t/spurious/"
-      spurious=$((spurious + 1))
-      echo "$done $secs $sessions $spurious" >"$state"
-    fi
+    [ -f "$f" ] && set_aside_if_fast "$f"
   done
   local crashes
   crashes=$(find "artifacts/$t" -maxdepth 1 -type f | wc -l)

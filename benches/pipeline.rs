@@ -30,8 +30,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use appletap::capture::Timestamp;
 use appletap::capture::file::CaptureFile;
+use appletap::capture::{Packet, Timestamp};
 use appletap::decode;
 use appletap::engine::{Engine, EngineConfig};
 use appletap::pipeline::Pipeline;
@@ -81,66 +81,69 @@ const INPUTS: &[&str] = &[
     "zeek__wikipedia.pcap",
 ];
 
-fn run_engine(sigs: &Arc<SignatureSet>, pkts: &[OwnedPacket]) -> u64 {
-    let mut e = Engine::new(Arc::clone(sigs), EngineConfig::default());
-    e.discard_records();
+/// What classifies: one engine on the calling thread (`threads` 1, as `--threads 1`), or the
+/// pipeline with `threads` threads in all, the calling thread included.
+enum Classifier {
+    Engine(Box<Engine>),
+    Pipeline(Box<Pipeline>),
+}
+
+impl Classifier {
+    fn new(sigs: &Arc<SignatureSet>, threads: usize) -> Self {
+        let config = EngineConfig::default();
+        if threads == 1 {
+            let mut e = Box::new(Engine::new(Arc::clone(sigs), config));
+            e.discard_records();
+            Self::Engine(e)
+        } else {
+            Self::Pipeline(Box::new(Pipeline::new(
+                Arc::clone(sigs),
+                config,
+                threads,
+                false,
+                None,
+            )))
+        }
+    }
+
+    fn push(&mut self, pkt: &Packet<'_>) {
+        match self {
+            Self::Engine(e) => e.process(pkt),
+            Self::Pipeline(p) => p.push(pkt),
+        }
+    }
+
+    /// Ends every flow; the packets decoded.
+    fn finish(self) -> u64 {
+        match self {
+            Self::Engine(mut e) => {
+                e.finish();
+                e.stats().decoded
+            }
+            Self::Pipeline(p) => p.finish().stats.decoded,
+        }
+    }
+}
+
+/// Packets that own their bytes.
+fn run_packets(sigs: &Arc<SignatureSet>, pkts: &[OwnedPacket], threads: usize) -> u64 {
+    let mut c = Classifier::new(sigs, threads);
     for p in pkts {
-        e.process(&p.packet());
+        c.push(&p.packet());
     }
-    e.finish();
-    e.stats().decoded
+    c.finish()
 }
 
-/// `threads` classifying threads in all, the calling thread included.
-fn run_pipeline(sigs: &Arc<SignatureSet>, pkts: &[OwnedPacket], threads: usize) -> u64 {
-    let mut p = Pipeline::new(
-        Arc::clone(sigs),
-        EngineConfig::default(),
-        threads,
-        false,
-        None,
-    );
-    for pkt in pkts {
-        p.push(&pkt.packet());
-    }
-    p.finish().stats.decoded
-}
-
-/// The input files, each read by a fresh capture reader into an engine (`threads` 1) or a
-/// pipeline.
+/// The input files, each read by a fresh capture reader.
 fn run_files(sigs: &Arc<SignatureSet>, files: &[std::path::PathBuf], threads: usize) -> u64 {
-    let mut engine = (threads == 1).then(|| {
-        let mut e = Engine::new(Arc::clone(sigs), EngineConfig::default());
-        e.discard_records();
-        e
-    });
-    let mut pipeline = (threads > 1).then(|| {
-        Pipeline::new(
-            Arc::clone(sigs),
-            EngineConfig::default(),
-            threads,
-            false,
-            None,
-        )
-    });
+    let mut c = Classifier::new(sigs, threads);
     for path in files {
         let mut cap = CaptureFile::open(path).expect("a capture");
         while let Some(Ok(pkt)) = cap.next_packet() {
-            match (&mut engine, &mut pipeline) {
-                (Some(e), _) => e.process(&pkt),
-                (_, Some(p)) => p.push(&pkt),
-                _ => {}
-            }
+            c.push(&pkt);
         }
     }
-    match (engine, pipeline) {
-        (Some(mut e), _) => {
-            e.finish();
-            e.stats().decoded
-        }
-        (_, Some(p)) => p.finish().stats.decoded,
-        _ => 0,
-    }
+    c.finish()
 }
 
 fn benches(c: &mut Criterion) {
@@ -158,9 +161,9 @@ fn benches(c: &mut Criterion) {
         })
         .collect();
     // Every way of running sees the same packets and decodes the same ones.
-    let decoded = run_engine(&sigs, &pkts);
-    assert_eq!(run_pipeline(&sigs, &pkts, 2), decoded);
-    assert_eq!(run_pipeline(&sigs, &pkts, 3), decoded);
+    let decoded = run_packets(&sigs, &pkts, 1);
+    assert_eq!(run_packets(&sigs, &pkts, 2), decoded);
+    assert_eq!(run_packets(&sigs, &pkts, 3), decoded);
     // The files REPEAT times over (packet time goes back at each file that starts earlier:
     // a new stretch of capture, as `appletap read` treats it).
     let files: Vec<std::path::PathBuf> = (0..REPEAT)
@@ -186,13 +189,13 @@ fn benches(c: &mut Criterion) {
         });
     });
     g.bench_function("engine_1thread", |b| {
-        b.iter(|| run_engine(&sigs, black_box(&pkts)));
+        b.iter(|| run_packets(&sigs, black_box(&pkts), 1));
     });
     g.bench_function("pipeline_1worker", |b| {
-        b.iter(|| run_pipeline(&sigs, black_box(&pkts), 2));
+        b.iter(|| run_packets(&sigs, black_box(&pkts), 2));
     });
     g.bench_function("pipeline_2workers", |b| {
-        b.iter(|| run_pipeline(&sigs, black_box(&pkts), 3));
+        b.iter(|| run_packets(&sigs, black_box(&pkts), 3));
     });
     for (name, threads) in [
         ("file_engine_1thread", 1),

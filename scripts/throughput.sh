@@ -141,20 +141,26 @@ done
 round_ratio() {
   paste -d' ' "$TMP/tool.$1" "$TMP/tool.$2" | awk '{print $3 / $1}' | median
 }
+# Indices into TOOLS_RUN: appletap -t1 and -t2, ndpiReader, tcpdump.
 R_T1_NDPI=$(round_ratio 0 2)
 R_T2_TCPDUMP=$(round_ratio 1 3)
 
 # Memory with the flow count held and the packet count growing: the same capture read 1, 2 and
 # 4 times in one run. Each pass brings the same flows again; packet time goes back to the
-# start, and a key from an earlier pass has idled out by the clock (the latest packet time)
-# when it comes back, so it starts afresh: no more flows are alive at once.
+# start, so each pass is a new stretch of capture (the flows of the one before end there):
+# no more flows are alive at once. The reports must count every packet of every pass.
 MEM=()
 for n in 1 2 4; do
   args=()
   for ((k = 0; k < n; k++)); do args+=("$BENCH"); done
   for t in 1 2; do
     /usr/bin/time -f '%M' -o "$TMP/time" "$APPLETAP" read --threads "$t" "${args[@]}" >"$TMP/out" 2>/dev/null
-    MEM+=("$n|$t|$(cat "$TMP/time")|$(appletap_count "$TMP/out")")
+    got=$(appletap_count "$TMP/out")
+    if [[ $got != $((n * PKTS)) ]]; then
+      echo "appletap --threads $t read $got packets of the capture read $n times ($((n * PKTS)))" >&2
+      exit 1
+    fi
+    MEM+=("$n|$t|$(cat "$TMP/time")|$got")
     echo "  memory: capture x$n, --threads $t: $(cat "$TMP/time") KiB" >&2
   done
 done

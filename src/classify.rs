@@ -376,11 +376,6 @@ impl<'a> Decision<'a> {
     }
 }
 
-/// Labels a flow from everything known about it; see [`decide`].
-pub fn label_flow(sigs: &SignatureSet, server: ServerFacts, names: &NameFacts<'_>) -> Label {
-    decide(sigs, server, names).into_label(sigs)
-}
-
 /// Decides a flow's label from everything known about it, with this precedence: the flow's
 /// own SNI or HTTP Host, then a DNS-bound name, then an mDNS-learned endpoint, then Apple
 /// address plus port, then port or address alone. When a name decides, every other signal

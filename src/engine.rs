@@ -30,27 +30,19 @@ pub const CLOCK_JUMP_BACK: Timestamp = Timestamp(60 * Timestamp::NANOS_PER_SEC);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Clock {
     now: Option<Timestamp>,
-    restarts: u64,
 }
 
 impl Clock {
-    /// The clock after a packet of time `ts`.
-    pub fn tick(&mut self, ts: Timestamp) -> Timestamp {
-        let now = match self.now {
-            Some(now) if ts.0.saturating_add(CLOCK_JUMP_BACK.0) < now.0 => {
-                self.restarts += 1;
-                ts
-            }
-            Some(now) => now.max(ts),
-            None => ts,
+    /// The clock after a packet of time `ts`, and whether it went back (a new stretch of
+    /// capture begins here; the keeper counts it in [`PacketStats::clock_restarts`]).
+    pub fn tick(&mut self, ts: Timestamp) -> (Timestamp, bool) {
+        let (now, restart) = match self.now {
+            Some(now) if ts.0.saturating_add(CLOCK_JUMP_BACK.0) < now.0 => (ts, true),
+            Some(now) => (now.max(ts), false),
+            None => (ts, false),
         };
         self.now = Some(now);
-        now
-    }
-
-    /// How many times the clock went back.
-    pub fn restarts(&self) -> u64 {
-        self.restarts
+        (now, restart)
     }
 }
 
@@ -133,40 +125,23 @@ impl Engine {
         self.observe_dns = false;
     }
 
-    /// Handles one packet.
+    /// Handles one packet, keeping the clock (see [`Clock`]) itself.
     pub fn process(&mut self, pkt: &Packet<'_>) {
         match decode::decode(pkt.link, pkt.data) {
             Ok(meta) => {
-                let before = self.clock.restarts();
-                let clock = self.clock.tick(pkt.ts);
-                self.stats.clock_restarts += self.clock.restarts() - before;
+                let (clock, restart) = self.clock.tick(pkt.ts);
+                self.stats.clock_restarts += u64::from(restart);
                 self.process_meta(&meta, pkt.ts, pkt.orig_len, clock);
             }
-            Err(skip) => {
-                self.stats.read += 1;
-                self.stats.bytes += u64::from(pkt.orig_len);
-                self.stats.skipped[skip.index()] += 1;
-            }
-        }
-    }
-
-    /// Handles one packet, with the clock (see [`Clock`]) given: in the pipeline the
-    /// dispatcher keeps the clock over all packets, so every worker ends idle flows, and
-    /// starts new stretches of capture, exactly as a single engine would.
-    pub fn process_at(&mut self, pkt: &Packet<'_>, clock: Timestamp) {
-        match decode::decode(pkt.link, pkt.data) {
-            Ok(meta) => self.process_meta(&meta, pkt.ts, pkt.orig_len, clock),
-            Err(skip) => {
-                self.stats.read += 1;
-                self.stats.bytes += u64::from(pkt.orig_len);
-                self.stats.skipped[skip.index()] += 1;
-            }
+            Err(skip) => self.stats.count_skipped(pkt.orig_len, skip),
         }
     }
 
     /// Handles one packet already decoded (the pipeline's reading thread decodes each packet
     /// once and hands workers the headers): `ts` is its time, `orig_len` its length on the
-    /// wire, `clock` as for [`Engine::process_at`].
+    /// wire, `clock` the [`Clock`] after it. The pipeline's dispatcher keeps the clock over
+    /// all packets, so every worker ends idle flows, and starts new stretches of capture,
+    /// exactly as a single engine would.
     pub fn process_meta(
         &mut self,
         meta: &decode::PacketMeta<'_>,
@@ -240,10 +215,10 @@ impl Engine {
         if let Some(mdns) = inspect::dns_port(&meta) {
             let response = inspect::is_dns_response(meta.payload);
             // Queries are read here; answers here too unless the pipeline's dispatcher reads
-            // them (in packet order, for every worker). A query that repeats this flow's last
-            // one exactly has nothing new to tell.
-            // The names a message carries are only kept for the flow's record: without
-            // records, an answer the dispatcher already read has nothing left to tell here.
+            // them (in packet order, for every worker). A query that repeats an earlier one of
+            // this flow has nothing new to tell. The names a message carries are only kept for
+            // the flow's record: without records, an answer the dispatcher already read has
+            // nothing left to tell here.
             let observe = !response || self.observe_dns;
             let repeat = !response && inspector.repeated_query(meta.payload);
             if !repeat
@@ -389,23 +364,20 @@ mod tests {
     #[test]
     fn clock_keeps_the_latest_time_through_reordering() {
         let mut c = Clock::default();
-        assert_eq!(c.tick(Timestamp(1_000 * S)), Timestamp(1_000 * S));
+        assert_eq!(c.tick(Timestamp(1_000 * S)), (Timestamp(1_000 * S), false));
         // Out of order by up to a minute: the clock stays where it was.
-        assert_eq!(c.tick(Timestamp(950 * S)), Timestamp(1_000 * S));
-        assert_eq!(c.tick(Timestamp(940 * S)), Timestamp(1_000 * S));
-        assert_eq!(c.tick(Timestamp(1_001 * S)), Timestamp(1_001 * S));
-        assert_eq!(c.restarts(), 0);
+        assert_eq!(c.tick(Timestamp(950 * S)), (Timestamp(1_000 * S), false));
+        assert_eq!(c.tick(Timestamp(940 * S)), (Timestamp(1_000 * S), false));
+        assert_eq!(c.tick(Timestamp(1_001 * S)), (Timestamp(1_001 * S), false));
     }
 
     #[test]
     fn clock_goes_back_past_a_minute_and_counts_it() {
         let mut c = Clock::default();
         c.tick(Timestamp(1_000 * S));
-        assert_eq!(c.tick(Timestamp(939 * S)), Timestamp(939 * S));
-        assert_eq!(c.restarts(), 1);
+        assert_eq!(c.tick(Timestamp(939 * S)), (Timestamp(939 * S), true));
         // A timestamp near zero from a damaged header: one more restart, no overflow.
-        assert_eq!(c.tick(Timestamp(0)), Timestamp(0));
-        assert_eq!(c.tick(Timestamp(u64::MAX)), Timestamp(u64::MAX));
-        assert_eq!(c.restarts(), 2);
+        assert_eq!(c.tick(Timestamp(0)), (Timestamp(0), true));
+        assert_eq!(c.tick(Timestamp(u64::MAX)), (Timestamp(u64::MAX), false));
     }
 }

@@ -42,7 +42,7 @@ const QUEUE_DEPTH: usize = 16;
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     ts: Timestamp,
-    /// The latest packet time of the input up to this packet (see `Engine::process_at`).
+    /// The latest packet time of the input up to this packet (see `Engine::process_meta`).
     clock: Timestamp,
     orig_len: u32,
     src: IpAddr,
@@ -291,9 +291,7 @@ impl Pipeline {
             Ok(m) => m,
             Err(skip) => {
                 // Undecodable packets are counted here and go no further.
-                self.dispatcher.read += 1;
-                self.dispatcher.bytes += u64::from(pkt.orig_len);
-                self.dispatcher.skipped[skip.index()] += 1;
+                self.dispatcher.count_skipped(pkt.orig_len, skip);
                 return;
             }
         };
@@ -312,9 +310,8 @@ impl Pipeline {
             .and_then(|i| i.quoted_packet())
             .map_or_else(|| FlowKey::of(&meta), |q| FlowKey::of_quoted(&q));
         let h = key.symmetric_hash();
-        let before = self.clock.restarts();
-        let clock = self.clock.tick(pkt.ts);
-        self.dispatcher.clock_restarts += self.clock.restarts() - before;
+        let (clock, restart) = self.clock.tick(pkt.ts);
+        self.dispatcher.clock_restarts += u64::from(restart);
         let w = (h % self.current.len() as u64) as usize;
         self.current[w].push(pkt, &meta, clock);
         if self.current[w].is_full() {

@@ -61,6 +61,13 @@ impl PacketStats {
         self.skipped.iter().sum()
     }
 
+    /// Counts a packet read and skipped undecoded, for `skip`.
+    pub fn count_skipped(&mut self, orig_len: u32, skip: Skip) {
+        self.read += 1;
+        self.bytes += u64::from(orig_len);
+        self.skipped[skip.index()] += 1;
+    }
+
     /// Adds another worker's counters.
     pub fn merge(&mut self, other: &Self) {
         self.read += other.read;

@@ -114,10 +114,12 @@ struct Queried {
     /// Hash of a name -> its place in `names`. Two names with the same hash (vanishingly
     /// rare) both go in the list; only the first is indexed.
     index: HashMap<u64, u32, foldhash::fast::FixedState>,
-    /// Hashes of the distinct query payloads seen (bounded): mDNS browsers repeat the same
-    /// few queries every few seconds, and a query seen before has nothing new to tell. On the
-    /// benchmark capture, 59% of mDNS queries repeat an earlier one of their flow; only 36%
-    /// repeat the flow's previous query.
+    /// Hashes of the distinct queries seen (bounded; their bytes less a trailing EDNS(0) OPT
+    /// record, see [`dns::query_content`]): mDNS browsers repeat the same few queries every
+    /// few seconds, and a query seen before has nothing new to tell. On the benchmark
+    /// capture, 59% of mDNS queries repeat an earlier one of their flow byte for byte (only
+    /// 36% the flow's previous query), and the Owner option's sequence number hides most of
+    /// the rest.
     queries: std::collections::HashSet<u64, foldhash::fast::FixedState>,
 }
 

@@ -47,3 +47,4 @@ pub mod report;
 pub mod shared;
 pub mod signature;
 pub mod tally;
+pub mod wire;

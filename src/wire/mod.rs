@@ -1,0 +1,5 @@
+//! Checked views over wire bytes, in the spirit of smoltcp's `wire`: each view checks its
+//! length once, then its accessors cannot panic; unknown codes are data. No state lives here:
+//! reassembly and per-flow inspection are in [`crate::inspect`].
+
+pub mod reader;

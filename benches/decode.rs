@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use appletap::decode::{self, ip_proto, tcp_flags};
-use appletap::engine::{Engine, EngineConfig};
+use appletap::pipeline::{Engine, EngineConfig};
 use appletap::signature::SignatureSet;
 use common::OwnedPacket;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
@@ -51,8 +51,7 @@ const FRAME_MIDFLOW: usize = 310;
 /// A fresh engine that has processed `frames` (records discarded, as `appletap read` without
 /// `--flows` does).
 fn engine_after(sigs: &Arc<SignatureSet>, frames: &[OwnedPacket]) -> Engine {
-    let mut e = Engine::new(Arc::clone(sigs), EngineConfig::default());
-    e.discard_records();
+    let mut e = Engine::without_records(Arc::clone(sigs), EngineConfig::default());
     for p in frames {
         e.process(&p.packet());
     }
@@ -97,9 +96,9 @@ fn check_frames(sigs: &Arc<SignatureSet>, pkts: &[OwnedPacket]) {
     // The DNS answer binds the server's address; the ClientHello's SNI labels its flow.
     let server: IpAddr = "17.248.176.75".parse().expect("address");
     let before = engine_after(sigs, &pkts[..FRAME_DNS - 1]);
-    assert!(before.shared().dns.lookup(server, dns.ts).is_none());
+    assert!(before.names().dns.lookup(server, dns.ts).is_none());
     let after = engine_after(sigs, &pkts[..FRAME_DNS]);
-    assert!(after.shared().dns.lookup(server, dns.ts).is_some());
+    assert!(after.names().dns.lookup(server, dns.ts).is_some());
 
     let mut e = Engine::new(Arc::clone(sigs), EngineConfig::default());
     for p in &pkts[..FRAME_MIDFLOW] {

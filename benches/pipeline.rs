@@ -13,8 +13,9 @@
 //! records, as `appletap read` does without `--flows`:
 //!
 //! - `decode_only`: `decode::decode` on every packet: the floor under everything else.
-//! - `engine_1thread`: one `Engine` on the calling thread (what `--threads 1` runs).
-//! - `pipeline_1worker` / `pipeline_2workers`: `Pipeline` with 1 or 2 worker threads beside
+//! - `engine_1thread`: the library's `Classifier` with one worker inline (what `--threads 1`
+//!   runs).
+//! - `pipeline_1worker` / `pipeline_2workers`: the `Classifier` with 1 or 2 worker threads beside
 //!   the calling thread (what `--threads 2` and `--threads 3` run), fed packets that own their
 //!   bytes: the calling thread decodes, reads DNS answers and dispatches in batches, copying
 //!   each payload into its batch (as for live capture); the workers classify.
@@ -30,11 +31,10 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
+use appletap::capture::Timestamp;
 use appletap::capture::file::CaptureFile;
-use appletap::capture::{Packet, Timestamp};
 use appletap::decode;
-use appletap::engine::{Engine, EngineConfig};
-use appletap::pipeline::Pipeline;
+use appletap::pipeline::{Classifier, ClassifierConfig, EngineConfig};
 use appletap::signature::SignatureSet;
 use common::OwnedPacket;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -81,69 +81,35 @@ const INPUTS: &[&str] = &[
     "zeek__wikipedia.pcap",
 ];
 
-/// What classifies: one engine on the calling thread (`threads` 1, as `--threads 1`), or the
-/// pipeline with `threads` threads in all, the calling thread included.
-enum Classifier {
-    Engine(Box<Engine>),
-    Pipeline(Box<Pipeline>),
-}
-
-impl Classifier {
-    fn new(sigs: &Arc<SignatureSet>, threads: usize) -> Self {
-        let config = EngineConfig::default();
-        if threads == 1 {
-            let mut e = Box::new(Engine::new(Arc::clone(sigs), config));
-            e.discard_records();
-            Self::Engine(e)
-        } else {
-            Self::Pipeline(Box::new(Pipeline::new(
-                Arc::clone(sigs),
-                config,
-                threads,
-                false,
-                None,
-            )))
-        }
-    }
-
-    fn push(&mut self, pkt: &Packet<'_>) {
-        match self {
-            Self::Engine(e) => e.process(pkt),
-            Self::Pipeline(p) => p.push(pkt),
-        }
-    }
-
-    /// Ends every flow; the packets decoded.
-    fn finish(self) -> u64 {
-        match self {
-            Self::Engine(mut e) => {
-                e.finish();
-                e.stats().decoded
-            }
-            Self::Pipeline(p) => p.finish().stats.decoded,
-        }
-    }
+/// The classifier `appletap read` runs with `threads` threads (1 inline), without records.
+fn classifier(sigs: &Arc<SignatureSet>, threads: usize) -> Classifier {
+    let config = ClassifierConfig {
+        engine: EngineConfig::default(),
+        threads,
+        drop_when_full: false,
+    };
+    Classifier::new(Arc::clone(sigs), config, None)
 }
 
 /// Packets that own their bytes.
 fn run_packets(sigs: &Arc<SignatureSet>, pkts: &[OwnedPacket], threads: usize) -> u64 {
-    let mut c = Classifier::new(sigs, threads);
+    let mut c = classifier(sigs, threads);
     for p in pkts {
         c.push(&p.packet());
     }
-    c.finish()
+    c.finish().counters.packets.decoded
 }
 
 /// The input files, each read by a fresh capture reader.
 fn run_files(sigs: &Arc<SignatureSet>, files: &[std::path::PathBuf], threads: usize) -> u64 {
-    let mut c = Classifier::new(sigs, threads);
+    let mut c = classifier(sigs, threads);
     for path in files {
         let mut cap = CaptureFile::open(path).expect("a capture");
         while let Some(Ok(pkt)) = cap.next_packet() {
             c.push(&pkt);
         }
     }
-    c.finish()
+    c.finish().counters.packets.decoded
 }
 
 fn benches(c: &mut Criterion) {

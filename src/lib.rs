@@ -11,7 +11,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use appletap::capture::{LinkType, Packet, Timestamp};
-//! use appletap::engine::{Engine, EngineConfig};
+//! use appletap::pipeline::{Engine, EngineConfig};
 //! use appletap::signature::SignatureSet;
 //!
 //! let sigs = Arc::new(SignatureSet::builtin().unwrap());
@@ -34,17 +34,14 @@
 #![warn(missing_docs)]
 
 pub mod app;
-pub mod audit;
 pub mod capture;
 pub mod classify;
 pub mod cli;
+pub mod counters;
 pub mod decode;
-pub mod engine;
 pub mod flow;
 pub mod inspect;
 pub mod pipeline;
 pub mod report;
-pub mod shared;
 pub mod signature;
-pub mod tally;
 pub mod wire;

@@ -18,7 +18,7 @@ use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use appletap::capture::file::CaptureFile;
-use appletap::engine::{Engine, EngineConfig};
+use appletap::pipeline::{Engine, EngineConfig};
 use appletap::signature::SignatureSet;
 use common::*;
 use serde_json::Value;
@@ -82,7 +82,7 @@ fn run_core(sigs: &Arc<SignatureSet>, name: &str, data: Arc<Vec<u8>>, end: usize
         }
     }
     engine.finish();
-    let stats = *engine.stats();
+    let stats = engine.stats();
     assert_eq!(
         stats.read,
         stats.decoded + stats.skipped_total(),

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use appletap::capture::{LinkType, Packet, Timestamp};
 use appletap::classify::Signal;
-use appletap::engine::{Engine, EngineConfig};
-use appletap::flow::record::FlowRecord;
+use appletap::pipeline::{Engine, EngineConfig};
+use appletap::report::record::FlowRecord;
 use appletap::signature::SignatureSet;
 use etherparse::PacketBuilder;
 use serde_json::Value;
@@ -401,7 +401,7 @@ fn dns_compression_loops_and_overlong_names_bind_nothing_on_53_or_5353() {
         }
         let (engine, _) = f.finish();
         let mut t: Vec<String> = engine
-            .shared()
+            .names()
             .bonjour
             .types()
             .into_iter()
@@ -470,12 +470,12 @@ fn dns_compression_loops_and_overlong_names_bind_nothing_on_53_or_5353() {
         Some("1-courier.push.apple.com")
     );
     assert_eq!(
-        engine.shared().dns.len(),
+        engine.names().dns.len(),
         1,
         "only the control answer is held"
     );
     let mut types: Vec<String> = engine
-        .shared()
+        .names()
         .bonjour
         .types()
         .into_iter()

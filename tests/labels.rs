@@ -7,7 +7,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use appletap::classify::Confidence;
-use appletap::flow::record::FlowRecord;
+use appletap::report::record::FlowRecord;
 use common::*;
 
 /// (file, proto, server_ip, server_port, service): rows the packets contradict, and why.
@@ -209,7 +209,7 @@ fn noted_bonjour(note: &str) -> (BTreeSet<String>, BTreeSet<String>) {
 #[test]
 fn bonjour_types_announced_and_searched_match_the_notes() {
     use appletap::capture::file::CaptureFile;
-    use appletap::engine::{Engine, EngineConfig};
+    use appletap::pipeline::{Engine, EngineConfig};
     use appletap::signature::SignatureSet;
     use std::sync::Arc;
 
@@ -230,7 +230,7 @@ fn bonjour_types_announced_and_searched_match_the_notes() {
         engine.finish();
         let mut announced = BTreeSet::new();
         let mut browsed = BTreeSet::new();
-        for (t, seen) in engine.shared().bonjour.types() {
+        for (t, seen) in engine.names().bonjour.types() {
             if !seen.announcers.is_empty() {
                 announced.insert(t);
             } else if !seen.searchers.is_empty() {

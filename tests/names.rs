@@ -6,7 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
-use appletap::flow::record::FlowRecord;
+use appletap::report::record::FlowRecord;
 use common::*;
 
 type Endpoint = (String, String);

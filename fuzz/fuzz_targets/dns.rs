@@ -12,10 +12,10 @@ use std::net::IpAddr;
 use appletap::capture::Timestamp;
 use appletap::inspect::dns::{self, DnsMessage, RecordData};
 use appletap::inspect::{Inspector, records};
-use appletap::shared::Shared;
+use appletap::inspect::names::Names;
 use libfuzzer_sys::fuzz_target;
 
-fn learn(msg: &DnsMessage<'_>, shared: &Shared) {
+fn learn(msg: &DnsMessage<'_>, shared: &Names) {
     let ts = Timestamp::from_parts(1_700_000_000, 0);
     let host: IpAddr = [10, 0, 0, 2].into();
     records::observe(msg, host, ts, false, shared);
@@ -48,7 +48,7 @@ fn learn(msg: &DnsMessage<'_>, shared: &Shared) {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let shared = Shared::new(8);
+    let shared = Names::new(8);
     if let Ok(msg) = dns::parse_message(data) {
         learn(&msg, &shared);
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use appletap::capture::file::CaptureFile;
 use appletap::capture::{LinkType, Packet, Timestamp};
-use appletap::engine::{Engine, EngineConfig};
+use appletap::pipeline::{Engine, EngineConfig};
 use appletap::signature::{SignatureSet, Transport, listing};
 use libfuzzer_sys::fuzz_target;
 

@@ -2,7 +2,6 @@
 //! server told apart, counters each way, TCP handshake and teardown, and idle expiry driven by
 //! packet timestamps.
 
-pub mod record;
 pub mod table;
 
 use std::net::IpAddr;
@@ -192,11 +191,73 @@ impl IcmpError {
     }
 }
 
+/// How a flow's connection went, as far as the capture shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FlowState {
+    /// Answered and still open at its end (or any answered non-TCP exchange).
+    Established,
+    /// TCP closed with FIN both ways.
+    Closed,
+    /// TCP reset after it was answered.
+    Reset,
+    /// A SYN answered by RST.
+    Rejected,
+    /// A SYN or request with no reply at all.
+    Unanswered,
+    /// An ICMP error said it could not be delivered.
+    Unreachable,
+    /// Seen from the middle, or answered without a request seen.
+    Partial,
+    /// Sent to a group address with no reply (mDNS, SSDP, broadcasts).
+    Multicast,
+}
+
+impl FlowState {
+    /// The name flow records and reports use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Established => "established",
+            Self::Closed => "closed",
+            Self::Reset => "reset",
+            Self::Rejected => "rejected",
+            Self::Unanswered => "unanswered",
+            Self::Unreachable => "unreachable",
+            Self::Partial => "partial",
+            Self::Multicast => "multicast",
+        }
+    }
+}
+
 /// Whether an address can only be a receiver (multicast or broadcast).
 pub fn is_group_address(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_multicast() || v4.is_broadcast() || v4.octets()[3] == 255,
         IpAddr::V6(v6) => v6.is_multicast(),
+    }
+}
+
+/// Whether an address is a global unicast one (not private, loopback, link-local, multicast,
+/// broadcast, documentation or unspecified).
+pub fn is_global(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_unspecified()
+                || v4.is_documentation()
+                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_multicast()
+                || v6.is_unspecified()
+                || (first & 0xffc0) == 0xfe80
+                || (first & 0xfe00) == 0xfc00)
+        }
     }
 }
 
@@ -354,7 +415,7 @@ impl Flow {
     }
 
     /// The connection outcome, named plainly (see the README's flow-record fields).
-    pub fn state(&self) -> &'static str {
+    pub fn state(&self) -> FlowState {
         let icmp_errors = self.icmp_error.as_ref().map_or(0, |e| u64::from(e.count));
         let answered = self.packets[Direction::ToClient as usize] > icmp_errors;
         let asked = self.packets[Direction::ToServer as usize] > 0;
@@ -365,31 +426,35 @@ impl Flow {
             let rst = (c | s) & tcp_flags::RST != 0;
             let fin_both = c & tcp_flags::FIN != 0 && s & tcp_flags::FIN != 0;
             if !client_syn {
-                return "partial";
+                return FlowState::Partial;
             }
             if self.tcp.rst_before_syn_ack && !self.tcp.syn_ack {
-                return "rejected";
+                return FlowState::Rejected;
             }
             if !self.tcp.syn_ack && self.icmp_error.is_some() {
-                return "unreachable";
+                return FlowState::Unreachable;
             }
             if !self.tcp.syn_ack {
-                return if answered { "partial" } else { "unanswered" };
+                return if answered {
+                    FlowState::Partial
+                } else {
+                    FlowState::Unanswered
+                };
             }
             if fin_both {
-                return "closed";
+                return FlowState::Closed;
             }
             if rst {
-                return "reset";
+                return FlowState::Reset;
             }
-            return "established";
+            return FlowState::Established;
         }
         match (asked, answered) {
-            (true, true) => "established",
-            (true, false) if self.icmp_error.is_some() => "unreachable",
-            (true, false) if is_group_address(self.server.0) => "multicast",
-            (true, false) => "unanswered",
-            _ => "partial",
+            (true, true) => FlowState::Established,
+            (true, false) if self.icmp_error.is_some() => FlowState::Unreachable,
+            (true, false) if is_group_address(self.server.0) => FlowState::Multicast,
+            (true, false) => FlowState::Unanswered,
+            _ => FlowState::Partial,
         }
     }
 

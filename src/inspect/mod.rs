@@ -6,7 +6,9 @@
 //! every packet of their ports, since every answer can label later flows ([`observe_dns`]).
 
 pub mod dns;
+pub mod dns_tcp;
 pub mod http;
+pub mod names;
 pub mod quic;
 pub mod records;
 pub mod stream;
@@ -18,14 +20,13 @@ use std::collections::HashMap;
 use crate::capture::Timestamp;
 use crate::decode::{PacketMeta, ip_proto, tcp_flags};
 use crate::flow::Direction;
-use crate::shared::Shared;
+use crate::wire::ports;
+use names::Names;
 use stream::StreamPrefix;
 
 /// Most client-stream bytes kept while waiting for a ClientHello or an HTTP request head.
 /// A ClientHello with post-quantum key shares is about 1.7 KB; 16 KiB covers any real one.
 pub const STREAM_LIMIT: usize = 16 * 1024;
-/// Most server-stream bytes kept for DNS over TCP (two full-size DNS messages).
-pub const DNS_STREAM_LIMIT: usize = 2 * (u16::MAX as usize + 2);
 /// A TCP flow whose client sent this many payload segments without a decision is not
 /// inspected further. Generous on purpose: a ClientHello cut into 8-byte segments, reordered
 /// and duplicated, still fits; the bytes held are bounded by [`STREAM_LIMIT`] regardless.
@@ -73,7 +74,7 @@ pub struct Inspector {
     /// What was found.
     names: Option<Box<FlowNames>>,
     /// Server-to-client stream of a DNS-over-TCP flow, and how much of it was parsed.
-    dns_tcp: Option<Box<(StreamPrefix, usize)>>,
+    dns_tcp: Option<Box<dns_tcp::DnsStream>>,
     /// Names asked about or answered on this (DNS or mDNS) flow, distinct, bounded. Boxed:
     /// 8 bytes in every flow, the list only in flows that carry DNS.
     queried: Option<Box<Queried>>,
@@ -96,9 +97,9 @@ static NO_NAMES: FlowNames = FlowNames {
 #[derive(Debug, Default, Clone)]
 pub struct Bound {
     /// The DNS answer in force for the server address.
-    pub dns: Option<crate::shared::NameBinding>,
+    pub dns: Option<names::NameBinding>,
     /// The mDNS endpoint advertised at the server address and port.
-    pub mdns: Option<crate::shared::MdnsEndpoint>,
+    pub mdns: Option<names::MdnsEndpoint>,
 }
 
 /// Most names remembered per DNS/mDNS flow (a resolver flow from one client port can carry
@@ -214,32 +215,25 @@ impl Inspector {
         !matches!(self.state, State::Done) || self.dns_tcp.is_some()
     }
 
-    /// Looks at one packet of the flow. `server_port` is the flow's server port.
+    /// Looks at one packet of the flow. `server_port` is the flow's server port; `dns_valid`
+    /// says whether the payload is a well-formed DNS message, where that is known already.
     pub fn on_packet(
         &mut self,
         meta: &PacketMeta<'_>,
         dir: Direction,
         server_port: u16,
-        ts: Timestamp,
-        shared: &Shared,
+        dns_valid: Option<bool>,
     ) {
         match meta.proto {
-            ip_proto::TCP => self.on_tcp(meta, dir, server_port, ts, shared),
-            ip_proto::UDP => self.on_udp(meta, dir, server_port),
+            ip_proto::TCP => self.on_tcp(meta, dir, server_port),
+            ip_proto::UDP => self.on_udp(meta, dir, server_port, dns_valid),
             _ => self.state = State::Done,
         }
     }
 
-    fn on_tcp(
-        &mut self,
-        meta: &PacketMeta<'_>,
-        dir: Direction,
-        server_port: u16,
-        ts: Timestamp,
-        shared: &Shared,
-    ) {
-        if server_port == 53 && dir == Direction::ToClient {
-            self.dns_over_tcp(meta, ts, shared);
+    fn on_tcp(&mut self, meta: &PacketMeta<'_>, dir: Direction, server_port: u16) {
+        if server_port == ports::DNS && dir == Direction::ToClient {
+            self.dns_over_tcp(meta);
         }
         if matches!(self.state, State::Done) || dir != Direction::ToServer {
             return;
@@ -281,15 +275,21 @@ impl Inspector {
         }
     }
 
-    fn on_udp(&mut self, meta: &PacketMeta<'_>, dir: Direction, server_port: u16) {
+    fn on_udp(
+        &mut self,
+        meta: &PacketMeta<'_>,
+        dir: Direction,
+        server_port: u16,
+        dns_valid: Option<bool>,
+    ) {
         if matches!(self.state, State::Done) {
             return;
         }
         // Discovery protocols on their ports, either direction.
         let verified = match server_port {
-            1900 => verify::is_ssdp(meta.payload),
-            5350 | 5351 => verify::is_nat_pmp(meta.payload),
-            5353 => dns::parse_message(meta.payload).is_ok(),
+            ports::SSDP => verify::is_ssdp(meta.payload),
+            ports::NAT_PMP | ports::PCP => verify::is_nat_pmp(meta.payload),
+            ports::MDNS => dns_valid.unwrap_or_else(|| dns::parse_message(meta.payload).is_ok()),
             _ => false,
         };
         if verified {
@@ -330,39 +330,17 @@ impl Inspector {
         }
     }
 
-    fn dns_over_tcp(&mut self, meta: &PacketMeta<'_>, ts: Timestamp, shared: &Shared) {
-        let mut dns_tcp = self
-            .dns_tcp
-            .take()
-            .unwrap_or_else(|| Box::new((StreamPrefix::new(DNS_STREAM_LIMIT), 0)));
-        let (stream, used) = &mut *dns_tcp;
-        if meta.has_flags(tcp_flags::SYN) {
-            stream.syn(meta.tcp_seq);
-        }
+    /// Notes the names a DNS/TCP server's answers name (the dispatcher feeds the answers
+    /// themselves to the name stores, in packet order).
+    fn dns_over_tcp(&mut self, meta: &PacketMeta<'_>) {
+        let mut stream = self.dns_tcp.take().unwrap_or_default();
         let mut asked = Vec::new();
-        if stream.push(meta.tcp_seq, meta.payload) {
-            // Length-prefixed messages (RFC 1035 §4.2.2), one after another.
-            loop {
-                let rest = &stream.bytes()[*used..];
-                let Some(len) = rest
-                    .get(..2)
-                    .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-                else {
-                    break;
-                };
-                let Some(msg) = rest.get(2..2 + len) else {
-                    break;
-                };
-                if let Ok(m) = dns::parse_message(msg) {
-                    records::observe(&m, meta.dst, ts, false, shared);
-                    asked.extend(m.questions.into_iter().map(|q| q.name));
-                }
-                *used += 2 + len;
-            }
-        }
+        stream.push(meta, |m| {
+            asked.extend(m.questions.iter().map(|q| q.name.clone()))
+        });
         // A full stream will not grow: stop reading this flow's DNS.
         if !stream.is_full() {
-            self.dns_tcp = Some(dns_tcp);
+            self.dns_tcp = Some(stream);
         }
         for n in &asked {
             self.note_queried(n);
@@ -407,15 +385,9 @@ pub fn observe_message(
     meta: &PacketMeta<'_>,
     mdns: bool,
     ts: Timestamp,
-    shared: &Shared,
+    names: &Names,
 ) {
-    records::observe(
-        msg,
-        if mdns { meta.src } else { meta.dst },
-        ts,
-        mdns,
-        shared,
-    );
+    records::observe(msg, if mdns { meta.src } else { meta.dst }, ts, mdns, names);
 }
 
 /// Whether a packet is on the DNS (UDP 53) or mDNS (UDP 5353) ports: `Some(true)` for mDNS.
@@ -423,8 +395,8 @@ pub fn dns_port(meta: &PacketMeta<'_>) -> Option<bool> {
     if meta.proto != ip_proto::UDP {
         return None;
     }
-    let mdns = meta.src_port == 5353 || meta.dst_port == 5353;
-    (mdns || meta.src_port == 53 || meta.dst_port == 53).then_some(mdns)
+    let mdns = meta.src_port == ports::MDNS || meta.dst_port == ports::MDNS;
+    (mdns || meta.src_port == ports::DNS || meta.dst_port == ports::DNS).then_some(mdns)
 }
 
 /// Whether a DNS payload is a response (QR bit), read without parsing the message.

@@ -7,8 +7,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::dns::{DnsMessage, RecordData};
+use super::names::{MdnsEndpoint, Names};
 use crate::capture::Timestamp;
-use crate::shared::{MdnsEndpoint, Shared};
 
 /// Longest CNAME chain followed; longer chains (or loops) are cut here.
 const MAX_CHAIN: usize = 16;
@@ -41,7 +41,7 @@ const ENUMERATION: &str = "_dns-sd._udp";
 
 /// Feeds one DNS or mDNS message to the shared stores. `host` is the sender for mDNS (the
 /// device that searched or announced); `mdns` says which protocol this is.
-pub fn observe(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, mdns: bool, shared: &Shared) {
+pub fn observe(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, mdns: bool, shared: &Names) {
     if mdns {
         observe_mdns(msg, host, ts, shared);
     } else if msg.is_response {
@@ -51,7 +51,7 @@ pub fn observe(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, mdns: bool, sh
 
 /// Binds every A/AAAA answer to its name chain: the query name first (the name the client
 /// asked for, which is what signatures describe), then each CNAME, then the owner.
-fn bind_answers(msg: &DnsMessage<'_>, ts: Timestamp, shared: &Shared) {
+fn bind_answers(msg: &DnsMessage<'_>, ts: Timestamp, shared: &Names) {
     let cnames: HashMap<&str, &str> = msg
         .records
         .iter()
@@ -97,7 +97,7 @@ fn chain_to(msg: &DnsMessage<'_>, cnames: &HashMap<&str, &str>, owner: &str) -> 
     Arc::from(vec![Box::<str>::from(owner)])
 }
 
-fn observe_mdns(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, shared: &Shared) {
+fn observe_mdns(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, shared: &Names) {
     if !msg.is_response {
         for q in &msg.questions {
             if let Some(t) = service_type(&q.name).filter(|t| *t != ENUMERATION) {

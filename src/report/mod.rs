@@ -1,6 +1,8 @@
 //! The per-service report: built from merged tallies and counters, rendered as a table for
 //! people or one JSON document for tools.
 
+pub mod health;
+pub mod record;
 mod table;
 
 use std::collections::BTreeSet;
@@ -8,11 +10,13 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::audit::{HealthLine, UnexpectedKey, UnexpectedKind, health_lines};
+use crate::counters::Counters;
+use crate::counters::ServiceTally;
+use crate::counters::outcomes::{UnexpectedKey, UnexpectedKind};
 use crate::decode::Skip;
-use crate::shared::Shared;
+use crate::inspect::names::NamesSnapshot;
 use crate::signature::SignatureSet;
-use crate::tally::{PacketStats, ServiceTally, Tally};
+use health::{HealthLine, health_lines};
 
 pub use table::{render_audit, render_table};
 
@@ -178,13 +182,13 @@ impl Report {
     /// Builds the report from merged tallies and counters.
     pub fn build(
         sigs: &SignatureSet,
-        shared: &Shared,
         inputs: Vec<InputSummary>,
-        tally: &Tally,
-        stats: &PacketStats,
+        counters: &Counters,
+        names: &NamesSnapshot,
         flows_evicted: u64,
         drops: Drops,
     ) -> Self {
+        let (tally, stats) = (&counters.tally, &counters.packets);
         let mut services: Vec<ServiceLine> = tally
             .nonzero()
             .map(|(idx, t)| match idx {
@@ -216,10 +220,10 @@ impl Report {
                 .then(b.tally.bytes.cmp(&a.tally.bytes))
                 .then(a.service.cmp(&b.service))
         });
-        let mut bonjour: Vec<BonjourLine> = shared
+        let mut bonjour: Vec<BonjourLine> = names
             .bonjour
-            .types()
-            .into_iter()
+            .iter()
+            .cloned()
             .map(|(t, seen)| {
                 let service = sigs
                     .bonjour_rule(&t)
@@ -227,7 +231,7 @@ impl Report {
                 let models: BTreeSet<String> = seen
                     .announcers
                     .iter()
-                    .filter_map(|a| shared.bonjour.model(*a))
+                    .filter_map(|a| names.models.get(a).cloned())
                     .collect();
                 BonjourLine {
                     service_type: t,
@@ -245,17 +249,17 @@ impl Report {
                 .cmp(&a.service.is_some())
                 .then(a.service_type.cmp(&b.service_type))
         });
-        let (names, names_dropped) = tally.apple_names();
-        let unclassified_apple_names = names
+        let (apple_names, names_dropped) = tally.apple_names();
+        let unclassified_apple_names = apple_names
             .iter()
             .map(|(n, c)| NameCount {
                 name: n.clone(),
                 flows: *c,
             })
             .collect();
-        let health = health_lines(sigs, &tally.audit);
-        let mut unexpected: Vec<UnexpectedLine> = tally
-            .audit
+        let health = health_lines(sigs, &counters.outcomes);
+        let mut unexpected: Vec<UnexpectedLine> = counters
+            .outcomes
             .unexpected
             .iter()
             .map(|(k, n)| UnexpectedLine {
@@ -303,10 +307,10 @@ impl Report {
             bonjour,
             unclassified_apple_names,
             state: StateCounters {
-                dns_addresses: shared.dns.len(),
-                dns_evictions: shared.dns.evictions(),
-                mdns_evictions: shared.mdns.evictions(),
-                bonjour_dropped: shared.bonjour.dropped(),
+                dns_addresses: names.dns_addresses,
+                dns_evictions: names.dns_evictions,
+                mdns_evictions: names.mdns_evictions,
+                bonjour_dropped: names.bonjour_dropped,
                 apple_names_dropped: names_dropped,
             },
             drops,
@@ -317,7 +321,7 @@ impl Report {
 }
 
 fn unexpected_reason(k: &UnexpectedKey, flows: u64) -> String {
-    let port = format!("{} {}", k.proto.to_ascii_uppercase(), k.port);
+    let port = format!("{} {}", k.proto.as_str().to_ascii_uppercase(), k.port);
     let who = match &k.name {
         Some(n) => format!("{} ({n})", k.server),
         None => k.server.clone(),

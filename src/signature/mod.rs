@@ -50,7 +50,8 @@ pub struct Service {
 }
 
 /// A transport protocol a port rule applies to (ordered TCP first, as reports list them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// TCP (IP protocol 6).
     Tcp,

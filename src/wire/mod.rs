@@ -2,4 +2,5 @@
 //! length once, then its accessors cannot panic; unknown codes are data. No state lives here:
 //! reassembly and per-flow inspection are in [`crate::inspect`].
 
+pub mod ports;
 pub mod reader;

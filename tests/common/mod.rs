@@ -7,10 +7,10 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use appletap::capture::file::CaptureFile;
-use appletap::engine::{Engine, EngineConfig};
-use appletap::flow::record::FlowRecord;
+use appletap::counters::PacketStats;
+use appletap::pipeline::{Engine, EngineConfig};
+use appletap::report::record::FlowRecord;
 use appletap::signature::SignatureSet;
-use appletap::tally::PacketStats;
 
 /// `../shared/pcaps` from the crate root.
 pub fn shared_pcaps() -> PathBuf {
@@ -75,7 +75,7 @@ pub fn run_engine(path: &Path) -> Run {
     engine.finish();
     Run {
         records: engine.take_finished(),
-        stats: *engine.stats(),
+        stats: engine.stats(),
         error,
     }
 }

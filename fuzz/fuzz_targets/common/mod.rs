@@ -6,7 +6,7 @@ use std::sync::{Arc, LazyLock};
 
 use appletap::capture::{LinkType, Packet, Timestamp};
 use appletap::decode::{self, PacketMeta};
-use appletap::engine::{Engine, EngineConfig};
+use appletap::pipeline::{Engine, EngineConfig};
 use appletap::flow::FlowKey;
 use appletap::inspect;
 use appletap::report::{Drops, InputSummary, Report, render_table};
@@ -49,13 +49,13 @@ pub fn touch_meta(meta: &PacketMeta<'_>) {
 /// output paths see fuzzed names too. Checks the counter invariant the report promises.
 /// `taken` counts records the caller already took with `take_finished`.
 pub fn finish_and_report(mut engine: Engine, inputs: Vec<InputSummary>, taken: usize) {
-    std::hint::black_box(engine.snapshot_tally());
+    std::hint::black_box(engine.totals(true));
     engine.finish();
     let records = engine.take_finished();
     for r in &records {
         std::hint::black_box(serde_json::to_string(r).expect("flow records serialize"));
     }
-    let stats = *engine.stats();
+    let stats = engine.stats();
     assert_eq!(
         stats.read,
         stats.decoded + stats.skipped_total(),
@@ -63,12 +63,13 @@ pub fn finish_and_report(mut engine: Engine, inputs: Vec<InputSummary>, taken: u
     );
     let (held, evicted) = engine.flow_counts();
     assert_eq!(held, 0, "finish ends every flow");
+    let totals = engine.totals(false);
+    assert_eq!(totals.counters.packets, stats, "one set of packet counters");
     let report = Report::build(
-        engine.signatures(),
-        engine.shared(),
+        &SIGS,
         inputs,
-        engine.tally(),
-        &stats,
+        &totals.counters,
+        &totals.names,
         evicted,
         Drops::default(),
     );

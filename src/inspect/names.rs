@@ -270,7 +270,7 @@ impl BonjourSeen {
 
 /// Everything shared between workers.
 #[derive(Debug)]
-pub struct Shared {
+pub struct Names {
     /// DNS answers.
     pub dns: DnsBindings,
     /// mDNS endpoints.
@@ -279,7 +279,7 @@ pub struct Shared {
     pub bonjour: BonjourSeen,
 }
 
-impl Shared {
+impl Names {
     /// Stores with the given capacity for DNS addresses and mDNS endpoints.
     pub fn new(dns_capacity: usize) -> Self {
         Self {
@@ -288,6 +288,41 @@ impl Shared {
             bonjour: BonjourSeen::default(),
         }
     }
+
+    /// What the stores hold now, for a report (the report never reads the live stores).
+    pub fn snapshot(&self) -> NamesSnapshot {
+        let bonjour = self.bonjour.types();
+        let models = bonjour
+            .iter()
+            .flat_map(|(_, t)| t.announcers.iter())
+            .filter_map(|a| self.bonjour.model(*a).map(|m| (*a, m)))
+            .collect();
+        NamesSnapshot {
+            bonjour,
+            models,
+            dns_addresses: self.dns.len(),
+            dns_evictions: self.dns.evictions(),
+            mdns_evictions: self.mdns.evictions(),
+            bonjour_dropped: self.bonjour.dropped(),
+        }
+    }
+}
+
+/// The name stores at one moment: what a report shows of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NamesSnapshot {
+    /// Bonjour service types seen, sorted by type.
+    pub bonjour: Vec<(String, BonjourType)>,
+    /// Models of the devices that announced a type, where TXT records told them.
+    pub models: std::collections::BTreeMap<IpAddr, String>,
+    /// Addresses with a DNS binding.
+    pub dns_addresses: usize,
+    /// DNS bindings evicted to stay within the bound.
+    pub dns_evictions: u64,
+    /// mDNS endpoints evicted to stay within the bound.
+    pub mdns_evictions: u64,
+    /// Bonjour observations dropped at a bound.
+    pub bonjour_dropped: u64,
 }
 
 #[cfg(test)]

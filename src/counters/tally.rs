@@ -1,14 +1,12 @@
-//! Per-service tallies (flows, packets, bytes, flows by confidence) and packet counters, kept
-//! per worker as plain integers and merged at report time.
+//! Per-service tallies: flows, packets and bytes, flows by confidence, and the Apple names only
+//! a catch-all rule matched; kept per worker as plain integers and merged at report time.
 
 use serde::Serialize;
 
 use std::collections::BTreeMap;
 
-use crate::audit::Audit;
-use crate::classify::{Confidence, Decision};
-use crate::decode::Skip;
-use crate::flow::Flow;
+use super::Finished;
+use crate::classify::Confidence;
 use crate::signature::SignatureSet;
 
 /// Counters of one service.
@@ -39,59 +37,6 @@ impl ServiceTally {
     }
 }
 
-/// Packet counters: every packet read is either decoded or skipped for one reason.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PacketStats {
-    /// Packets handed to the core.
-    pub read: u64,
-    /// Bytes on the wire of those packets.
-    pub bytes: u64,
-    /// Packets decoded to an IP flow.
-    pub decoded: u64,
-    /// Packets skipped, by [`Skip`] reason.
-    pub skipped: [u64; Skip::ALL.len()],
-    /// Times packet time went back more than a minute and a new stretch of capture began
-    /// (see [`crate::engine::Clock`]); counted where the clock is kept, once per input.
-    pub clock_restarts: u64,
-}
-
-impl PacketStats {
-    /// Packets skipped for any reason.
-    pub fn skipped_total(&self) -> u64 {
-        self.skipped.iter().sum()
-    }
-
-    /// Counts a packet read and skipped undecoded, for `skip`.
-    pub fn count_skipped(&mut self, orig_len: u32, skip: Skip) {
-        self.read += 1;
-        self.bytes += u64::from(orig_len);
-        self.skipped[skip.index()] += 1;
-    }
-
-    /// Adds another worker's counters.
-    pub fn merge(&mut self, other: &Self) {
-        self.read += other.read;
-        self.bytes += other.bytes;
-        self.decoded += other.decoded;
-        self.clock_restarts += other.clock_restarts;
-        for (a, b) in self.skipped.iter_mut().zip(other.skipped) {
-            *a += b;
-        }
-    }
-}
-
-/// What the tallies take of one finished flow: its counters and how it ended, its label as
-/// decided (no evidence text is made for a flow nobody prints), and the name shown for it.
-#[derive(Debug, Clone, Copy)]
-pub struct Finished<'a> {
-    /// The flow.
-    pub flow: &'a Flow,
-    /// Its label.
-    pub decision: &'a Decision<'a>,
-    /// The name a flow record shows for it (SNI, QUIC SNI, HTTP Host, DNS, mDNS instance).
-    pub name: Option<&'a str>,
-}
-
 /// Most distinct unclassified Apple names remembered (the rest are counted in one line).
 const MAX_APPLE_NAMES: usize = 10_000;
 
@@ -103,8 +48,6 @@ pub struct Tally {
     apple_names: BTreeMap<String, u64>,
     /// Flows with such a name beyond [`MAX_APPLE_NAMES`] distinct names.
     apple_names_dropped: u64,
-    /// Connection outcomes per Apple service and port, and unexpected traffic.
-    pub audit: Audit,
 }
 
 impl Tally {
@@ -114,7 +57,6 @@ impl Tally {
             per_service: vec![ServiceTally::default(); sigs.services.len() + 1],
             apple_names: BTreeMap::new(),
             apple_names_dropped: 0,
-            audit: Audit::default(),
         }
     }
 
@@ -132,7 +74,6 @@ impl Tally {
             Some(Confidence::Possible) => t.possible += 1,
             None => {}
         }
-        self.audit.add_flow(sigs, f);
         // A name decided the label, and the rule was a generic-Apple catch-all: the signature
         // set has no narrower service for this name yet.
         if let Some((_, name)) = f.decision.deciding_name()
@@ -168,7 +109,6 @@ impl Tally {
             self.note_apple_name(name, *n);
         }
         self.apple_names_dropped += other.apple_names_dropped;
-        self.audit.merge(&other.audit);
     }
 
     /// (service index or None for unknown, tally) for every service with at least one flow.

@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::Flow;
 use crate::classify::{Evidence, Label};
 use crate::decode::ip_proto;
+use crate::flow::Flow;
 use crate::signature::SignatureSet;
 
 /// One finished flow.
@@ -147,7 +147,7 @@ impl FlowRecord {
             confidence: label.confidence.map(|c| c.as_str()),
             evidence: label.evidence,
             name,
-            state: flow.state(),
+            state: flow.state().as_str(),
             first_ts: flow.first_ts.as_secs_f64(),
             last_ts: flow.last_ts.as_secs_f64(),
             packets_to_server: flow.packets[0],

@@ -1,0 +1,82 @@
+//! `appletap audit`: which Apple services are blocked and which traffic is unexpected, from
+//! capture files or an interface; `--fail-on` turns a verdict into an exit code.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::live::{LiveParams, run_live};
+use super::output::write_stdout;
+use super::read::run_files;
+use super::{EXIT_AUDIT_FAILED, EXIT_PARTIAL};
+use crate::cli::{AuditArgs, FailOn, Format};
+use crate::report::health::{HealthLine, Verdict};
+use crate::report::{Drops, InputSummary};
+
+/// The audit's JSON document: the health and unexpected-traffic sections only.
+#[derive(serde::Serialize)]
+struct AuditDoc<'a> {
+    appletap_version: &'a str,
+    inputs: &'a [InputSummary],
+    health: &'a [HealthLine],
+    unexpected: &'a [crate::report::UnexpectedLine],
+    unclassified_apple_names: &'a [crate::report::NameCount],
+    drops: &'a Drops,
+}
+
+pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
+    let run = match (&args.interface, args.files.is_empty()) {
+        (Some(iface), true) => {
+            let params = LiveParams {
+                iface,
+                filter: args.filter.as_deref(),
+                snaplen: 65_535,
+                interval: None,
+                duration: Some(args.duration),
+                classify: &args.classify,
+            };
+            run_live(&params, |_| Ok(()))?
+        }
+        (None, false) => run_files(&args.files, &args.classify, args.no_progress)?,
+        _ => anyhow::bail!(
+            "audit takes capture files, or -i IFACE (with --duration SECONDS), not both"
+        ),
+    };
+    let r = &run.report;
+    let text = match args.format {
+        Format::Table => {
+            let mut t = String::new();
+            for i in &r.inputs {
+                t.push_str(&format!("input: {} ({} packets)\n", i.file, i.packets));
+            }
+            t + &crate::report::render_audit(r)
+        }
+        Format::Json => {
+            serde_json::to_string_pretty(&AuditDoc {
+                appletap_version: r.appletap_version,
+                inputs: &r.inputs,
+                health: &r.health,
+                unexpected: &r.unexpected,
+                unclassified_apple_names: &r.unclassified_apple_names,
+                drops: &r.drops,
+            })? + "\n"
+        }
+    };
+    write_stdout(&text);
+    for e in &run.errors {
+        eprintln!("appletap: {e}");
+    }
+    let worst = r.health.iter().map(|h| h.verdict).max();
+    let tripped = match args.fail_on {
+        Some(FailOn::Blocked) => worst == Some(Verdict::Blocked),
+        Some(FailOn::Degraded) => worst >= Some(Verdict::Degraded),
+        None => false,
+    };
+    Ok(if tripped {
+        ExitCode::from(EXIT_AUDIT_FAILED)
+    } else if run.failed {
+        ExitCode::from(EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

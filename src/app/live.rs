@@ -1,0 +1,168 @@
+//! `appletap live`: one interface through the classifier until a signal, the duration or a
+//! capture error, with a report every interval.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+
+use super::output::{FlowSink, Writer, render, write_stdout};
+use super::{
+    EXIT_PARTIAL, Run, classifier_config, install_signal_handler, load_signatures, stopping,
+};
+use crate::capture::live::{CaptureDrops, LiveCapture};
+use crate::capture::{Next, PacketSource};
+use crate::cli::{ClassifyOpt, Format, LiveArgs};
+use crate::pipeline::{Classifier, Totals};
+use crate::report::{Drops, InputSummary, Report};
+use crate::signature::SignatureSet;
+
+fn live_report(
+    sigs: &SignatureSet,
+    iface: &str,
+    t: &Totals,
+    cap_drops: CaptureDrops,
+    error: Option<String>,
+) -> Report {
+    let mut r = Report::build(
+        sigs,
+        vec![InputSummary {
+            file: format!("live:{iface}"),
+            format: None,
+            packets: t.counters.packets.read,
+            error,
+        }],
+        &t.counters,
+        &t.names,
+        t.evicted,
+        Drops {
+            kernel_received: Some(cap_drops.received),
+            kernel: Some(cap_drops.kernel),
+            interface: Some(cap_drops.interface),
+            pipeline: t.pipeline_drops,
+        },
+    );
+    r.totals.flows_active = t.active_flows;
+    r
+}
+
+/// Settings of one live capture.
+pub(super) struct LiveParams<'a> {
+    pub(super) iface: &'a str,
+    pub(super) filter: Option<&'a str>,
+    pub(super) snaplen: i32,
+    pub(super) interval: Option<Duration>,
+    pub(super) duration: Option<u64>,
+    pub(super) classify: &'a ClassifyOpt,
+}
+
+/// Captures live until a signal, the duration or a capture error; calls `on_interval` with a
+/// report every interval.
+pub(super) fn run_live(
+    p: &LiveParams<'_>,
+    mut on_interval: impl FnMut(&Report) -> Result<()>,
+) -> Result<Run> {
+    let sigs = load_signatures(&p.classify.sig)?;
+    let mut cap = LiveCapture::open(p.iface, p.filter, p.snaplen)?;
+    let sink = FlowSink::open(p.classify.flows.as_deref())?;
+    install_signal_handler();
+    let writer = Writer::start(sink);
+    let mut classifier = Classifier::new(
+        Arc::clone(&sigs),
+        classifier_config(p.classify, true),
+        writer.tx.clone(),
+    );
+    let started = Instant::now();
+    let mut next_report = p.interval.map(|i| started + i);
+    let deadline = p.duration.map(|d| started + Duration::from_secs(d));
+    let mut error = None;
+    let mut n: u32 = 0;
+    loop {
+        let mut idle = false;
+        match cap.next_packet() {
+            Next::Packet(pkt) => classifier.push(&pkt),
+            Next::Idle => {
+                idle = true;
+                classifier.idle();
+            }
+            Next::End => break,
+            Next::Error(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+        n = n.wrapping_add(1);
+        // The clock is read here, at the edge, never in the core; at most every 64 packets,
+        // and on every idle pass.
+        if n.is_multiple_of(64) || idle {
+            let now = Instant::now();
+            if stopping() || deadline.is_some_and(|d| now >= d) {
+                break;
+            }
+            if let (Some(at), Some(every)) = (next_report, p.interval)
+                && now >= at
+            {
+                next_report = Some(at + every);
+                let t = classifier.progress();
+                let drops = cap.drops();
+                on_interval(&live_report(&sigs, p.iface, &t, drops, None))?;
+            }
+        }
+    }
+    let drops = cap.drops();
+    let totals = classifier.finish();
+    let sink = writer.finish();
+    let report = live_report(&sigs, p.iface, &totals, drops, error.clone());
+    let mut errors = Vec::new();
+    let mut failed = false;
+    if let Some(e) = sink.error {
+        errors.push(e);
+        failed = true;
+    }
+    if let Some(e) = error {
+        errors.push(e);
+        failed = true;
+    }
+    Ok(Run {
+        report,
+        failed,
+        errors,
+    })
+}
+
+pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
+    let to_stderr = args.classify.flows.as_deref() == Some(Path::new("-"));
+    let emit = |text: String| {
+        if to_stderr {
+            eprint!("{text}");
+        } else {
+            write_stdout(&text);
+        }
+    };
+    let params = LiveParams {
+        iface: &args.interface,
+        filter: args.filter.as_deref(),
+        snaplen: args.snaplen,
+        interval: Some(Duration::from_secs(args.interval)),
+        duration: args.duration,
+        classify: &args.classify,
+    };
+    let run = run_live(&params, |report| {
+        emit(render(report, args.format, false)?);
+        if args.format == Format::Table {
+            emit("\n".into());
+        }
+        Ok(())
+    })?;
+    emit(render(&run.report, args.format, false)?);
+    for e in &run.errors {
+        eprintln!("appletap: {e}");
+    }
+    Ok(if run.failed {
+        ExitCode::from(EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,90 @@
+//! Runs a command: wires capture sources, the classifier (inline or pipelined) and the report
+//! together, and owns output, progress display, signals and exit codes. The only place that
+//! touches files, terminals, clocks and signals.
+
+mod audit;
+mod commands;
+mod live;
+mod output;
+mod read;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Result;
+
+use crate::cli::{ClassifyOpt, Cli, Command, SignatureOpt};
+use crate::pipeline::{ClassifierConfig, EngineConfig};
+use crate::report::Report;
+use crate::signature::SignatureSet;
+
+/// Exit code: an input could not be fully read (the partial report was still printed).
+pub const EXIT_PARTIAL: u8 = 1;
+/// Exit code: bad usage or a bad signature file.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: `audit --fail-on` found the condition it was given.
+pub const EXIT_AUDIT_FAILED: u8 = 3;
+
+/// Set by SIGINT/SIGTERM: stop reading, flush every flow, print the final report.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+fn install_signal_handler() {
+    // A second signal while flushing is ignored: the final report is on its way.
+    let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
+}
+
+fn stopping() -> bool {
+    STOP.load(Ordering::Relaxed)
+}
+
+/// Runs the parsed command line.
+///
+/// # Errors
+/// Setup failures (signature file, output file, capture interface) that the caller reports
+/// with exit code 2.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Read(args) => read::read(&args),
+        Command::Live(args) => live::live(&args),
+        Command::Audit(args) => audit::audit(&args),
+        Command::Interfaces(args) => commands::interfaces(&args),
+        Command::Signatures(args) => commands::signatures(&args),
+    }
+}
+
+/// Loads the signature set named by `--signatures`, or the built-in one.
+///
+/// # Errors
+/// The file's problem, naming file, line and entry.
+pub fn load_signatures(opt: &SignatureOpt) -> Result<Arc<SignatureSet>> {
+    let set = match &opt.signatures {
+        Some(p) => SignatureSet::from_path(p)?,
+        None => SignatureSet::builtin()?,
+    };
+    Ok(Arc::new(set))
+}
+
+/// The outcome of classifying one set of inputs.
+struct Run {
+    report: Report,
+    /// An input could not be fully read, or flow records could not be written.
+    failed: bool,
+    /// Messages for standard error (input and output errors).
+    errors: Vec<String>,
+}
+
+/// The classifier settings the options give (`live` drops at full queues rather than wait).
+fn classifier_config(opt: &ClassifyOpt, live: bool) -> ClassifierConfig {
+    ClassifierConfig {
+        engine: EngineConfig {
+            max_flows: usize::try_from(opt.max_flows).unwrap_or(usize::MAX),
+            ..EngineConfig::default()
+        },
+        threads: opt.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| usize::try_from(n).unwrap_or(1),
+        ),
+        drop_when_full: live,
+    }
+}

@@ -1,0 +1,178 @@
+//! Where a run's output goes: flow records through a writer thread to a file or standard
+//! output, reports rendered as a table or JSON, standard output that a closed pipe ends
+//! quietly, and the progress bar on a terminal.
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::Path;
+use std::thread::JoinHandle;
+
+use anyhow::Result;
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::cli::Format;
+use crate::report::record::FlowRecord;
+use crate::report::{Report, render_table};
+
+/// Where flow records go, and whether writing them has failed.
+pub(super) struct FlowSink {
+    out: Option<Box<dyn Write + Send>>,
+    label: String,
+    pub(super) error: Option<String>,
+}
+
+impl FlowSink {
+    pub(super) fn open(path: Option<&Path>) -> Result<Self> {
+        let Some(path) = path else {
+            return Ok(Self {
+                out: None,
+                label: String::new(),
+                error: None,
+            });
+        };
+        let (out, label): (Box<dyn Write + Send>, String) = if path == Path::new("-") {
+            (
+                Box::new(BufWriter::new(io::stdout())),
+                "standard output".into(),
+            )
+        } else {
+            match File::create(path) {
+                Ok(f) => (
+                    Box::new(BufWriter::with_capacity(1 << 16, f)),
+                    path.display().to_string(),
+                ),
+                Err(e) => {
+                    // The report still matters more than the records: carry on without them
+                    // and say why at the end (exit code 1).
+                    return Ok(Self {
+                        out: None,
+                        label: path.display().to_string(),
+                        error: Some(format!(
+                            "cannot write flow records to {}: {e} (the report still covers every flow)",
+                            path.display()
+                        )),
+                    });
+                }
+            }
+        };
+        Ok(Self {
+            out: Some(out),
+            label,
+            error: None,
+        })
+    }
+
+    fn write(&mut self, records: &[FlowRecord]) {
+        let Some(out) = self.out.as_mut() else {
+            return;
+        };
+        let mut result = Ok(());
+        for r in records {
+            result = serde_json::to_writer(&mut *out, r)
+                .map_err(io::Error::from)
+                .and_then(|()| out.write_all(b"\n"));
+            if result.is_err() {
+                break;
+            }
+        }
+        if let Err(e) = result {
+            self.fail(e);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(out) = self.out.as_mut()
+            && let Err(e) = out.flush()
+        {
+            self.fail(e);
+        }
+    }
+
+    fn fail(&mut self, e: io::Error) {
+        // A reader that went away (`| head`) is not an error; anything else is reported.
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            self.error = Some(format!(
+                "writing flow records to {} failed: {e}",
+                self.label
+            ));
+        }
+        self.out = None;
+    }
+}
+
+/// Batches of records queued for the writer before workers wait: bounded, so a slow disk
+/// slows the pipeline down instead of growing memory.
+const WRITER_QUEUE: usize = 64;
+
+/// A thread that writes flow records as workers finish them.
+pub(super) struct Writer {
+    /// None when no records are wanted (no `--flows`): engines then keep none.
+    pub(super) tx: Option<Sender<Vec<FlowRecord>>>,
+    handle: JoinHandle<FlowSink>,
+}
+
+impl Writer {
+    pub(super) fn start(mut sink: FlowSink) -> Self {
+        let (tx, rx): (Sender<Vec<FlowRecord>>, Receiver<Vec<FlowRecord>>) = bounded(WRITER_QUEUE);
+        let tx = sink.out.is_some().then_some(tx);
+        let handle = std::thread::Builder::new()
+            .name("appletap-writer".into())
+            .spawn(move || {
+                for batch in rx {
+                    sink.write(&batch);
+                }
+                sink.flush();
+                sink
+            })
+            .expect("spawning the writer thread");
+        Self { tx, handle }
+    }
+
+    pub(super) fn finish(self) -> FlowSink {
+        drop(self.tx);
+        // Without a sender the writer's loop ends at once.
+        self.handle.join().unwrap_or(FlowSink {
+            out: None,
+            label: String::new(),
+            error: Some("the flow-record writer failed".into()),
+        })
+    }
+}
+
+pub(super) fn progress_bar(
+    enabled: bool,
+    len: Option<u64>,
+    name: &str,
+) -> Option<indicatif::ProgressBar> {
+    if !enabled || !io::stderr().is_terminal() {
+        return None;
+    }
+    let len = len?;
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(len),
+        indicatif::ProgressDrawTarget::stderr_with_hz(10),
+    );
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(name.to_string());
+    Some(bar)
+}
+
+pub(super) fn render(report: &Report, format: Format, pretty: bool) -> Result<String> {
+    Ok(match format {
+        Format::Table => render_table(report),
+        Format::Json if pretty => serde_json::to_string_pretty(report)? + "\n",
+        Format::Json => serde_json::to_string(report)? + "\n",
+    })
+}
+
+/// Writes to standard output; a closed pipe (`| head`) ends output quietly.
+pub(super) fn write_stdout(text: &str) {
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}

@@ -1,0 +1,142 @@
+//! `appletap read`: capture files in order through the classifier, one report at the end.
+
+use std::io;
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Result;
+
+use super::output::{FlowSink, Writer, progress_bar, render, write_stdout};
+use super::{
+    EXIT_PARTIAL, Run, classifier_config, install_signal_handler, load_signatures, stopping,
+};
+use crate::capture::file::CaptureFile;
+use crate::capture::{Next, PacketSource};
+use crate::cli::{ClassifyOpt, ReadArgs};
+use crate::pipeline::Classifier;
+use crate::report::{Drops, InputSummary, Report};
+
+/// Reads capture files in order through the classifier and builds the report.
+pub(super) fn run_files(
+    files: &[std::path::PathBuf],
+    classify: &ClassifyOpt,
+    no_progress: bool,
+) -> Result<Run> {
+    let sigs = load_signatures(&classify.sig)?;
+    let sink = FlowSink::open(classify.flows.as_deref())?;
+    install_signal_handler();
+    let writer = Writer::start(sink);
+    let mut classifier = Classifier::new(
+        Arc::clone(&sigs),
+        classifier_config(classify, false),
+        writer.tx.clone(),
+    );
+    let mut inputs = Vec::new();
+    let mut failed = false;
+    for path in files {
+        if stopping() {
+            break;
+        }
+        let name = path.display().to_string();
+        let opened = if path == Path::new("-") {
+            CaptureFile::from_reader("standard input".into(), Box::new(io::stdin()))
+        } else {
+            CaptureFile::open(path)
+        };
+        let mut cap = match opened {
+            Ok(c) => c,
+            Err(e) => {
+                failed = true;
+                inputs.push(InputSummary {
+                    file: name,
+                    format: None,
+                    packets: 0,
+                    error: Some(e.to_string()),
+                });
+                continue;
+            }
+        };
+        let bar = progress_bar(!no_progress, cap.file_len(), &name);
+        let mut error = None;
+        let mut n: u64 = 0;
+        loop {
+            match PacketSource::next_packet(&mut cap) {
+                Next::Packet(pkt) => classifier.push(&pkt),
+                Next::Idle => {}
+                Next::End => break,
+                Next::Error(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+            n += 1;
+            if n.is_multiple_of(8192) {
+                if stopping() {
+                    error = Some(format!(
+                        "{name}: stopped by a signal after {n} packets; the report covers them"
+                    ));
+                    break;
+                }
+                if let Some(b) = &bar {
+                    b.set_position(cap.bytes_consumed());
+                }
+            }
+        }
+        if let Some(b) = bar {
+            b.finish_and_clear();
+        }
+        failed |= error.is_some();
+        inputs.push(InputSummary {
+            file: name,
+            format: Some(cap.format()),
+            packets: cap.records_read(),
+            error,
+        });
+    }
+    let totals = classifier.finish();
+    let sink = writer.finish();
+    let report = Report::build(
+        &sigs,
+        inputs,
+        &totals.counters,
+        &totals.names,
+        totals.evicted,
+        Drops {
+            pipeline: totals.pipeline_drops,
+            ..Drops::default()
+        },
+    );
+    let mut errors: Vec<String> = report
+        .inputs
+        .iter()
+        .filter_map(|i| i.error.clone())
+        .collect();
+    if let Some(e) = sink.error {
+        errors.push(e);
+        failed = true;
+    }
+    Ok(Run {
+        report,
+        failed,
+        errors,
+    })
+}
+
+pub(super) fn read(args: &ReadArgs) -> Result<ExitCode> {
+    let run = run_files(&args.files, &args.classify, args.no_progress)?;
+    let text = render(&run.report, args.format, true)?;
+    if args.classify.flows.as_deref() == Some(Path::new("-")) {
+        eprint!("{text}");
+    } else {
+        write_stdout(&text);
+    }
+    for e in &run.errors {
+        eprintln!("appletap: {e}");
+    }
+    Ok(if run.failed {
+        ExitCode::from(EXIT_PARTIAL)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

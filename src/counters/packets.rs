@@ -1,0 +1,45 @@
+//! Packet counters: every packet read is either decoded or skipped for one reason, plus the
+//! clock's restarts; kept by the dispatcher and each worker, merged once.
+
+use crate::decode::Skip;
+
+/// Packet counters: every packet read is either decoded or skipped for one reason.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacketStats {
+    /// Packets handed to the core.
+    pub read: u64,
+    /// Bytes on the wire of those packets.
+    pub bytes: u64,
+    /// Packets decoded to an IP flow.
+    pub decoded: u64,
+    /// Packets skipped, by [`Skip`] reason.
+    pub skipped: [u64; Skip::ALL.len()],
+    /// Times packet time went back more than a minute and a new stretch of capture began
+    /// (see [`crate::pipeline::Clock`]); counted where the clock is kept, once per input.
+    pub clock_restarts: u64,
+}
+
+impl PacketStats {
+    /// Packets skipped for any reason.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.iter().sum()
+    }
+
+    /// Counts a packet read and skipped undecoded, for `skip`.
+    pub fn count_skipped(&mut self, orig_len: u32, skip: Skip) {
+        self.read += 1;
+        self.bytes += u64::from(orig_len);
+        self.skipped[skip.index()] += 1;
+    }
+
+    /// Adds another worker's counters.
+    pub fn merge(&mut self, other: &Self) {
+        self.read += other.read;
+        self.bytes += other.bytes;
+        self.decoded += other.decoded;
+        self.clock_restarts += other.clock_restarts;
+        for (a, b) in self.skipped.iter_mut().zip(other.skipped) {
+            *a += b;
+        }
+    }
+}

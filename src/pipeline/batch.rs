@@ -1,0 +1,248 @@
+//! Batches: the packets the dispatcher hands one worker at a time, as routed, with their bytes
+//! left where the capture put them (a file's shared blocks) or copied once into the batch's
+//! arena (a live capture's reused buffer).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::dispatch::Routed;
+use crate::capture::file::Block;
+use crate::capture::{Packet, Timestamp};
+use crate::decode::{IcmpInfo, PacketMeta};
+use crate::flow::FlowKey;
+
+/// Packets per batch: enough to amortize a channel operation, small enough to keep latency
+/// and the memory of queued batches low.
+const BATCH_PACKETS: usize = 256;
+/// Bytes of packet data per batch before it is sent early.
+const BATCH_BYTES: usize = 256 * 1024;
+/// Most capture blocks one batch holds on to; later packets of a batch that spans more of
+/// the file are copied. A worker that gets few packets fills its batch slowly, and without
+/// this bound its batch would keep up to one block (1 MiB) per packet alive.
+const BLOCKS_PER_BATCH: usize = 2;
+
+/// One packet inside a batch: its decoded headers, with its transport payload (and an ICMP
+/// error's quote) as places in the capture's shared blocks or in the batch's own arena. The
+/// reading thread decodes each packet once; the worker does not decode it again, and no byte
+/// of a capture file's packet is copied.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Slot {
+    ts: Timestamp,
+    /// The input's clock after this packet (see [`super::Clock`]).
+    clock: Timestamp,
+    orig_len: u32,
+    key: FlowKey,
+    quoted_src: Option<IpAddr>,
+    dns_valid: Option<bool>,
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    tcp_flags: u8,
+    src_port: u16,
+    dst_port: u16,
+    tcp_seq: u32,
+    payload: Place,
+    icmp: Option<IcmpSlot>,
+}
+
+/// Where some bytes of a batch are: `(block, start, len)`, the block being an index into the
+/// batch's shared blocks, or [`ARENA`] for its own arena.
+type Place = (u32, u32, u32);
+
+/// The block index of bytes copied into the batch's arena.
+const ARENA: u32 = u32::MAX;
+
+/// An ICMP message's `(v6, type, code)` and the place of its quote.
+type IcmpSlot = ((bool, u8, u8), Place);
+
+/// Packets for one worker. Packets read from a capture file stay where the reader put them:
+/// the batch holds the shared blocks they lie in (copying every payload cost the reading
+/// thread a tenth of its time on the benchmark capture). Packets from a source that reuses
+/// its buffer (a live interface) are copied once into a recycled arena.
+#[derive(Debug, Default)]
+pub(super) struct Batch {
+    data: Vec<u8>,
+    blocks: Vec<Arc<Block>>,
+    pub(super) slots: Vec<Slot>,
+}
+
+impl Batch {
+    pub(super) fn with_capacity() -> Self {
+        Self {
+            // Only live packets are copied here; it grows to what they need and is reused.
+            data: Vec::new(),
+            blocks: Vec::new(),
+            slots: Vec::with_capacity(BATCH_PACKETS),
+        }
+    }
+
+    /// The place of `bytes`: in `block` if they lie there, else copied into the arena.
+    fn put(&mut self, block: Option<&Arc<Block>>, bytes: &[u8]) -> Place {
+        if let Some(b) = block
+            && let Some((start, len)) = b.place_of(bytes)
+        {
+            let held = self.blocks.last().is_some_and(|l| Arc::ptr_eq(l, b));
+            if !held && self.blocks.len() >= BLOCKS_PER_BATCH {
+                return self.copy(bytes);
+            }
+            if !held {
+                self.blocks.push(Arc::clone(b));
+            }
+            // Blocks and their lengths are far below u32::MAX (a block is about 1 MiB).
+            return ((self.blocks.len() - 1) as u32, start as u32, len as u32);
+        }
+        self.copy(bytes)
+    }
+
+    fn copy(&mut self, bytes: &[u8]) -> Place {
+        let start = self.data.len();
+        self.data.extend_from_slice(bytes);
+        (ARENA, start as u32, bytes.len() as u32)
+    }
+
+    /// Adds a routed packet of `pkt`.
+    pub(super) fn push(&mut self, pkt: &Packet<'_>, r: &Routed<'_>) {
+        let meta = &r.meta;
+        let payload = self.put(pkt.block, meta.payload);
+        let icmp = meta
+            .icmp
+            .map(|i| ((i.v6, i.icmp_type, i.code), self.put(pkt.block, i.quoted)));
+        self.slots.push(Slot {
+            ts: r.ts,
+            clock: r.clock,
+            orig_len: r.orig_len,
+            key: r.key,
+            quoted_src: r.quoted_src,
+            dns_valid: r.dns_valid,
+            src: meta.src,
+            dst: meta.dst,
+            proto: meta.proto,
+            tcp_flags: meta.tcp_flags,
+            src_port: meta.src_port,
+            dst_port: meta.dst_port,
+            tcp_seq: meta.tcp_seq,
+            payload,
+            icmp,
+        });
+    }
+
+    /// The routed packet of a slot, borrowing its bytes from this batch.
+    pub(super) fn routed(&self, s: &Slot) -> Routed<'_> {
+        let bytes = |(block, start, len): Place| {
+            let whole = match block {
+                ARENA => &self.data[..],
+                i => self.blocks.get(i as usize).map_or(&[][..], |b| b.bytes()),
+            };
+            let start = start as usize;
+            whole.get(start..start + len as usize).unwrap_or(&[])
+        };
+        let meta = PacketMeta {
+            src: s.src,
+            dst: s.dst,
+            proto: s.proto,
+            src_port: s.src_port,
+            dst_port: s.dst_port,
+            tcp_flags: s.tcp_flags,
+            tcp_seq: s.tcp_seq,
+            payload: bytes(s.payload),
+            icmp: s.icmp.map(|((v6, icmp_type, code), quoted)| IcmpInfo {
+                v6,
+                icmp_type,
+                code,
+                quoted: bytes(quoted),
+            }),
+        };
+        Routed {
+            meta,
+            key: s.key,
+            quoted_src: s.quoted_src,
+            ts: s.ts,
+            orig_len: s.orig_len,
+            clock: s.clock,
+            dns_valid: s.dns_valid,
+        }
+    }
+
+    pub(super) fn is_full(&self) -> bool {
+        self.slots.len() >= BATCH_PACKETS || self.data.len() >= BATCH_BYTES
+    }
+
+    pub(super) fn clear(&mut self) {
+        self.data.clear();
+        self.blocks.clear();
+        self.slots.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::file::CaptureFile;
+    use crate::inspect::names::Names;
+    use crate::pipeline::dispatch::Dispatcher;
+
+    fn shared_capture(name: &str) -> CaptureFile {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/pcaps/");
+        CaptureFile::open(std::path::Path::new(&format!("{dir}{name}"))).unwrap()
+    }
+
+    #[test]
+    fn a_batch_that_spans_the_file_holds_two_blocks_and_copies_the_rest() {
+        // A batch that is never sent (a worker that gets few packets) while the reader goes
+        // through 2.3 MB: it keeps two blocks alive at most, and every packet reads back the
+        // same through it, whether it lies in a held block or was copied.
+        let mut capture = shared_capture("mercury__capture2.pcap");
+        let mut dispatcher = Dispatcher::new(Arc::new(Names::new(1000)));
+        let mut batch = Batch::with_capacity();
+        let mut expected: Vec<Vec<u8>> = Vec::new();
+        while let Some(Ok(pkt)) = capture.next_packet() {
+            let Some(r) = dispatcher.route(&pkt) else {
+                continue;
+            };
+            expected.push(r.meta.payload.to_vec());
+            batch.push(&pkt, &r);
+            assert!(batch.blocks.len() <= BLOCKS_PER_BATCH);
+        }
+        assert!(expected.len() > 1_000);
+        assert!(!batch.data.is_empty(), "later packets were copied");
+        assert!(
+            batch.slots.iter().any(|s| s.payload.0 != ARENA),
+            "earlier packets stayed in their blocks"
+        );
+        for (slot, payload) in batch.slots.iter().zip(&expected) {
+            assert_eq!(batch.routed(slot).meta.payload, &payload[..]);
+        }
+        batch.clear();
+        assert!(
+            batch.blocks.is_empty(),
+            "a cleared batch lets its blocks go"
+        );
+    }
+
+    #[test]
+    fn packets_from_a_buffer_that_is_reused_are_copied() {
+        // A live packet has no block: its bytes go to the arena.
+        let frame = include_bytes!("../../fixtures/packets/client_hello_gateway_icloud.bin");
+        let mut ip = vec![
+            0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 6, 0, 0, 192, 168, 2, 17, 17, 248, 191, 172, 0xc3,
+            0x50, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+        ];
+        let total = (ip.len() + frame.len()) as u16;
+        ip[2..4].copy_from_slice(&total.to_be_bytes());
+        ip.extend_from_slice(frame);
+        let pkt = Packet {
+            ts: Timestamp(1),
+            link: crate::capture::LinkType::RAW,
+            data: &ip,
+            orig_len: u32::from(total),
+            block: None,
+        };
+        let r = Dispatcher::new(Arc::new(Names::new(10)))
+            .route(&pkt)
+            .unwrap();
+        let mut batch = Batch::with_capacity();
+        batch.push(&pkt, &r);
+        assert_eq!(batch.slots[0].payload.0, ARENA);
+        assert_eq!(batch.routed(&batch.slots[0]).meta.payload, &frame[..]);
+    }
+}

@@ -1,0 +1,277 @@
+//! The classifier: one packet path for any number of threads. The [`dispatch`]er decodes each
+//! packet once, keeps the clock, reads DNS answers in packet order and keys the packet to its
+//! flow; [`worker`]s own the flows, inspect, label and count them. `--threads 1` runs one
+//! worker inline ([`Engine`]); more run on threads ([`threads`]) fed in [`batch`]es. Either
+//! way it takes bytes and packet timestamps and never reads a clock or a socket, so a capture
+//! replays to the same output for any number of threads.
+
+pub mod batch;
+pub mod clock;
+pub mod dispatch;
+pub mod threads;
+pub mod worker;
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use crate::capture::Packet;
+use crate::counters::{Counters, PacketStats};
+use crate::inspect::names::{Names, NamesSnapshot};
+use crate::report::record::FlowRecord;
+use crate::signature::SignatureSet;
+
+pub use clock::{CLOCK_JUMP_BACK, Clock};
+pub use dispatch::Routed;
+pub use worker::EngineConfig;
+
+use dispatch::Dispatcher;
+use threads::Threads;
+use worker::Worker;
+
+/// What a classifier counted: merged over the dispatcher and every worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Totals {
+    /// Packets, per-service tallies and connection outcomes.
+    pub counters: Counters,
+    /// Flows held now (0 once finished).
+    pub active_flows: usize,
+    /// Flows evicted to respect the flow cap.
+    pub evicted: u64,
+    /// Packets dropped because a worker's queue was full (live capture only).
+    pub pipeline_drops: u64,
+    /// The name stores at the time.
+    pub names: NamesSnapshot,
+}
+
+impl Totals {
+    fn new(sigs: &SignatureSet, dispatcher: PacketStats, pipeline_drops: u64) -> Self {
+        let mut counters = Counters::new(sigs);
+        counters.packets = dispatcher;
+        Self {
+            counters,
+            active_flows: 0,
+            evicted: 0,
+            pipeline_drops,
+            names: NamesSnapshot::default(),
+        }
+    }
+
+    fn add_worker(&mut self, c: &Counters, active_flows: usize, evicted: u64) {
+        self.counters.merge(c);
+        self.active_flows += active_flows;
+        self.evicted += evicted;
+    }
+}
+
+/// The dispatcher with one worker inline, on the calling thread (`--threads 1`).
+pub struct Engine {
+    sigs: Arc<SignatureSet>,
+    dispatcher: Dispatcher,
+    worker: Worker,
+}
+
+impl Engine {
+    /// A classifier on the calling thread, keeping finished flows' records for
+    /// [`Engine::take_finished`].
+    pub fn new(sigs: Arc<SignatureSet>, config: EngineConfig) -> Self {
+        Self::build(sigs, config, true)
+    }
+
+    /// A classifier on the calling thread that keeps no records (only counters), as
+    /// `appletap read` without `--flows`.
+    pub fn without_records(sigs: Arc<SignatureSet>, config: EngineConfig) -> Self {
+        Self::build(sigs, config, false)
+    }
+
+    fn build(sigs: Arc<SignatureSet>, config: EngineConfig, keep_records: bool) -> Self {
+        let names = Arc::new(Names::new(config.max_flows));
+        Self {
+            worker: Worker::new(Arc::clone(&sigs), Arc::clone(&names), config, keep_records),
+            dispatcher: Dispatcher::new(names),
+            sigs,
+        }
+    }
+
+    /// Handles one packet.
+    #[inline]
+    pub fn process(&mut self, pkt: &Packet<'_>) {
+        if let Some(r) = self.dispatcher.route(pkt) {
+            self.worker.process(&r);
+        }
+    }
+
+    /// Ends every flow (end of input, or shutdown).
+    pub fn finish(&mut self) {
+        self.worker.finish();
+    }
+
+    /// Takes the records of flows that ended since the last call.
+    pub fn take_finished(&mut self) -> Vec<FlowRecord> {
+        self.worker.take_records()
+    }
+
+    /// Packet counters so far.
+    pub fn stats(&self) -> PacketStats {
+        let mut s = *self.dispatcher.stats();
+        s.merge(&self.worker.counters().packets);
+        s
+    }
+
+    /// Everything counted so far (finished flows only) and the name stores now; with
+    /// `live_flows`, as if every flow held ended now (nothing changes).
+    pub fn totals(&self, live_flows: bool) -> Totals {
+        let mut t = Totals::new(&self.sigs, *self.dispatcher.stats(), 0);
+        let (active, evicted) = self.worker.flow_counts();
+        if live_flows {
+            t.add_worker(&self.worker.snapshot(), active, evicted);
+        } else {
+            t.add_worker(self.worker.counters(), active, evicted);
+        }
+        t.names = self.dispatcher.names().snapshot();
+        t
+    }
+
+    /// Flows currently held, and flows evicted to respect the cap.
+    pub fn flow_counts(&self) -> (usize, u64) {
+        self.worker.flow_counts()
+    }
+
+    /// The name stores (DNS bindings, mDNS endpoints, Bonjour).
+    pub fn names(&self) -> &Arc<Names> {
+        self.dispatcher.names()
+    }
+}
+
+/// Settings of a classifier run.
+#[derive(Debug, Clone, Copy)]
+pub struct ClassifierConfig {
+    /// Flow table settings (the flow cap is shared out among workers).
+    pub engine: EngineConfig,
+    /// Threads in all: 1 runs inline; N runs N - 1 workers beside the reading thread.
+    pub threads: usize,
+    /// Live capture: drop a batch (counted) rather than wait for a busy worker.
+    pub drop_when_full: bool,
+}
+
+/// The classifier a command runs: inline, or on threads.
+pub struct Classifier(Mode);
+
+enum Mode {
+    /// One worker on the calling thread; its records go to the channel every few thousand
+    /// packets.
+    Inline {
+        engine: Box<Engine>,
+        records: Option<Sender<Vec<FlowRecord>>>,
+        /// Packets since records were last sent.
+        since_flush: u32,
+    },
+    /// Workers on threads.
+    Threads(Box<Threads>),
+}
+
+/// Packets between two hand-overs of an inline worker's records to the writer.
+const INLINE_RECORD_EVERY: u32 = 4096;
+
+impl Classifier {
+    /// A classifier of `config.threads` threads; records of finished flows go to `records`
+    /// (none are made without it).
+    pub fn new(
+        sigs: Arc<SignatureSet>,
+        config: ClassifierConfig,
+        records: Option<Sender<Vec<FlowRecord>>>,
+    ) -> Self {
+        if config.threads <= 1 {
+            let engine = Box::new(Engine::build(sigs, config.engine, records.is_some()));
+            Self(Mode::Inline {
+                engine,
+                records,
+                since_flush: 0,
+            })
+        } else {
+            // N threads in all: this one reads, decodes and dispatches, N - 1 workers
+            // classify. (On a 2-core machine three busy threads measured slower than two.)
+            let names = Arc::new(Names::new(config.engine.max_flows));
+            Self(Mode::Threads(Box::new(Threads::new(
+                sigs,
+                names,
+                config.engine,
+                config.threads - 1,
+                config.drop_when_full,
+                records,
+            ))))
+        }
+    }
+
+    /// Classifies one packet.
+    #[inline]
+    pub fn push(&mut self, pkt: &Packet<'_>) {
+        match &mut self.0 {
+            Mode::Inline {
+                engine,
+                records,
+                since_flush,
+            } => {
+                engine.process(pkt);
+                *since_flush += 1;
+                if *since_flush >= INLINE_RECORD_EVERY {
+                    *since_flush = 0;
+                    send_records(records.as_ref(), engine.take_finished());
+                }
+            }
+            Mode::Threads(t) => t.push(pkt),
+        }
+    }
+
+    /// Nothing arrived for a moment: hand on what is queued (live capture).
+    pub fn idle(&mut self) {
+        if let Mode::Threads(t) = &mut self.0 {
+            t.flush();
+        }
+    }
+
+    /// Counters as if every flow held ended now, without ending any.
+    pub fn progress(&mut self) -> Totals {
+        match &mut self.0 {
+            Mode::Inline { engine, .. } => engine.totals(true),
+            Mode::Threads(t) => {
+                let names = t.names().snapshot();
+                Totals {
+                    names,
+                    ..t.progress()
+                }
+            }
+        }
+    }
+
+    /// Ends every flow and returns the final counters.
+    pub fn finish(self) -> Totals {
+        match self.0 {
+            Mode::Inline {
+                mut engine,
+                records,
+                ..
+            } => {
+                engine.finish();
+                send_records(records.as_ref(), engine.take_finished());
+                let mut t = engine.totals(false);
+                t.active_flows = 0;
+                t
+            }
+            Mode::Threads(t) => {
+                let names = Arc::clone(t.names());
+                let mut totals = t.finish();
+                totals.names = names.snapshot();
+                totals
+            }
+        }
+    }
+}
+
+fn send_records(to: Option<&Sender<Vec<FlowRecord>>>, done: Vec<FlowRecord>) {
+    if let Some(r) = to
+        && !done.is_empty()
+    {
+        let _ = r.send(done);
+    }
+}

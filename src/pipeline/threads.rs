@@ -1,0 +1,222 @@
+//! Workers on threads: the dispatcher's routed packets go in batches over bounded crossbeam
+//! channels to N workers, each owning the flows a symmetric hash of the flow key gives it;
+//! finished flow records stream to the writer's channel as they end.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+
+use super::Totals;
+use super::batch::Batch;
+use super::dispatch::Dispatcher;
+use super::worker::{EngineConfig, Worker};
+use crate::capture::Packet;
+use crate::counters::Counters;
+use crate::inspect::names::Names;
+use crate::report::record::FlowRecord;
+use crate::signature::SignatureSet;
+
+/// Batches queued per worker before the dispatcher waits (offline) or drops (live).
+const QUEUE_DEPTH: usize = 16;
+
+enum ToWorker {
+    Batch(Batch),
+    Snapshot(Sender<(Counters, usize, u64)>),
+}
+
+/// The dispatcher on the calling thread and N workers on their own.
+pub(crate) struct Threads {
+    sigs: Arc<SignatureSet>,
+    dispatcher: Dispatcher,
+    to_workers: Vec<Sender<ToWorker>>,
+    pool: Receiver<Batch>,
+    pool_tx: Sender<Batch>,
+    current: Vec<Batch>,
+    workers: Vec<JoinHandle<(Counters, u64)>>,
+    drop_when_full: bool,
+    pipeline_drops: u64,
+}
+
+impl Threads {
+    /// Classifies on `workers` worker threads beside the calling one, which reads, decodes,
+    /// reads DNS answers and dispatches. (The reading thread taking a share of the flows
+    /// itself measured slower on 2 cores, whatever the share: reading, decoding and
+    /// dispatching keep it as busy as a worker.) Live (`drop_when_full`), a batch is dropped
+    /// rather than wait for a busy worker, so the reading thread is always ready for the next
+    /// packet. Finished flow records go to `records` as they end.
+    pub(crate) fn new(
+        sigs: Arc<SignatureSet>,
+        names: Arc<Names>,
+        config: EngineConfig,
+        workers: usize,
+        drop_when_full: bool,
+        records: Option<Sender<Vec<FlowRecord>>>,
+    ) -> Self {
+        let n = workers.max(1);
+        let per_worker = EngineConfig {
+            max_flows: (config.max_flows / n).max(1),
+            ..config
+        };
+        let (pool_tx, pool) = bounded(n * (QUEUE_DEPTH + 2));
+        let mut to_workers = Vec::with_capacity(n);
+        let mut handles = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx, rx) = bounded::<ToWorker>(QUEUE_DEPTH);
+            to_workers.push(tx);
+            let worker = Worker::new(
+                Arc::clone(&sigs),
+                Arc::clone(&names),
+                per_worker,
+                records.is_some(),
+            );
+            let (pool_tx, records) = (pool_tx.clone(), records.clone());
+            let handle = std::thread::Builder::new()
+                .name(format!("appletap-worker-{i}"))
+                .spawn(move || run_worker(worker, rx, pool_tx, records))
+                .expect("spawning a worker thread");
+            handles.push(handle);
+        }
+        Self {
+            sigs,
+            dispatcher: Dispatcher::new(names),
+            to_workers,
+            pool,
+            pool_tx,
+            current: (0..n).map(|_| Batch::with_capacity()).collect(),
+            workers: handles,
+            drop_when_full,
+            pipeline_drops: 0,
+        }
+    }
+
+    /// The name stores.
+    pub(crate) fn names(&self) -> &Arc<Names> {
+        self.dispatcher.names()
+    }
+
+    /// Dispatches one packet to the worker that owns its flow.
+    #[inline]
+    pub(crate) fn push(&mut self, pkt: &Packet<'_>) {
+        let Some(r) = self.dispatcher.route(pkt) else {
+            return;
+        };
+        let w = (r.key.symmetric_hash() % self.current.len() as u64) as usize;
+        self.current[w].push(pkt, &r);
+        if self.current[w].is_full() {
+            self.send(w);
+        }
+    }
+
+    fn send(&mut self, w: usize) {
+        let fresh = self
+            .pool
+            .try_recv()
+            .unwrap_or_else(|_| Batch::with_capacity());
+        let batch = std::mem::replace(&mut self.current[w], fresh);
+        if batch.slots.is_empty() {
+            let _ = self.pool_tx.try_send(batch);
+            return;
+        }
+        if self.drop_when_full {
+            match self.to_workers[w].try_send(ToWorker::Batch(batch)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(ToWorker::Batch(mut b))) => {
+                    // Never silent: every dropped packet is counted and reported.
+                    self.pipeline_drops += b.slots.len() as u64;
+                    b.clear();
+                    let _ = self.pool_tx.try_send(b);
+                }
+                Err(_) => {}
+            }
+        } else {
+            let _ = self.to_workers[w].send(ToWorker::Batch(batch));
+        }
+    }
+
+    /// Sends every partly filled batch (live capture: on a quiet moment, so packets are not
+    /// held back).
+    pub(crate) fn flush(&mut self) {
+        for w in 0..self.current.len() {
+            if !self.current[w].slots.is_empty() {
+                self.send(w);
+            }
+        }
+    }
+
+    /// Counters as if every flow ended now, without ending any.
+    pub(crate) fn progress(&mut self) -> Totals {
+        self.flush();
+        let mut t = Totals::new(&self.sigs, *self.dispatcher.stats(), self.pipeline_drops);
+        let replies: Vec<Receiver<(Counters, usize, u64)>> = self
+            .to_workers
+            .iter()
+            .map(|tx| {
+                let (rtx, rrx) = bounded(1);
+                let _ = tx.send(ToWorker::Snapshot(rtx));
+                rrx
+            })
+            .collect();
+        for r in replies {
+            if let Ok((c, flows, evicted)) = r.recv() {
+                t.add_worker(&c, flows, evicted);
+            }
+        }
+        t
+    }
+
+    /// Sends what is left, ends every flow and merges the workers' counters.
+    pub(crate) fn finish(mut self) -> Totals {
+        self.flush();
+        let Self {
+            sigs,
+            dispatcher,
+            to_workers,
+            workers,
+            pipeline_drops,
+            ..
+        } = self;
+        drop(to_workers);
+        let mut t = Totals::new(&sigs, *dispatcher.stats(), pipeline_drops);
+        for h in workers {
+            if let Ok((c, evicted)) = h.join() {
+                t.add_worker(&c, 0, evicted);
+            }
+        }
+        t
+    }
+}
+
+fn run_worker(
+    mut worker: Worker,
+    rx: Receiver<ToWorker>,
+    pool: Sender<Batch>,
+    records: Option<Sender<Vec<FlowRecord>>>,
+) -> (Counters, u64) {
+    let send = |done: Vec<FlowRecord>| {
+        if let Some(r) = &records
+            && !done.is_empty()
+        {
+            let _ = r.send(done);
+        }
+    };
+    for msg in rx {
+        match msg {
+            ToWorker::Batch(mut b) => {
+                for s in &b.slots {
+                    worker.process(&b.routed(s));
+                }
+                send(worker.take_records());
+                b.clear();
+                let _ = pool.try_send(b);
+            }
+            ToWorker::Snapshot(reply) => {
+                let (flows, evicted) = worker.flow_counts();
+                let _ = reply.send((worker.snapshot(), flows, evicted));
+            }
+        }
+    }
+    worker.finish();
+    send(worker.take_records());
+    (worker.counters().clone(), worker.flow_counts().1)
+}

@@ -1,0 +1,265 @@
+//! A worker: the flows one thread owns. It takes packets the dispatcher has decoded, timed and
+//! keyed ([`Routed`]), keeps their flows, inspects payloads, labels flows as they end, counts
+//! them and makes their records. Workers share only the name stores, which the dispatcher
+//! feeds; a flow lives in one worker, so nothing else on the packet path is shared.
+
+use std::sync::Arc;
+
+use super::dispatch::Routed;
+use crate::classify::{self, NameFacts, ServerFacts};
+use crate::counters::{Counters, Finished};
+use crate::decode::ip_proto;
+use crate::flow::table::{FlowTable, Timeouts};
+use crate::flow::{Flow, FlowKey};
+use crate::inspect::dns;
+use crate::inspect::names::Names;
+use crate::inspect::{self, Inspector};
+use crate::report::record::{FlowRecord, NameRecord};
+use crate::signature::{SignatureSet, Transport};
+use crate::wire::ports;
+
+/// Settings of the classifier.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Idle timeouts per protocol.
+    pub timeouts: Timeouts,
+    /// Most flows held at once; the oldest is evicted (and counted) beyond it.
+    pub max_flows: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            timeouts: Timeouts::default(),
+            max_flows: 1_000_000,
+        }
+    }
+}
+
+/// The flows of one worker and what it counted of them.
+pub(crate) struct Worker {
+    sigs: Arc<SignatureSet>,
+    names: Arc<Names>,
+    table: FlowTable<Inspector>,
+    counters: Counters,
+    /// Records of flows that ended since they were last taken; `None` when nobody reads
+    /// them (then no record text is made at all).
+    records: Option<Vec<FlowRecord>>,
+}
+
+impl Worker {
+    /// A worker with its own flow table, sharing the name stores `names`.
+    pub(crate) fn new(
+        sigs: Arc<SignatureSet>,
+        names: Arc<Names>,
+        config: EngineConfig,
+        keep_records: bool,
+    ) -> Self {
+        Self {
+            table: FlowTable::new(config.timeouts, config.max_flows),
+            counters: Counters::new(&sigs),
+            sigs,
+            names,
+            records: keep_records.then(Vec::new),
+        }
+    }
+
+    /// Handles one packet of this worker's flows.
+    pub(crate) fn process(&mut self, r: &Routed<'_>) {
+        let meta = &r.meta;
+        self.counters.packets.read += 1;
+        self.counters.packets.bytes += u64::from(r.orig_len);
+        self.counters.packets.decoded += 1;
+        if r.clock < self.table.now() {
+            // The clock went back (see `Clock`): a new stretch of capture.
+            self.finish();
+            self.table.restart_at(r.clock);
+        }
+        self.table.advance(r.clock.max(r.ts));
+        // An ICMP error that quotes a flow we hold belongs to that flow: it says why the flow
+        // got no answer.
+        if let Some(quoted_src) = r.quoted_src
+            && let Some((flow, _)) = self.table.get_mut(&r.key)
+        {
+            flow.note_icmp_error(meta, quoted_src, r.ts, r.orig_len);
+            return;
+        }
+        // An ICMP error about a flow we do not hold is a flow of its own, grouped by the flow
+        // it quotes (the dispatcher routed it by that flow, so any number of workers groups it
+        // the same way).
+        let key = if r.quoted_src.is_some() {
+            FlowKey {
+                proto: meta.proto,
+                ..r.key
+            }
+        } else {
+            r.key
+        };
+        let Self {
+            sigs,
+            names,
+            table,
+            counters,
+            records,
+        } = self;
+        let known_port = |proto: u8, port: u16| {
+            Transport::from_ip_proto(proto).is_some_and(|t| sigs.port_rule(t, port).is_some())
+        };
+        let (flow, inspector) = table.lookup_keyed(key, meta, r.ts, known_port, |f, x, _why| {
+            end_flow(sigs, counters, records.as_mut(), &f, &x);
+        });
+        let was_finished = flow.tcp_finished();
+        let is_new = flow.total_packets() == 0;
+        let server_before = flow.server;
+        let dir = flow.update(meta, r.ts, r.orig_len);
+        if is_new || flow.server != server_before {
+            // Looked up when the flow begins, and again if a late SYN shows the roles were
+            // guessed the wrong way round.
+            inspector.set_bound(inspect::Bound {
+                dns: names.dns.lookup(flow.server.0, flow.first_ts),
+                mdns: names
+                    .mdns
+                    .lookup(flow.server.0, flow.server.1, flow.first_ts),
+            });
+        }
+        let dns_port = inspect::dns_port(meta);
+        // A DNS or mDNS payload is parsed at most once here, and not at all if the dispatcher
+        // already said whether it is one (it reads every answer).
+        let mut parsed = None;
+        let mut dns_valid = r.dns_valid;
+        let verifies = flow.server.1 == ports::MDNS && meta.proto == ip_proto::UDP;
+        if dns_valid.is_none() && verifies && inspector.active() {
+            let msg = dns::parse_message(meta.payload);
+            dns_valid = Some(msg.is_ok());
+            parsed = Some(msg);
+        }
+        // DNS over TCP is read to the end of the stream, whatever the client's side showed.
+        if inspector.active() || (flow.server.1 == ports::DNS && meta.proto == ip_proto::TCP) {
+            inspector.on_packet(meta, dir, flow.server.1, dns_valid);
+        }
+        if let Some(mdns) = dns_port {
+            let response = inspect::is_dns_response(meta.payload);
+            // Answers were read by the dispatcher; queries are read here (who searched for
+            // what; any order gives the same). A query that repeats an earlier one of this flow
+            // has nothing new to tell. The names a message carries are only kept for the
+            // flow's record.
+            let repeat = !response && inspector.repeated_query(meta.payload);
+            let keep = records.is_some();
+            if !repeat && (!response || keep) {
+                let msg = parsed.unwrap_or_else(|| dns::parse_message(meta.payload));
+                if let Ok(msg) = msg {
+                    if !response {
+                        inspect::observe_message(&msg, meta, mdns, r.ts, names);
+                    }
+                    if keep {
+                        inspector.note_dns_names(&msg);
+                    }
+                }
+            }
+        }
+        if !was_finished && flow.tcp_finished() {
+            let (id, last) = (flow.id, flow.last_ts);
+            table.note_finished(key, id, last);
+        }
+    }
+
+    /// Ends every flow (end of input, a new stretch of capture, or shutdown).
+    pub(crate) fn finish(&mut self) {
+        let Self {
+            sigs,
+            table,
+            counters,
+            records,
+            ..
+        } = self;
+        table.drain(|f, x, _why| end_flow(sigs, counters, records.as_mut(), &f, &x));
+    }
+
+    /// Counters as if every live flow ended now; nothing changes.
+    pub(crate) fn snapshot(&self) -> Counters {
+        let mut c = self.counters.clone();
+        self.table
+            .for_each(|f, x| end_flow(&self.sigs, &mut c, None, f, x));
+        c
+    }
+
+    /// Takes the records of flows that ended since the last call.
+    pub(crate) fn take_records(&mut self) -> Vec<FlowRecord> {
+        self.records
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// What this worker counted.
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Flows held now, and flows evicted to respect the cap.
+    pub(crate) fn flow_counts(&self) -> (usize, u64) {
+        (self.table.len(), self.table.evicted())
+    }
+}
+
+/// Labels a flow that ended, from its own names and what the name stores knew at its first
+/// packet, and counts it; with `records`, also makes its record (otherwise no text is made).
+fn end_flow(
+    sigs: &SignatureSet,
+    counters: &mut Counters,
+    records: Option<&mut Vec<FlowRecord>>,
+    flow: &Flow,
+    inspector: &Inspector,
+) {
+    let n = inspector.names();
+    let bound = inspector.bound();
+    let dns = bound.and_then(|b| b.dns.as_ref());
+    let mdns = bound.and_then(|b| b.mdns.as_ref());
+    let facts = NameFacts {
+        sni: n.sni.as_deref(),
+        quic_sni: n.quic_sni.as_deref(),
+        http_host: n.http_host.as_deref(),
+        dns: dns.map_or(&[], |b| &b.names[..]),
+        mdns: mdns.map(|e| (&*e.service_type, &*e.instance)),
+        verified_payload: n.verified,
+    };
+    let decision = classify::decide(
+        sigs,
+        ServerFacts {
+            proto: flow.proto,
+            ip: flow.server.0,
+            port: flow.server.1,
+        },
+        &facts,
+    );
+    let name = facts
+        .sni
+        .or(facts.quic_sni)
+        .or(facts.http_host)
+        .or(facts.dns.first().map(|b| &**b))
+        .or(facts.mdns.map(|(_, instance)| instance));
+    counters.add_flow(
+        sigs,
+        &Finished {
+            flow,
+            decision: &decision,
+            name,
+        },
+    );
+    let Some(records) = records else {
+        return;
+    };
+    let owned = |o: Option<&str>| o.map(str::to_string);
+    let mut rec = FlowRecord::new(sigs, flow, decision.into_label(sigs), owned(name));
+    rec.alpn = owned(n.alpn.as_deref());
+    rec.user_agent = owned(n.user_agent.as_deref());
+    rec.names = NameRecord {
+        sni: owned(facts.sni),
+        quic_sni: owned(facts.quic_sni),
+        http_host: owned(facts.http_host),
+        dns: facts.dns.iter().map(|s| s.to_string()).collect(),
+        mdns: owned(facts.mdns.map(|(_, i)| i)),
+        queried: inspector.queried().map(str::to_string).collect(),
+    };
+    records.push(rec);
+}

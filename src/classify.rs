@@ -545,7 +545,7 @@ pub fn decide_by_endpoint(
             }
         })
     } else if let Some((t, r)) = port_rule {
-        if verified_payload && Some(r.service) == sigs.service_id("bonjour") {
+        if verified_payload && Some(r.service) == sigs.bonjour_service() {
             // A discovery message verified on its own port (unicast SSDP replies, NAT-PMP to
             // a gateway): the protocol is known, not guessed.
             d.push(Found::Payload {

@@ -462,9 +462,4 @@ impl Flow {
     pub fn total_packets(&self) -> u64 {
         self.packets[0] + self.packets[1]
     }
-
-    /// Total bytes both ways.
-    pub fn total_bytes(&self) -> u64 {
-        self.bytes[0] + self.bytes[1]
-    }
 }

@@ -32,23 +32,45 @@ impl Default for Timeouts {
     }
 }
 
-impl Timeouts {
-    fn for_flow(&self, flow: &Flow) -> u64 {
+/// Which idle timeout a flow is under; each class has its own expiry queue, in which
+/// deadlines only grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimeoutClass {
+    Tcp,
+    TcpClosed,
+    Udp,
+    Other,
+}
+
+impl TimeoutClass {
+    const COUNT: usize = 4;
+
+    fn of(flow: &Flow) -> Self {
         match flow.proto {
-            ip_proto::TCP if flow.tcp_finished() => self.tcp_closed,
-            ip_proto::TCP => self.tcp,
-            ip_proto::UDP => self.udp,
-            _ => self.other,
+            ip_proto::TCP if flow.tcp_finished() => Self::TcpClosed,
+            ip_proto::TCP => Self::Tcp,
+            ip_proto::UDP => Self::Udp,
+            _ => Self::Other,
         }
     }
 
-    fn class(&self, flow: &Flow) -> usize {
-        match flow.proto {
-            ip_proto::TCP if flow.tcp_finished() => 1,
-            ip_proto::TCP => 0,
-            ip_proto::UDP => 2,
-            _ => 3,
+    fn queue(self) -> usize {
+        self as usize
+    }
+}
+
+impl Timeouts {
+    fn secs(&self, class: TimeoutClass) -> u64 {
+        match class {
+            TimeoutClass::Tcp => self.tcp,
+            TimeoutClass::TcpClosed => self.tcp_closed,
+            TimeoutClass::Udp => self.udp,
+            TimeoutClass::Other => self.other,
         }
+    }
+
+    fn for_flow(&self, flow: &Flow) -> u64 {
+        self.secs(TimeoutClass::of(flow))
     }
 }
 
@@ -65,6 +87,26 @@ pub enum EndReason {
     Flush,
 }
 
+impl EndReason {
+    /// Every reason, in counter order.
+    pub const ALL: [Self; 4] = [Self::Idle, Self::Reused, Self::Evicted, Self::Flush];
+
+    /// The reason's slot in per-reason counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Stable name (metrics label values).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Idle => "idle",
+            Self::Reused => "reused",
+            Self::Evicted => "evicted",
+            Self::Flush => "end-of-input",
+        }
+    }
+}
+
 /// Expiry is checked at most this often, in packet time.
 const SWEEP_INTERVAL_NS: u64 = Timestamp::NANOS_PER_SEC;
 
@@ -72,7 +114,7 @@ const SWEEP_INTERVAL_NS: u64 = Timestamp::NANOS_PER_SEC;
 /// besides the map, borrowed apart so the map can stay borrowed by one probe).
 struct Starter<'t> {
     next_id: &'t mut u64,
-    queues: &'t mut [VecDeque<(Timestamp, FlowKey, u64)>; 4],
+    queues: &'t mut [VecDeque<(Timestamp, FlowKey, u64)>; TimeoutClass::COUNT],
     order: &'t mut VecDeque<(FlowKey, u64)>,
     queued: &'t mut bool,
     timeouts: Timeouts,
@@ -94,7 +136,7 @@ impl Starter<'_> {
                 .0
                 .saturating_add(1),
         );
-        self.queues[self.timeouts.class(&flow)].push_back((deadline, key, id));
+        self.queues[TimeoutClass::of(&flow).queue()].push_back((deadline, key, id));
         self.order.push_back((key, id));
         *self.queued = true;
         flow
@@ -106,7 +148,7 @@ pub struct FlowTable<T> {
     map: HashMap<FlowKey, (Flow, T), foldhash::fast::RandomState>,
     /// Per timeout class: (deadline, key, flow id), deadlines non-decreasing within a class
     /// because packet time only moves forward here. Entries may be stale; they are checked.
-    queues: [VecDeque<(Timestamp, FlowKey, u64)>; 4],
+    queues: [VecDeque<(Timestamp, FlowKey, u64)>; TimeoutClass::COUNT],
     /// Keys in creation order, for eviction of the oldest when the table is full.
     order: VecDeque<(FlowKey, u64)>,
     timeouts: Timeouts,
@@ -295,11 +337,11 @@ impl<T: Default> FlowTable<T> {
     pub fn note_finished(&mut self, key: FlowKey, id: u64, last_ts: Timestamp) {
         let deadline = Timestamp(
             last_ts
-                .plus_secs(self.timeouts.tcp_closed)
+                .plus_secs(self.timeouts.secs(TimeoutClass::TcpClosed))
                 .0
                 .saturating_add(1),
         );
-        self.queues[1].push_back((deadline, key, id));
+        self.queues[TimeoutClass::TcpClosed.queue()].push_back((deadline, key, id));
         self.queued = true;
     }
 
@@ -332,8 +374,7 @@ impl<T: Default> FlowTable<T> {
                         ended(f, t, EndReason::Idle);
                     }
                 } else {
-                    let class = self.timeouts.class(flow);
-                    self.queues[class].push_back((idle_at, key, id));
+                    self.queues[TimeoutClass::of(flow).queue()].push_back((idle_at, key, id));
                 }
             }
         }

@@ -9,7 +9,7 @@ use super::dispatch::Routed;
 use crate::classify::{self, NameFacts, ServerFacts};
 use crate::counters::{Counters, Finished};
 use crate::decode::ip_proto;
-use crate::flow::table::{FlowTable, Timeouts};
+use crate::flow::table::{EndReason, FlowTable, Timeouts};
 use crate::flow::{Flow, FlowKey};
 use crate::inspect::dns;
 use crate::inspect::names::Names;
@@ -105,8 +105,8 @@ impl Worker {
         let known_port = |proto: u8, port: u16| {
             Transport::from_ip_proto(proto).is_some_and(|t| sigs.port_rule(t, port).is_some())
         };
-        let (flow, inspector) = table.lookup_keyed(key, meta, r.ts, known_port, |f, x, _why| {
-            end_flow(sigs, counters, records.as_mut(), &f, &x);
+        let (flow, inspector) = table.lookup_keyed(key, meta, r.ts, known_port, |f, x, why| {
+            end_flow(sigs, counters, records.as_mut(), &f, &x, why);
         });
         let was_finished = flow.tcp_finished();
         let is_new = flow.total_packets() == 0;
@@ -172,14 +172,14 @@ impl Worker {
             records,
             ..
         } = self;
-        table.drain(|f, x, _why| end_flow(sigs, counters, records.as_mut(), &f, &x));
+        table.drain(|f, x, why| end_flow(sigs, counters, records.as_mut(), &f, &x, why));
     }
 
     /// Counters as if every live flow ended now; nothing changes.
     pub(crate) fn snapshot(&self) -> Counters {
         let mut c = self.counters.clone();
         self.table
-            .for_each(|f, x| end_flow(&self.sigs, &mut c, None, f, x));
+            .for_each(|f, x| end_flow(&self.sigs, &mut c, None, f, x, EndReason::Flush));
         c
     }
 
@@ -210,6 +210,7 @@ fn end_flow(
     records: Option<&mut Vec<FlowRecord>>,
     flow: &Flow,
     inspector: &Inspector,
+    why: EndReason,
 ) {
     let n = inspector.names();
     let bound = inspector.bound();
@@ -245,6 +246,7 @@ fn end_flow(
             decision: &decision,
             name,
         },
+        why,
     );
     let Some(records) = records else {
         return;

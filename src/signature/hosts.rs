@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 /// Longest host name DNS allows (RFC 1035 §2.3.4), in presentation form without trailing dot.
-pub const MAX_NAME_LEN: usize = 253;
+pub(crate) const MAX_NAME_LEN: usize = 253;
 const MAX_LABEL_LEN: usize = 63;
 
 /// A host pattern: an exact name, `*.suffix` (the suffix and every name below it), or one
@@ -169,13 +169,13 @@ struct Node {
 
 /// Reversed-label trie over host patterns.
 #[derive(Debug)]
-pub struct HostIndex {
+pub(crate) struct HostIndex {
     nodes: Vec<Node>,
 }
 
 impl HostIndex {
     /// Builds the trie. Where two patterns are identical, the first wins.
-    pub fn build<'a>(patterns: impl Iterator<Item = &'a HostPattern>) -> Self {
+    pub(crate) fn build<'a>(patterns: impl Iterator<Item = &'a HostPattern>) -> Self {
         let mut index = Self {
             nodes: vec![Node::default()],
         };
@@ -209,7 +209,7 @@ impl HostIndex {
 
     /// The most specific pattern matching `name`, compared case-insensitively on whole labels;
     /// a trailing dot is ignored. Names longer than DNS allows match nothing.
-    pub fn lookup(&self, name: &str) -> Option<HostMatch> {
+    pub(crate) fn lookup(&self, name: &str) -> Option<HostMatch> {
         let name = name.strip_suffix('.').unwrap_or(name).as_bytes();
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return None;

@@ -240,6 +240,8 @@ pub struct SignatureSet {
     address_order: Vec<usize>,
     host_index: hosts::HostIndex,
     apple: ServiceId,
+    /// The `bonjour` service, resolved once here (the classify path asks for it per flow).
+    bonjour_service: Option<ServiceId>,
 }
 
 const NO_RULE: u16 = u16::MAX;
@@ -306,7 +308,12 @@ impl SignatureSet {
         let mut address_order: Vec<usize> = (0..addresses.len()).collect();
         address_order.sort_by_key(|&i| (std::cmp::Reverse(addresses[i].prefix.prefix_len()), i));
         let host_index = hosts::HostIndex::build(hosts.iter().map(|h| &h.pattern));
+        let bonjour_service = services
+            .iter()
+            .position(|s| s.id == "bonjour")
+            .map(|i| ServiceId(i as u16));
         Self {
+            bonjour_service,
             origin,
             services,
             ports,
@@ -336,6 +343,11 @@ impl SignatureSet {
     /// The generic `apple` service.
     pub fn apple(&self) -> ServiceId {
         self.apple
+    }
+
+    /// The `bonjour` service (discovery protocols), if the set has one.
+    pub fn bonjour_service(&self) -> Option<ServiceId> {
+        self.bonjour_service
     }
 
     /// The narrowest port rule for a server port, if any.

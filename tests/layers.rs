@@ -47,7 +47,9 @@ fn files() -> BTreeMap<Vec<String>, PathBuf> {
         .map(|p| {
             let rel = p.strip_prefix(src()).unwrap().with_extension("");
             let mut m: Vec<String> = rel.iter().map(|c| c.to_string_lossy().into()).collect();
-            if m.last().is_some_and(|l| l == "mod" || l == "lib" || l == "main") {
+            if m.last()
+                .is_some_and(|l| l == "mod" || l == "lib" || l == "main")
+            {
                 m.pop();
             }
             (m, p)
@@ -95,7 +97,10 @@ fn code_of(text: &str) -> String {
 /// The modules a file's code names: `crate::a::b` paths, and `super::` paths resolved.
 fn imports(module: &[String], code: &str, known: &BTreeSet<Vec<String>>) -> BTreeSet<Vec<String>> {
     let mut found = BTreeSet::new();
-    for (start, _) in code.match_indices("crate::").chain(code.match_indices("super::")) {
+    for (start, _) in code
+        .match_indices("crate::")
+        .chain(code.match_indices("super::"))
+    {
         let before = code[..start].chars().last();
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
             continue;
@@ -143,11 +148,19 @@ fn no_module_imports_one_later_in_the_data_flow() {
             if let Some(theirs) = rank(&t)
                 && theirs > mine
             {
-                wrong.push(format!("{} imports {}", module.join("::"), target.join("::")));
+                wrong.push(format!(
+                    "{} imports {}",
+                    module.join("::"),
+                    target.join("::")
+                ));
             }
         }
     }
-    assert!(wrong.is_empty(), "imports against the data flow:\n{}", wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "imports against the data flow:\n{}",
+        wrong.join("\n")
+    );
 }
 
 #[test]
@@ -218,7 +231,11 @@ fn no_file_holds_more_than_800_lines_of_code_outside_its_tests() {
             long.push(format!("{} ({lines} lines)", module.join("::")));
         }
     }
-    assert!(long.is_empty(), "files past 800 lines of non-test code:\n{}", long.join("\n"));
+    assert!(
+        long.is_empty(),
+        "files past 800 lines of non-test code:\n{}",
+        long.join("\n")
+    );
 }
 
 #[test]
@@ -228,7 +245,11 @@ fn the_checks_see_what_they_check() {
     let known: BTreeSet<Vec<String>> = files.keys().cloned().collect();
     assert!(known.contains(&vec!["pipeline".to_string(), "dispatch".to_string()]));
     let m = vec!["pipeline".to_string(), "worker".to_string()];
-    let found = imports(&m, "use super::dispatch::Routed;\nuse crate::flow::table::FlowTable;", &known);
+    let found = imports(
+        &m,
+        "use super::dispatch::Routed;\nuse crate::flow::table::FlowTable;",
+        &known,
+    );
     assert!(found.contains(&vec!["pipeline".to_string(), "dispatch".to_string()]));
     assert!(found.contains(&vec!["flow".to_string(), "table".to_string()]));
     let test_only = code_of("fn a() {}\n#[cfg(test)]\nmod tests {\n    use crate::app::run;\n}\n");

@@ -86,6 +86,7 @@ pub(super) fn run_files(
         if let Some(b) = bar {
             b.finish_and_clear();
         }
+        classifier.end_of_input();
         failed |= error.is_some();
         inputs.push(InputSummary {
             file: name,

@@ -17,6 +17,9 @@ pub struct PacketStats {
     /// Times packet time went back more than a minute and a new stretch of capture began
     /// (see [`crate::pipeline::Clock`]); counted where the clock is kept, once per input.
     pub clock_restarts: u64,
+    /// Packets whose time fit neither the capture's clock nor a new stretch of capture (one
+    /// packet stamped decades ahead, or at zero): handled at the clock's time instead.
+    pub clock_outliers: u64,
 }
 
 impl PacketStats {
@@ -38,6 +41,7 @@ impl PacketStats {
         self.bytes += other.bytes;
         self.decoded += other.decoded;
         self.clock_restarts += other.clock_restarts;
+        self.clock_outliers += other.clock_outliers;
         for (a, b) in self.skipped.iter_mut().zip(other.skipped) {
             *a += b;
         }

@@ -132,6 +132,8 @@ pub struct TcpSeen {
 pub struct Flow {
     /// Generation number, unique per table, to tell a flow from a later one on the same key.
     pub id: u64,
+    /// The cap group of its table that counts it (see [`table::FlowTable::with_groups`]).
+    pub group: u16,
     /// IP protocol.
     pub proto: u8,
     /// Client endpoint.
@@ -297,6 +299,7 @@ impl Flow {
         };
         Self {
             id,
+            group: 0,
             proto: meta.proto,
             client,
             server,

@@ -115,7 +115,7 @@ const SWEEP_INTERVAL_NS: u64 = Timestamp::NANOS_PER_SEC;
 struct Starter<'t> {
     next_id: &'t mut u64,
     queues: &'t mut [VecDeque<(Timestamp, FlowKey, u64)>; TimeoutClass::COUNT],
-    order: &'t mut VecDeque<(FlowKey, u64)>,
+    groups: &'t mut [Group],
     queued: &'t mut bool,
     timeouts: Timeouts,
 }
@@ -124,23 +124,37 @@ impl Starter<'_> {
     fn flow(
         &mut self,
         key: FlowKey,
+        group: usize,
         meta: &PacketMeta<'_>,
         ts: Timestamp,
         known_port: impl Fn(u8, u16) -> bool,
     ) -> Flow {
         let id = *self.next_id;
         *self.next_id += 1;
-        let flow = Flow::new(id, meta, ts, known_port);
+        let mut flow = Flow::new(id, meta, ts, known_port);
+        flow.group = group as u16;
         let deadline = Timestamp(
             ts.plus_secs(self.timeouts.for_flow(&flow))
                 .0
                 .saturating_add(1),
         );
         self.queues[TimeoutClass::of(&flow).queue()].push_back((deadline, key, id));
-        self.order.push_back((key, id));
+        let g = &mut self.groups[group];
+        g.order.push_back((key, id));
+        g.len += 1;
         *self.queued = true;
         flow
     }
+}
+
+/// A share of the table's flow cap: its flows in creation order (for eviction of its oldest),
+/// how many it holds and how many it may.
+#[derive(Debug, Default)]
+struct Group {
+    /// Keys in creation order; entries of flows that left are stale and skipped.
+    order: VecDeque<(FlowKey, u64)>,
+    len: usize,
+    cap: usize,
 }
 
 /// A worker's flows.
@@ -149,10 +163,9 @@ pub struct FlowTable<T> {
     /// Per timeout class: (deadline, key, flow id), deadlines non-decreasing within a class
     /// because packet time only moves forward here. Entries may be stale; they are checked.
     queues: [VecDeque<(Timestamp, FlowKey, u64)>; TimeoutClass::COUNT],
-    /// Keys in creation order, for eviction of the oldest when the table is full.
-    order: VecDeque<(FlowKey, u64)>,
+    /// Shares of the flow cap, each evicting its own oldest flow when full.
+    groups: Vec<Group>,
     timeouts: Timeouts,
-    max_flows: usize,
     next_id: u64,
     now: Timestamp,
     next_sweep: Timestamp,
@@ -162,14 +175,35 @@ pub struct FlowTable<T> {
 }
 
 impl<T: Default> FlowTable<T> {
-    /// An empty table.
+    /// An empty table of at most `max_flows` flows.
     pub fn new(timeouts: Timeouts, max_flows: usize) -> Self {
+        Self::with_groups(timeouts, &[max_flows])
+    }
+
+    /// An empty table whose flows are counted in groups, group `i` holding at most `caps[i]`
+    /// (at least 1): a full group evicts its own oldest flow. A worker gives each shard of the
+    /// key space it owns a group, so that which flow is evicted depends on the shard alone,
+    /// never on how many workers share the shards out.
+    pub fn with_groups(timeouts: Timeouts, caps: &[usize]) -> Self {
+        let groups = caps
+            .iter()
+            .map(|&cap| Group {
+                cap: cap.max(1),
+                ..Group::default()
+            })
+            .collect::<Vec<_>>();
         Self {
             map: HashMap::default(),
             queues: Default::default(),
-            order: VecDeque::new(),
+            groups: if groups.is_empty() {
+                vec![Group {
+                    cap: 1,
+                    ..Group::default()
+                }]
+            } else {
+                groups
+            },
             timeouts,
-            max_flows: max_flows.max(1),
             next_id: 0,
             now: Timestamp(0),
             next_sweep: Timestamp(0),
@@ -222,7 +256,7 @@ impl<T: Default> FlowTable<T> {
         known_port: impl Fn(u8, u16) -> bool,
         ended: impl FnMut(Flow, T, EndReason),
     ) -> &mut (Flow, T) {
-        self.lookup_keyed(FlowKey::of(meta), meta, ts, known_port, ended)
+        self.lookup_keyed(FlowKey::of(meta), 0, meta, ts, known_port, ended)
     }
 
     /// [`FlowTable::lookup`] with the key given (ICMP errors about unknown flows are grouped
@@ -230,6 +264,7 @@ impl<T: Default> FlowTable<T> {
     pub fn lookup_keyed(
         &mut self,
         key: FlowKey,
+        group: usize,
         meta: &PacketMeta<'_>,
         ts: Timestamp,
         known_port: impl Fn(u8, u16) -> bool,
@@ -244,7 +279,8 @@ impl<T: Default> FlowTable<T> {
         // replaced under the same key, or a new flow starts. (A lookup to check, then another
         // to borrow, took 6% of all instructions on the benchmark capture.) A full table takes
         // the path below, which evicts first.
-        if self.map.len() < self.max_flows {
+        let group = group.min(self.groups.len() - 1);
+        if self.groups[group].len < self.groups[group].cap {
             // The queues only grow when a flow starts or finishes: check them then.
             if std::mem::take(&mut self.queued) {
                 self.compact_if_needed();
@@ -253,21 +289,22 @@ impl<T: Default> FlowTable<T> {
             let mut start = Starter {
                 next_id: &mut self.next_id,
                 queues: &mut self.queues,
-                order: &mut self.order,
+                groups: &mut self.groups,
                 queued: &mut self.queued,
                 timeouts,
             };
             return match self.map.entry(key) {
                 Entry::Occupied(mut o) => {
                     if let Some(why) = Self::ends_before(&o.get().0, meta, now, timeouts) {
-                        let flow = start.flow(key, meta, ts, known_port);
+                        let flow = start.flow(key, group, meta, ts, known_port);
                         let (f, t) = std::mem::replace(o.get_mut(), (flow, T::default()));
+                        start.groups[usize::from(f.group)].len -= 1;
                         ended(f, t, why);
                     }
                     o.into_mut()
                 }
                 Entry::Vacant(v) => {
-                    let flow = start.flow(key, meta, ts, known_port);
+                    let flow = start.flow(key, group, meta, ts, known_port);
                     v.insert((flow, T::default()))
                 }
             };
@@ -275,19 +312,24 @@ impl<T: Default> FlowTable<T> {
         if let Some((flow, _)) = self.map.get(&key) {
             match Self::ends_before(flow, meta, self.now, self.timeouts) {
                 Some(why) => {
-                    if let Some((f, t)) = self.map.remove(&key) {
+                    if let Some((f, t)) = self.remove(&key) {
                         ended(f, t, why);
                     }
                 }
                 None => return self.map.get_mut(&key).expect("flow present"),
             }
         }
-        while self.map.len() >= self.max_flows {
-            let Some((old, id)) = self.order.pop_front() else {
+        if self.groups[group].len >= self.groups[group].cap {
+            // Flows idle by now end as idle, not evicted: whether a sweep already ran must not
+            // decide which flows are evicted.
+            self.expire_idle(&mut ended);
+        }
+        while self.groups[group].len >= self.groups[group].cap {
+            let Some((old, id)) = self.groups[group].order.pop_front() else {
                 break;
             };
             if self.map.get(&old).is_some_and(|(f, _)| f.id == id)
-                && let Some((f, t)) = self.map.remove(&old)
+                && let Some((f, t)) = self.remove(&old)
             {
                 self.evicted += 1;
                 ended(f, t, EndReason::Evicted);
@@ -296,11 +338,11 @@ impl<T: Default> FlowTable<T> {
         let flow = Starter {
             next_id: &mut self.next_id,
             queues: &mut self.queues,
-            order: &mut self.order,
+            groups: &mut self.groups,
             queued: &mut self.queued,
             timeouts: self.timeouts,
         }
-        .flow(key, meta, ts, known_port);
+        .flow(key, group, meta, ts, known_port);
         self.compact_if_needed();
         self.map.entry(key).or_insert((flow, T::default()))
     }
@@ -370,7 +412,7 @@ impl<T: Default> FlowTable<T> {
                         .saturating_add(1),
                 );
                 if idle_at <= now {
-                    if let Some((f, t)) = self.map.remove(&key) {
+                    if let Some((f, t)) = self.remove(&key) {
                         ended(f, t, EndReason::Idle);
                     }
                 } else {
@@ -388,8 +430,10 @@ impl<T: Default> FlowTable<T> {
         let bound = 2 * self.map.len() + 1024;
         let map = &self.map;
         let live = |k: &FlowKey, id: &u64| map.get(k).is_some_and(|(f, _)| f.id == *id);
-        if self.order.len() > bound {
-            self.order.retain(|(k, id)| live(k, id));
+        for g in &mut self.groups {
+            if g.order.len() > 2 * g.len + 1024 {
+                g.order.retain(|(k, id)| live(k, id));
+            }
         }
         for q in &mut self.queues {
             if q.len() > bound {
@@ -405,10 +449,22 @@ impl<T: Default> FlowTable<T> {
         for (f, t) in all {
             ended(f, t, EndReason::Flush);
         }
-        self.order.clear();
+        for g in &mut self.groups {
+            g.order.clear();
+            g.len = 0;
+        }
         for q in &mut self.queues {
             q.clear();
         }
+    }
+
+    /// Takes a flow out of the map and its group's count.
+    fn remove(&mut self, key: &FlowKey) -> Option<(Flow, T)> {
+        let (f, t) = self.map.remove(key)?;
+        if let Some(g) = self.groups.get_mut(usize::from(f.group)) {
+            g.len -= 1;
+        }
+        Some((f, t))
     }
 
     /// Visits every live flow (for periodic reports).
@@ -449,7 +505,7 @@ mod tests {
         }
         assert_eq!(t.evicted(), 99_000);
         assert_eq!(ended, 99_000);
-        assert!(t.order.len() <= 2 * t.len() + 1024 + 1);
+        assert!(t.groups[0].order.len() <= 2 * t.len() + 1024 + 1);
     }
 
     #[test]
@@ -464,7 +520,7 @@ mod tests {
             t.lookup(&meta, Timestamp(5), |_, _| false, |_, _, _| {});
         }
         let bound = 2 * t.len() + 1024 + 1;
-        assert!(t.order.len() <= bound);
+        assert!(t.groups[0].order.len() <= bound);
         assert!(t.queues.iter().all(|q| q.len() <= bound));
     }
 

@@ -32,6 +32,7 @@ pub(super) struct Slot {
     clock: Timestamp,
     orig_len: u32,
     key: FlowKey,
+    shard: u16,
     quoted_src: Option<IpAddr>,
     dns_valid: Option<bool>,
     src: IpAddr,
@@ -112,6 +113,7 @@ impl Batch {
             clock: r.clock,
             orig_len: r.orig_len,
             key: r.key,
+            shard: r.shard,
             quoted_src: r.quoted_src,
             dns_valid: r.dns_valid,
             src: meta.src,
@@ -159,6 +161,7 @@ impl Batch {
             ts: s.ts,
             orig_len: s.orig_len,
             clock: s.clock,
+            shard: s.shard,
             dns_valid: s.dns_valid,
         }
     }
@@ -179,7 +182,20 @@ mod tests {
     use super::*;
     use crate::capture::file::CaptureFile;
     use crate::inspect::names::Names;
-    use crate::pipeline::dispatch::Dispatcher;
+    use crate::pipeline::dispatch::{Dispatcher, Sink};
+
+    /// Fills one batch with whatever the dispatcher routes, and the payloads it saw.
+    struct Fill(Batch, Vec<Vec<u8>>);
+
+    impl Sink for Fill {
+        fn packet(&mut self, pkt: &Packet<'_>, r: &Routed<'_>) {
+            self.1.push(r.meta.payload.to_vec());
+            self.0.push(pkt, r);
+            assert!(self.0.blocks.len() <= BLOCKS_PER_BATCH);
+        }
+
+        fn restart(&mut self, _clock: Timestamp) {}
+    }
 
     fn shared_capture(name: &str) -> CaptureFile {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/pcaps/");
@@ -192,17 +208,13 @@ mod tests {
         // through 2.3 MB: it keeps two blocks alive at most, and every packet reads back the
         // same through it, whether it lies in a held block or was copied.
         let mut capture = shared_capture("mercury__capture2.pcap");
-        let mut dispatcher = Dispatcher::new(Arc::new(Names::new(1000)));
-        let mut batch = Batch::with_capacity();
-        let mut expected: Vec<Vec<u8>> = Vec::new();
+        let mut dispatcher = Dispatcher::new(Arc::new(Names::new(1000)), 1);
+        let mut fill = Fill(Batch::with_capacity(), Vec::new());
         while let Some(Ok(pkt)) = capture.next_packet() {
-            let Some(r) = dispatcher.route(&pkt) else {
-                continue;
-            };
-            expected.push(r.meta.payload.to_vec());
-            batch.push(&pkt, &r);
-            assert!(batch.blocks.len() <= BLOCKS_PER_BATCH);
+            dispatcher.push(&pkt, &mut fill);
         }
+        dispatcher.finish(&mut fill);
+        let Fill(mut batch, expected) = fill;
         assert!(expected.len() > 1_000);
         assert!(!batch.data.is_empty(), "later packets were copied");
         assert!(
@@ -237,11 +249,9 @@ mod tests {
             orig_len: u32::from(total),
             block: None,
         };
-        let r = Dispatcher::new(Arc::new(Names::new(10)))
-            .route(&pkt)
-            .unwrap();
-        let mut batch = Batch::with_capacity();
-        batch.push(&pkt, &r);
+        let mut fill = Fill(Batch::with_capacity(), Vec::new());
+        Dispatcher::new(Arc::new(Names::new(10)), 1).push(&pkt, &mut fill);
+        let batch = fill.0;
         assert_eq!(batch.slots[0].payload.0, ARENA);
         assert_eq!(batch.routed(&batch.slots[0]).meta.payload, &frame[..]);
     }

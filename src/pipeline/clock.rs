@@ -1,36 +1,57 @@
-//! Packet time for a whole input: the latest packet time so far, and when time goes back far
-//! enough to start a new stretch of capture. Kept by the dispatcher, handed to workers with
-//! each packet, so every worker sees the same time whatever packets it gets.
+//! Packet time for a whole run: the latest packet time so far, and whether a packet's time fits
+//! it. Kept by the dispatcher, handed to workers with each packet, so every worker sees the
+//! same time whatever packets it gets. What to do with a packet that does not fit (an outlier,
+//! or the start of a new stretch of capture) the dispatcher decides by looking at the packets
+//! after it.
 
 use crate::capture::Timestamp;
 
-/// How far packet time may go back before it counts as a new stretch of capture rather than
-/// packets out of order (merged interfaces, a reordering capture point): more than any idle
-/// timeout but the longest, far more than any reordering.
+/// How far packet time may go back before it no longer fits the stretch of capture (packets
+/// out of order: merged interfaces, a reordering capture point): more than any idle timeout but
+/// the longest, far more than any reordering.
 pub const CLOCK_JUMP_BACK: Timestamp = Timestamp(60 * Timestamp::NANOS_PER_SEC);
 
-/// The time of an input: the latest packet time so far, unless a packet is more than
-/// [`CLOCK_JUMP_BACK`] older than that. Then the clock goes back to it and a new stretch of
-/// capture begins (files read out of order, a capture restarted with an older clock): every
-/// flow still open ends there, as at the end of an input. Without this, every packet of the
-/// older stretch was idle by the clock and started a flow of its own, and nothing was ever
-/// swept (the clock stood still): reading one capture twice held ten times its flows.
+/// How far packet time may go forward at once and still fit: the longest idle timeout (TCP,
+/// 300 s). A longer gap is believed once the packets after it confirm it (a quiet network, a
+/// capture paused); a single packet stamped years ahead is not.
+pub const CLOCK_JUMP_FORWARD: Timestamp = Timestamp(300 * Timestamp::NANOS_PER_SEC);
+
+/// The time of a run: the latest packet time of the current stretch of capture.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Clock {
     now: Option<Timestamp>,
 }
 
 impl Clock {
-    /// The clock after a packet of time `ts`, and whether it went back (a new stretch of
-    /// capture begins here; the keeper counts it in [`crate::counters::PacketStats::clock_restarts`]).
-    pub fn tick(&mut self, ts: Timestamp) -> (Timestamp, bool) {
-        let (now, restart) = match self.now {
-            Some(now) if ts.0.saturating_add(CLOCK_JUMP_BACK.0) < now.0 => (ts, true),
-            Some(now) => (now.max(ts), false),
-            None => (ts, false),
-        };
+    /// The clock, if any packet was seen.
+    pub fn now(&self) -> Option<Timestamp> {
+        self.now
+    }
+
+    /// Whether a packet of time `ts` fits the current stretch: no more than
+    /// [`CLOCK_JUMP_BACK`] behind the clock, no more than [`CLOCK_JUMP_FORWARD`] ahead.
+    pub fn fits(&self, ts: Timestamp) -> bool {
+        self.now.is_none_or(|now| {
+            ts.0.saturating_add(CLOCK_JUMP_BACK.0) >= now.0
+                && ts.0 <= now.0.saturating_add(CLOCK_JUMP_FORWARD.0)
+        })
+    }
+
+    /// Whether `ts` is behind the clock (by any amount).
+    pub fn is_behind(&self, ts: Timestamp) -> bool {
+        self.now.is_some_and(|now| ts < now)
+    }
+
+    /// The clock after a packet of time `ts` that fits: time only moves forward.
+    pub fn advance(&mut self, ts: Timestamp) -> Timestamp {
+        let now = self.now.map_or(ts, |now| now.max(ts));
         self.now = Some(now);
-        (now, restart)
+        now
+    }
+
+    /// Sets the clock to `ts`, forward or back: a new stretch of capture.
+    pub fn jump_to(&mut self, ts: Timestamp) {
+        self.now = Some(ts);
     }
 }
 
@@ -43,20 +64,26 @@ mod tests {
     #[test]
     fn clock_keeps_the_latest_time_through_reordering() {
         let mut c = Clock::default();
-        assert_eq!(c.tick(Timestamp(1_000 * S)), (Timestamp(1_000 * S), false));
-        // Out of order by up to a minute: the clock stays where it was.
-        assert_eq!(c.tick(Timestamp(950 * S)), (Timestamp(1_000 * S), false));
-        assert_eq!(c.tick(Timestamp(940 * S)), (Timestamp(1_000 * S), false));
-        assert_eq!(c.tick(Timestamp(1_001 * S)), (Timestamp(1_001 * S), false));
+        assert!(c.fits(Timestamp(1_000 * S)));
+        assert_eq!(c.advance(Timestamp(1_000 * S)), Timestamp(1_000 * S));
+        // Out of order by up to a minute: fits, and the clock stays where it was.
+        assert!(c.fits(Timestamp(940 * S)));
+        assert_eq!(c.advance(Timestamp(950 * S)), Timestamp(1_000 * S));
+        assert_eq!(c.advance(Timestamp(1_001 * S)), Timestamp(1_001 * S));
     }
 
     #[test]
-    fn clock_goes_back_past_a_minute_and_counts_it() {
+    fn times_past_a_minute_back_or_five_minutes_ahead_do_not_fit() {
         let mut c = Clock::default();
-        c.tick(Timestamp(1_000 * S));
-        assert_eq!(c.tick(Timestamp(939 * S)), (Timestamp(939 * S), true));
-        // A timestamp near zero from a damaged header: one more restart, no overflow.
-        assert_eq!(c.tick(Timestamp(0)), (Timestamp(0), true));
-        assert_eq!(c.tick(Timestamp(u64::MAX)), (Timestamp(u64::MAX), false));
+        c.advance(Timestamp(1_000 * S));
+        assert!(!c.fits(Timestamp(939 * S)));
+        assert!(c.fits(Timestamp(1_300 * S)));
+        assert!(!c.fits(Timestamp(1_301 * S)));
+        // Near zero and near the end of time: no overflow either way.
+        assert!(!c.fits(Timestamp(0)));
+        assert!(!c.fits(Timestamp(u64::MAX)));
+        c.jump_to(Timestamp(u64::MAX));
+        assert!(c.fits(Timestamp(u64::MAX)));
+        assert!(c.is_behind(Timestamp(0)));
     }
 }

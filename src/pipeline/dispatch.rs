@@ -1,8 +1,9 @@
 //! The front of the one packet path, for any number of workers: decodes each packet once,
-//! keeps the input's clock, reads DNS and mDNS answers (over UDP and TCP) into the name stores
-//! in packet order, and keys the packet to the flow it belongs to. Whatever runs the workers
-//! (inline, or on threads) sees exactly the same [`Routed`] packets, so the output does not
-//! depend on the number of workers.
+//! keeps the run's clock (telling outliers from new stretches of capture), reads DNS and mDNS
+//! answers (over UDP and TCP) into the name stores in packet order, and keys the packet to the
+//! flow and flow-table shard it belongs to. Whatever runs the workers (inline, or on threads)
+//! sees exactly the same [`Routed`] packets and restarts, so the output does not depend on the
+//! number of workers.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -31,11 +32,52 @@ pub struct Routed<'a> {
     pub ts: Timestamp,
     /// Its length on the wire.
     pub orig_len: u32,
-    /// The input's clock after it (see [`Clock`]).
+    /// The run's clock after it (see [`Clock`]).
     pub clock: Timestamp,
+    /// The flow-table shard its flow lives in (see [`shard_count`]).
+    pub shard: u16,
     /// Whether its payload is a well-formed DNS message, where the dispatcher parsed it
     /// (every answer on the DNS and mDNS ports); `None` where it did not look.
     pub dns_valid: Option<bool>,
+}
+
+/// Flow-table shards at most. Each shard has its own share of the flow cap and evicts its own
+/// oldest flow, and a flow's shard depends only on its key: so evictions, like everything
+/// else, do not depend on how many workers share the shards out.
+pub const MAX_SHARDS: usize = 64;
+
+/// Shards for a flow cap: [`MAX_SHARDS`], or fewer for a cap so small that every shard keeps
+/// at least one flow.
+pub fn shard_count(max_flows: usize) -> usize {
+    max_flows.clamp(1, MAX_SHARDS)
+}
+
+/// The flow cap of shard `i` of `shards`: the caps add up to `max_flows`.
+pub fn shard_cap(max_flows: usize, shards: usize, i: usize) -> usize {
+    max_flows / shards + usize::from(i < max_flows % shards)
+}
+
+/// Packets that must agree before the clock believes a jump: the packet that jumped and the
+/// ones after it. One packet stamped in 2100 (or at 0) among others is an outlier; three in a
+/// row are a new stretch of capture.
+const JUMP_CONFIRMATIONS: usize = 3;
+
+/// Where routed packets go: one worker inline, or batches for worker threads.
+pub(crate) trait Sink {
+    /// A routed packet; `pkt` is the packet it was routed from.
+    fn packet(&mut self, pkt: &Packet<'_>, r: &Routed<'_>);
+    /// Packet time went back to `clock`: a new stretch of capture. Every flow of every worker
+    /// ends here, as at the end of an input.
+    fn restart(&mut self, clock: Timestamp);
+}
+
+/// A packet held while the clock decides whether its time is an outlier or a new stretch.
+#[derive(Debug)]
+struct Held {
+    ts: Timestamp,
+    link: crate::capture::LinkType,
+    data: Vec<u8>,
+    orig_len: u32,
 }
 
 /// The dispatcher's state: the clock, the name stores it feeds, DNS/TCP answer streams, and
@@ -45,22 +87,147 @@ pub(crate) struct Dispatcher {
     names: Arc<Names>,
     dns_tcp: DnsTcpAnswers<FlowKey>,
     stats: PacketStats,
+    shards: u64,
+    /// Packets whose time did not fit the clock, waiting for the packets after them.
+    held: Vec<Held>,
+    /// The next packet is the first of an input after another one.
+    input_starts: bool,
 }
 
 impl Dispatcher {
-    pub(crate) fn new(names: Arc<Names>) -> Self {
+    pub(crate) fn new(names: Arc<Names>, shards: usize) -> Self {
         Self {
             clock: Clock::default(),
             names,
             dns_tcp: DnsTcpAnswers::default(),
             stats: PacketStats::default(),
+            shards: shards.max(1) as u64,
+            held: Vec::new(),
+            input_starts: false,
         }
     }
 
-    /// Decodes, times and keys one packet, and reads the answers it carries; `None` for a
-    /// packet skipped undecoded (counted here).
+    /// Takes one packet: routes it to `sink` now, or holds it until the packets after it say
+    /// whether its time is an outlier (then it is counted as one and handled at the clock's
+    /// time) or a new stretch of capture (then the clock jumps, going back restarts every
+    /// worker, and it is handled at its own time).
+    pub(crate) fn push(&mut self, pkt: &Packet<'_>, sink: &mut impl Sink) {
+        let ts = pkt.ts;
+        if std::mem::take(&mut self.input_starts) {
+            // A new input that starts earlier than the last one ended is a new stretch of
+            // capture, however short the step back (one capture read twice).
+            self.accept_held(sink);
+            if self.clock.is_behind(ts) {
+                self.restart(ts, sink);
+            } else if !self.clock.fits(ts) {
+                self.clock.jump_to(ts);
+            }
+        }
+        if self.held.is_empty() {
+            if self.clock.fits(ts) {
+                let clock = self.clock.advance(ts);
+                self.route_to(pkt, ts, clock, sink);
+            } else {
+                self.hold(pkt);
+            }
+            return;
+        }
+        if self.clock.fits(ts) {
+            // Time came back to the clock: what was held were outliers.
+            self.release_outliers(sink);
+            let clock = self.clock.advance(ts);
+            self.route_to(pkt, ts, clock, sink);
+        } else if self.clock.is_behind(ts) == self.clock.is_behind(self.held[0].ts) {
+            self.hold(pkt);
+            if self.held.len() >= JUMP_CONFIRMATIONS {
+                self.accept_held(sink);
+            }
+        } else {
+            // A jump the other way than the held ones: an outlier itself.
+            self.outlier(pkt, sink);
+        }
+    }
+
+    /// The current input ended; the next packet starts another.
+    pub(crate) fn end_of_input(&mut self, sink: &mut impl Sink) {
+        self.accept_held(sink);
+        self.input_starts = true;
+    }
+
+    /// The run ends: packets still held are the tail of the input, at their own time.
+    pub(crate) fn finish(&mut self, sink: &mut impl Sink) {
+        self.accept_held(sink);
+    }
+
+    fn hold(&mut self, pkt: &Packet<'_>) {
+        self.held.push(Held {
+            ts: pkt.ts,
+            link: pkt.link,
+            data: pkt.data.to_vec(),
+            orig_len: pkt.orig_len,
+        });
+    }
+
+    fn restart(&mut self, ts: Timestamp, sink: &mut impl Sink) {
+        self.clock.jump_to(ts);
+        self.stats.clock_restarts += 1;
+        sink.restart(ts);
+    }
+
+    /// The held packets agree (or nothing came to say otherwise): time jumps to the first.
+    fn accept_held(&mut self, sink: &mut impl Sink) {
+        let held = std::mem::take(&mut self.held);
+        let Some(first) = held.first() else {
+            return;
+        };
+        if self.clock.is_behind(first.ts) {
+            self.restart(first.ts, sink);
+        } else {
+            self.clock.jump_to(first.ts);
+        }
+        for h in &held {
+            let pkt = h.packet();
+            let clock = self.clock.advance(h.ts);
+            self.route_to(&pkt, h.ts, clock, sink);
+        }
+    }
+
+    fn release_outliers(&mut self, sink: &mut impl Sink) {
+        for h in std::mem::take(&mut self.held) {
+            self.outlier(&h.packet(), sink);
+        }
+    }
+
+    /// A packet whose time fits neither the clock nor a new stretch: counted, and handled at
+    /// the clock's time, so that one wild timestamp neither ends every flow nor stretches the
+    /// flow it belongs to over decades.
+    fn outlier(&mut self, pkt: &Packet<'_>, sink: &mut impl Sink) {
+        self.stats.clock_outliers += 1;
+        let now = self.clock.now().unwrap_or(pkt.ts);
+        self.route_to(pkt, now, now, sink);
+    }
+
+    fn route_to(
+        &mut self,
+        pkt: &Packet<'_>,
+        ts: Timestamp,
+        clock: Timestamp,
+        sink: &mut impl Sink,
+    ) {
+        if let Some(r) = self.route(pkt, ts, clock) {
+            sink.packet(pkt, &r);
+        }
+    }
+
+    /// Decodes and keys one packet handled at time `ts` with the clock at `clock`, and reads
+    /// the answers it carries; `None` for a packet skipped undecoded (counted here).
     #[inline]
-    pub(crate) fn route<'a>(&mut self, pkt: &Packet<'a>) -> Option<Routed<'a>> {
+    fn route<'a>(
+        &mut self,
+        pkt: &Packet<'a>,
+        ts: Timestamp,
+        clock: Timestamp,
+    ) -> Option<Routed<'a>> {
         let meta = match decode::decode(pkt.link, pkt.data) {
             Ok(m) => m,
             Err(skip) => {
@@ -68,8 +235,6 @@ impl Dispatcher {
                 return None;
             }
         };
-        let (clock, restart) = self.clock.tick(pkt.ts);
-        self.stats.clock_restarts += u64::from(restart);
         // Answers bind names and endpoints that label later flows in any worker: they are
         // read here, in packet order, before any later packet is handed on. Queries only note
         // who searched for what, which any order gives the same; the workers read those.
@@ -80,13 +245,13 @@ impl Dispatcher {
             let msg = dns::parse_message(meta.payload);
             dns_valid = Some(msg.is_ok());
             if let Ok(msg) = msg {
-                inspect::observe_message(&msg, &meta, mdns, pkt.ts, &self.names);
+                inspect::observe_message(&msg, &meta, mdns, ts, &self.names);
             }
         }
         let quoted = meta.icmp.and_then(|i| i.quoted_packet());
         let key = quoted.map_or_else(|| FlowKey::of(&meta), |q| FlowKey::of_quoted(&q));
         if meta.proto == ip_proto::TCP && meta.src_port == ports::DNS {
-            let (names, ts) = (&self.names, pkt.ts);
+            let names = &self.names;
             self.dns_tcp.push(key, &meta, |m| {
                 records::observe(m, meta.dst, ts, false, names);
             });
@@ -95,9 +260,10 @@ impl Dispatcher {
             meta,
             key,
             quoted_src: quoted.map(|q| q.src),
-            ts: pkt.ts,
+            ts,
             orig_len: pkt.orig_len,
             clock,
+            shard: (key.symmetric_hash() % self.shards) as u16,
             dns_valid,
         })
     }
@@ -110,5 +276,17 @@ impl Dispatcher {
     /// The name stores this dispatcher feeds.
     pub(crate) fn names(&self) -> &Arc<Names> {
         &self.names
+    }
+}
+
+impl Held {
+    fn packet(&self) -> Packet<'_> {
+        Packet {
+            ts: self.ts,
+            link: self.link,
+            data: &self.data,
+            orig_len: self.orig_len,
+            block: None,
+        }
     }
 }

@@ -87,8 +87,14 @@ impl Engine {
     fn build(sigs: Arc<SignatureSet>, config: EngineConfig, keep_records: bool) -> Self {
         let names = Arc::new(Names::new(config.max_flows));
         Self {
-            worker: Worker::new(Arc::clone(&sigs), Arc::clone(&names), config, keep_records),
-            dispatcher: Dispatcher::new(names),
+            worker: Worker::new(
+                Arc::clone(&sigs),
+                Arc::clone(&names),
+                config,
+                (0, 1),
+                keep_records,
+            ),
+            dispatcher: Dispatcher::new(names, dispatch::shard_count(config.max_flows)),
             sigs,
         }
     }
@@ -96,13 +102,18 @@ impl Engine {
     /// Handles one packet.
     #[inline]
     pub fn process(&mut self, pkt: &Packet<'_>) {
-        if let Some(r) = self.dispatcher.route(pkt) {
-            self.worker.process(&r);
-        }
+        self.dispatcher.push(pkt, &mut self.worker);
+    }
+
+    /// The current input ended; the next packet starts another (a capture read again, or
+    /// another file). An input that starts earlier than the last one ended is a new stretch.
+    pub fn end_of_input(&mut self) {
+        self.dispatcher.end_of_input(&mut self.worker);
     }
 
     /// Ends every flow (end of input, or shutdown).
     pub fn finish(&mut self) {
+        self.dispatcher.finish(&mut self.worker);
         self.worker.finish();
     }
 
@@ -220,6 +231,14 @@ impl Classifier {
                 }
             }
             Mode::Threads(t) => t.push(pkt),
+        }
+    }
+
+    /// The current input ended; the next packet starts another.
+    pub fn end_of_input(&mut self) {
+        match &mut self.0 {
+            Mode::Inline { engine, .. } => engine.end_of_input(),
+            Mode::Threads(t) => t.end_of_input(),
         }
     }
 

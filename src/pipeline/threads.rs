@@ -9,9 +9,9 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use super::Totals;
 use super::batch::Batch;
-use super::dispatch::Dispatcher;
+use super::dispatch::{Dispatcher, Routed, Sink, shard_count};
 use super::worker::{EngineConfig, Worker};
-use crate::capture::Packet;
+use crate::capture::{Packet, Timestamp};
 use crate::counters::Counters;
 use crate::inspect::names::Names;
 use crate::report::record::FlowRecord;
@@ -22,6 +22,8 @@ const QUEUE_DEPTH: usize = 16;
 
 enum ToWorker {
     Batch(Batch),
+    /// A new stretch of capture begins at this time: end every flow.
+    Restart(Timestamp),
     Snapshot(Sender<(Counters, usize, u64)>),
 }
 
@@ -29,11 +31,16 @@ enum ToWorker {
 pub(crate) struct Threads {
     sigs: Arc<SignatureSet>,
     dispatcher: Dispatcher,
+    out: Outbox,
+    workers: Vec<JoinHandle<(Counters, u64)>>,
+}
+
+/// The dispatcher's side of the channels: a batch being filled per worker.
+struct Outbox {
     to_workers: Vec<Sender<ToWorker>>,
     pool: Receiver<Batch>,
     pool_tx: Sender<Batch>,
     current: Vec<Batch>,
-    workers: Vec<JoinHandle<(Counters, u64)>>,
     drop_when_full: bool,
     pipeline_drops: u64,
 }
@@ -53,11 +60,9 @@ impl Threads {
         drop_when_full: bool,
         records: Option<Sender<Vec<FlowRecord>>>,
     ) -> Self {
-        let n = workers.max(1);
-        let per_worker = EngineConfig {
-            max_flows: (config.max_flows / n).max(1),
-            ..config
-        };
+        let shards = shard_count(config.max_flows);
+        // More workers than shards would have nothing to do.
+        let n = workers.clamp(1, shards);
         let (pool_tx, pool) = bounded(n * (QUEUE_DEPTH + 2));
         let mut to_workers = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
@@ -67,7 +72,8 @@ impl Threads {
             let worker = Worker::new(
                 Arc::clone(&sigs),
                 Arc::clone(&names),
-                per_worker,
+                config,
+                (i, n),
                 records.is_some(),
             );
             let (pool_tx, records) = (pool_tx.clone(), records.clone());
@@ -79,14 +85,16 @@ impl Threads {
         }
         Self {
             sigs,
-            dispatcher: Dispatcher::new(names),
-            to_workers,
-            pool,
-            pool_tx,
-            current: (0..n).map(|_| Batch::with_capacity()).collect(),
+            dispatcher: Dispatcher::new(names, shards),
+            out: Outbox {
+                to_workers,
+                pool,
+                pool_tx,
+                current: (0..n).map(|_| Batch::with_capacity()).collect(),
+                drop_when_full,
+                pipeline_drops: 0,
+            },
             workers: handles,
-            drop_when_full,
-            pipeline_drops: 0,
         }
     }
 
@@ -98,57 +106,30 @@ impl Threads {
     /// Dispatches one packet to the worker that owns its flow.
     #[inline]
     pub(crate) fn push(&mut self, pkt: &Packet<'_>) {
-        let Some(r) = self.dispatcher.route(pkt) else {
-            return;
-        };
-        let w = (r.key.symmetric_hash() % self.current.len() as u64) as usize;
-        self.current[w].push(pkt, &r);
-        if self.current[w].is_full() {
-            self.send(w);
-        }
+        self.dispatcher.push(pkt, &mut self.out);
     }
 
-    fn send(&mut self, w: usize) {
-        let fresh = self
-            .pool
-            .try_recv()
-            .unwrap_or_else(|_| Batch::with_capacity());
-        let batch = std::mem::replace(&mut self.current[w], fresh);
-        if batch.slots.is_empty() {
-            let _ = self.pool_tx.try_send(batch);
-            return;
-        }
-        if self.drop_when_full {
-            match self.to_workers[w].try_send(ToWorker::Batch(batch)) {
-                Ok(()) => {}
-                Err(TrySendError::Full(ToWorker::Batch(mut b))) => {
-                    // Never silent: every dropped packet is counted and reported.
-                    self.pipeline_drops += b.slots.len() as u64;
-                    b.clear();
-                    let _ = self.pool_tx.try_send(b);
-                }
-                Err(_) => {}
-            }
-        } else {
-            let _ = self.to_workers[w].send(ToWorker::Batch(batch));
-        }
+    /// The current input ended; the next packet starts another.
+    pub(crate) fn end_of_input(&mut self) {
+        self.dispatcher.end_of_input(&mut self.out);
     }
 
     /// Sends every partly filled batch (live capture: on a quiet moment, so packets are not
     /// held back).
     pub(crate) fn flush(&mut self) {
-        for w in 0..self.current.len() {
-            if !self.current[w].slots.is_empty() {
-                self.send(w);
-            }
-        }
+        self.out.flush();
     }
 
     /// Counters as if every flow ended now, without ending any.
     pub(crate) fn progress(&mut self) -> Totals {
         self.flush();
-        let mut t = Totals::new(&self.sigs, *self.dispatcher.stats(), self.pipeline_drops);
+        let mut t = Totals::new(
+            &self.sigs,
+            *self.dispatcher.stats(),
+            self.out.pipeline_drops,
+        );
         let replies: Vec<Receiver<(Counters, usize, u64)>> = self
+            .out
             .to_workers
             .iter()
             .map(|tx| {
@@ -167,16 +148,16 @@ impl Threads {
 
     /// Sends what is left, ends every flow and merges the workers' counters.
     pub(crate) fn finish(mut self) -> Totals {
+        self.dispatcher.finish(&mut self.out);
         self.flush();
         let Self {
             sigs,
             dispatcher,
-            to_workers,
+            out,
             workers,
-            pipeline_drops,
-            ..
         } = self;
-        drop(to_workers);
+        let pipeline_drops = out.pipeline_drops;
+        drop(out);
         let mut t = Totals::new(&sigs, *dispatcher.stats(), pipeline_drops);
         for h in workers {
             if let Ok((c, evicted)) = h.join() {
@@ -210,6 +191,10 @@ fn run_worker(
                 b.clear();
                 let _ = pool.try_send(b);
             }
+            ToWorker::Restart(clock) => {
+                worker.restart(clock);
+                send(worker.take_records());
+            }
             ToWorker::Snapshot(reply) => {
                 let (flows, evicted) = worker.flow_counts();
                 let _ = reply.send((worker.snapshot(), flows, evicted));
@@ -219,4 +204,60 @@ fn run_worker(
     worker.finish();
     send(worker.take_records());
     (worker.counters().clone(), worker.flow_counts().1)
+}
+
+impl Outbox {
+    fn send(&mut self, w: usize) {
+        let fresh = self
+            .pool
+            .try_recv()
+            .unwrap_or_else(|_| Batch::with_capacity());
+        let batch = std::mem::replace(&mut self.current[w], fresh);
+        if batch.slots.is_empty() {
+            let _ = self.pool_tx.try_send(batch);
+            return;
+        }
+        if self.drop_when_full {
+            match self.to_workers[w].try_send(ToWorker::Batch(batch)) {
+                Ok(()) => {}
+                Err(TrySendError::Full(ToWorker::Batch(mut b))) => {
+                    // Never silent: every dropped packet is counted and reported.
+                    self.pipeline_drops += b.slots.len() as u64;
+                    b.clear();
+                    let _ = self.pool_tx.try_send(b);
+                }
+                Err(_) => {}
+            }
+        } else {
+            let _ = self.to_workers[w].send(ToWorker::Batch(batch));
+        }
+    }
+
+    fn flush(&mut self) {
+        for w in 0..self.current.len() {
+            if !self.current[w].slots.is_empty() {
+                self.send(w);
+            }
+        }
+    }
+}
+
+impl Sink for Outbox {
+    #[inline]
+    fn packet(&mut self, pkt: &Packet<'_>, r: &Routed<'_>) {
+        let w = usize::from(r.shard) % self.current.len();
+        self.current[w].push(pkt, r);
+        if self.current[w].is_full() {
+            self.send(w);
+        }
+    }
+
+    fn restart(&mut self, clock: Timestamp) {
+        // Every packet before the restart reaches its worker before the restart does; a
+        // restart is never dropped, even live (it carries no packets and ends flows).
+        self.flush();
+        for tx in &self.to_workers {
+            let _ = tx.send(ToWorker::Restart(clock));
+        }
+    }
 }

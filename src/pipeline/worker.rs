@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::dispatch::Routed;
+use super::dispatch::{Routed, Sink, shard_cap, shard_count};
 use crate::classify::{self, NameFacts, ServerFacts};
 use crate::counters::{Counters, Finished};
 use crate::decode::ip_proto;
@@ -40,7 +40,9 @@ impl Default for EngineConfig {
 pub(crate) struct Worker {
     sigs: Arc<SignatureSet>,
     names: Arc<Names>,
+    /// Its flows; shard `s` of the key space is the table's group `s / stride`.
     table: FlowTable<Inspector>,
+    stride: usize,
     counters: Counters,
     /// Records of flows that ended since they were last taken; `None` when nobody reads
     /// them (then no record text is made at all).
@@ -48,15 +50,23 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// A worker with its own flow table, sharing the name stores `names`.
+    /// Worker `index` of `workers`, owning every shard `s` with `s % workers == index`,
+    /// sharing the name stores `names`.
     pub(crate) fn new(
         sigs: Arc<SignatureSet>,
         names: Arc<Names>,
         config: EngineConfig,
+        (index, workers): (usize, usize),
         keep_records: bool,
     ) -> Self {
+        let shards = shard_count(config.max_flows);
+        let caps: Vec<usize> = (index..shards)
+            .step_by(workers.max(1))
+            .map(|s| shard_cap(config.max_flows, shards, s))
+            .collect();
         Self {
-            table: FlowTable::new(config.timeouts, config.max_flows),
+            table: FlowTable::with_groups(config.timeouts, &caps),
+            stride: workers.max(1),
             counters: Counters::new(&sigs),
             sigs,
             names,
@@ -70,16 +80,13 @@ impl Worker {
         self.counters.packets.read += 1;
         self.counters.packets.bytes += u64::from(r.orig_len);
         self.counters.packets.decoded += 1;
-        if r.clock < self.table.now() {
-            // The clock went back (see `Clock`): a new stretch of capture.
-            self.finish();
-            self.table.restart_at(r.clock);
-        }
-        self.table.advance(r.clock.max(r.ts));
+        let group = usize::from(r.shard) / self.stride;
+        let table = &mut self.table;
+        table.advance(r.clock);
         // An ICMP error that quotes a flow we hold belongs to that flow: it says why the flow
         // got no answer.
         if let Some(quoted_src) = r.quoted_src
-            && let Some((flow, _)) = self.table.get_mut(&r.key)
+            && let Some((flow, _)) = table.get_mut(&r.key)
         {
             flow.note_icmp_error(meta, quoted_src, r.ts, r.orig_len);
             return;
@@ -95,19 +102,17 @@ impl Worker {
         } else {
             r.key
         };
-        let Self {
-            sigs,
-            names,
-            table,
-            counters,
-            records,
-        } = self;
+        let (sigs, names, counters, records) = (
+            &self.sigs,
+            &self.names,
+            &mut self.counters,
+            &mut self.records,
+        );
         let known_port = |proto: u8, port: u16| {
             Transport::from_ip_proto(proto).is_some_and(|t| sigs.port_rule(t, port).is_some())
         };
-        let (flow, inspector) = table.lookup_keyed(key, meta, r.ts, known_port, |f, x, why| {
-            end_flow(sigs, counters, records.as_mut(), &f, &x, why);
-        });
+        let ended = |f, x, why| end_flow(sigs, counters, records.as_mut(), &f, &x, why);
+        let (flow, inspector) = table.lookup_keyed(key, group, meta, r.ts, known_port, ended);
         let was_finished = flow.tcp_finished();
         let is_new = flow.total_packets() == 0;
         let server_before = flow.server;
@@ -163,16 +168,18 @@ impl Worker {
         }
     }
 
-    /// Ends every flow (end of input, a new stretch of capture, or shutdown).
+    /// Ends every flow (end of input, or shutdown).
     pub(crate) fn finish(&mut self) {
-        let Self {
-            sigs,
-            table,
-            counters,
-            records,
-            ..
-        } = self;
-        table.drain(|f, x, why| end_flow(sigs, counters, records.as_mut(), &f, &x, why));
+        let (sigs, counters, records) = (&self.sigs, &mut self.counters, &mut self.records);
+        self.table
+            .drain(|f, x, why| end_flow(sigs, counters, records.as_mut(), &f, &x, why));
+    }
+
+    /// Packet time went back to `clock`: a new stretch of capture. Every flow ends here, as at
+    /// the end of an input, and every shard's time starts again from `clock`.
+    pub(crate) fn restart(&mut self, clock: crate::capture::Timestamp) {
+        self.finish();
+        self.table.restart_at(clock);
     }
 
     /// Counters as if every live flow ended now; nothing changes.
@@ -264,4 +271,14 @@ fn end_flow(
         queried: inspector.queried().map(str::to_string).collect(),
     };
     records.push(rec);
+}
+
+impl Sink for Worker {
+    fn packet(&mut self, _pkt: &crate::capture::Packet<'_>, r: &Routed<'_>) {
+        self.process(r);
+    }
+
+    fn restart(&mut self, clock: crate::capture::Timestamp) {
+        Worker::restart(self, clock);
+    }
 }

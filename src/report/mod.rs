@@ -67,9 +67,12 @@ pub struct Totals {
     /// Flows still open at the time of the report (live periodic reports; 0 at the end). The
     /// service lines count them as if they ended now.
     pub flows_active: usize,
-    /// Times packet time went back more than a minute (files out of order, a capture whose
-    /// clock was reset): each began a new stretch of capture, and the flows open then ended.
+    /// Times packet time went back to a new stretch of capture (a capture read twice, files
+    /// out of order, a capture whose clock was reset): the flows open then ended there.
     pub clock_restarts: u64,
+    /// Packets whose time fit neither the clock nor a new stretch (one packet stamped decades
+    /// ahead, or at zero): handled at the clock's time instead.
+    pub clock_outliers: u64,
 }
 
 /// The whole report.
@@ -296,6 +299,7 @@ impl Report {
                 flows_evicted,
                 flows_active: 0,
                 clock_restarts: stats.clock_restarts,
+                clock_outliers: stats.clock_outliers,
             },
             skipped: Skip::ALL
                 .iter()

@@ -74,9 +74,17 @@ pub fn render_table(r: &Report) -> String {
     if t.clock_restarts > 0 {
         let _ = writeln!(
             out,
-            "packet time went back more than a minute {} time(s): each began a new stretch of \
-             capture, and the flows open then ended there",
+            "packet time went back {} time(s) to a new stretch of capture, and the flows open \
+             then ended there",
             t.clock_restarts
+        );
+    }
+    if t.clock_outliers > 0 {
+        let _ = writeln!(
+            out,
+            "{} packet(s) had a time far from the packets around them: counted at the capture's \
+             time instead",
+            t.clock_outliers
         );
     }
     let d = &r.drops;

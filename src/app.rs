@@ -432,7 +432,7 @@ fn run_files(
                 Next::Idle => {}
                 Next::End => break,
                 Next::Error(e) => {
-                    error = Some(e);
+                    error = Some(e.to_string());
                     break;
                 }
             }
@@ -575,7 +575,7 @@ fn run_live(p: &LiveParams<'_>, mut on_interval: impl FnMut(&Report) -> Result<(
             }
             Next::End => break,
             Next::Error(e) => {
-                error = Some(e);
+                error = Some(e.to_string());
                 break;
             }
         }

@@ -12,7 +12,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use std::net::IpAddr;
 
-use crate::capture::file::Block;
+use crate::capture::SharedBuffer;
 use crate::capture::{Packet, Timestamp};
 use crate::decode::{self, IcmpInfo, PacketMeta};
 use crate::engine::{Clock, Engine, EngineConfig};
@@ -73,7 +73,7 @@ type IcmpSlot = ((bool, u8, u8), Place);
 #[derive(Debug, Default)]
 struct Batch {
     data: Vec<u8>,
-    blocks: Vec<Arc<Block>>,
+    blocks: Vec<Arc<SharedBuffer>>,
     slots: Vec<Slot>,
 }
 
@@ -88,7 +88,7 @@ impl Batch {
     }
 
     /// The place of `bytes`: in `block` if they lie there, else copied into the arena.
-    fn put(&mut self, block: Option<&Arc<Block>>, bytes: &[u8]) -> Place {
+    fn put(&mut self, block: Option<&Arc<SharedBuffer>>, bytes: &[u8]) -> Place {
         if let Some(b) = block
             && let Some((start, len)) = b.place_of(bytes)
         {

@@ -31,12 +31,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use appletap::capture::file::CaptureFile;
-use appletap::capture::{Packet, Timestamp};
+use appletap::capture::{OwnedPacket, Packet, Timestamp};
 use appletap::decode;
 use appletap::engine::{Engine, EngineConfig};
 use appletap::pipeline::Pipeline;
 use appletap::signature::SignatureSet;
-use common::OwnedPacket;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// Copies of the inputs per run.

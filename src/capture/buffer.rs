@@ -2,7 +2,7 @@
 //!
 //! A [`SharedBuffer`] is what leaves the capture layer: a packet's bytes are a slice of one,
 //! and whoever must keep them past the next read (the pipeline, handing a worker a batch)
-//! clones the `Arc` and remembers the place instead of copying. [`Input`] is how the file
+//! clones the `Arc` and remembers the place instead of copying. `Input` is how the file
 //! readers fill them: large reads into the current buffer while nobody else holds it, a fresh
 //! (recycled) one when someone does.
 

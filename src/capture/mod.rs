@@ -1,6 +1,6 @@
 //! Packet sources: what a packet is when it leaves a capture (bytes, timestamp, link type,
 //! the shared buffer it lies in), and the sources that yield packets: capture files
-//! ([`file`]: classic pcap in `pcap.rs`, pcapng in `pcapng.rs`), live
+//! ([`file`](mod@file): classic pcap in `pcap.rs`, pcapng in `pcapng.rs`), live
 //! interfaces ([`live`]) and packets held in memory ([`memory`]), all behind [`PacketSource`].
 
 pub mod buffer;

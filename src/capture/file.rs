@@ -37,7 +37,7 @@ pub struct CaptureFile {
 impl std::fmt::Debug for CaptureFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CaptureFile")
-            .field("path", self.input.path())
+            .field("path", &self.input.path())
             .field("format", &self.format())
             .field("records", &self.records_read())
             .field("offset", &self.bytes_consumed())
@@ -99,7 +99,7 @@ impl CaptureFile {
             Format::PcapNg(PcapNgReader::start(&mut input)?)
         } else {
             return Err(CaptureError::NotACapture {
-                path: input.path().clone(),
+                path: input.path().to_path_buf(),
                 magic,
             });
         };

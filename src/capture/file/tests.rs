@@ -1,3 +1,7 @@
+//! The capture-file reader against tshark's reading of the shared captures and fixtures, and on
+//! files cut at every offset, damaged headers, hand-built pcapng, trickling readers and buffers
+//! held while it reads on.
+
 use super::*;
 use std::io::{Cursor, Write};
 use std::sync::Arc;

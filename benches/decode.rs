@@ -36,10 +36,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use appletap::capture::OwnedPacket;
 use appletap::decode::{self, ip_proto, tcp_flags};
 use appletap::pipeline::{Engine, EngineConfig};
 use appletap::signature::SignatureSet;
-use common::OwnedPacket;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 const CAPTURE: &str = "ndpi__iphone.pcap";

@@ -31,12 +31,11 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;
 
-use appletap::capture::Timestamp;
 use appletap::capture::file::CaptureFile;
+use appletap::capture::{OwnedPacket, Timestamp};
 use appletap::decode;
 use appletap::pipeline::{Classifier, ClassifierConfig, EngineConfig};
 use appletap::signature::SignatureSet;
-use common::OwnedPacket;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// Copies of the inputs per run.

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, mpsc};
 use std::time::{Duration, Instant};
 
-use appletap::capture::{LinkType, Packet, Timestamp};
+use appletap::capture::{LinkType, MemorySource, Next, Packet, PacketSource, Timestamp};
 use appletap::classify::Signal;
 use appletap::pipeline::{Engine, EngineConfig};
 use appletap::report::record::FlowRecord;
@@ -145,20 +145,13 @@ fn flow_idle_for_exactly_its_timeout_does_not_hang() {
             let t0 = f.ts;
             let a = udp((CLIENT, 40_000), (RESOLVER, 12_345), b"x");
             let b = udp((CLIENT, 40_001), (RESOLVER, 12_345), b"y");
-            f.engine.process(&Packet {
-                ts: t0,
-                link: LinkType::RAW,
-                data: &a,
-                orig_len: a.len() as u32,
-                block: None,
-            });
-            f.engine.process(&Packet {
-                ts: t0.plus_secs(120),
-                link: LinkType::RAW,
-                data: &b,
-                orig_len: b.len() as u32,
-                block: None,
-            });
+            let mut packets = MemorySource::from_frames([
+                (t0, LinkType::RAW, a),
+                (t0.plus_secs(120), LinkType::RAW, b),
+            ]);
+            while let Next::Packet(p) = packets.next_packet() {
+                f.engine.process(&p);
+            }
             let (_, records) = f.finish();
             assert_eq!(records.len(), 2);
         },

@@ -12,7 +12,8 @@ mod common;
 
 use std::io::{self, Read};
 
-use appletap::capture::file::{CaptureFile, MAX_CAPLEN};
+use appletap::capture::MAX_CAPLEN;
+use appletap::capture::file::CaptureFile;
 use appletap::report::InputSummary;
 use libfuzzer_sys::fuzz_target;
 

@@ -102,6 +102,6 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    common::feed_raw(&mut engine, 1_700_000_000, &packets);
+    common::feed_raw(&mut engine, 1_700_000_000, packets);
     common::finish_and_report(engine, Vec::new(), 0);
 });

@@ -9,18 +9,16 @@
 
 mod common;
 
-use appletap::capture::{LinkType, Packet, Timestamp};
+use appletap::capture::{LinkType, MemorySource, Next, OwnedPacket, PacketSource, Timestamp};
 use libfuzzer_sys::fuzz_target;
 
 const MAX_PACKETS: usize = 512;
 
 fuzz_target!(|data: &[u8]| {
-    let mut engine = common::engine(8);
     let mut rest = data;
     let mut ts = Timestamp::from_parts(1_700_000_000, 0);
-    let mut n = 0;
-    let mut taken = 0;
-    while rest.len() >= 3 && n < MAX_PACKETS {
+    let mut packets = Vec::new();
+    while rest.len() >= 3 && packets.len() < MAX_PACKETS {
         let (ctl, len) = (rest[0], usize::from(u16::from_be_bytes([rest[1], rest[2]])));
         rest = &rest[3..];
         let (bytes, tail) = rest.split_at(len.min(rest.len()));
@@ -29,14 +27,14 @@ fuzz_target!(|data: &[u8]| {
         if ctl & 0x80 != 0 {
             ts = ts.plus_secs(1_000);
         }
-        let packet = bytes.to_vec();
-        engine.process(&Packet {
-            ts,
-            link: LinkType::RAW,
-            data: &packet,
-            orig_len: packet.len() as u32,
-            block: None,
-        });
+        packets.push(OwnedPacket::new(ts, LinkType::RAW, bytes.to_vec()));
+    }
+    let mut source = MemorySource::new(packets);
+    let mut engine = common::engine(8);
+    let mut n = 0;
+    let mut taken = 0;
+    while let Next::Packet(packet) = source.next_packet() {
+        engine.process(&packet);
         n += 1;
         let (held, _) = engine.flow_counts();
         assert!(held <= 8, "{held} flows held with a cap of 8");

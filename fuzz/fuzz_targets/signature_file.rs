@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use appletap::capture::file::CaptureFile;
-use appletap::capture::{LinkType, Packet, Timestamp};
 use appletap::pipeline::{Engine, EngineConfig};
 use appletap::signature::{SignatureSet, Transport, listing};
 use libfuzzer_sys::fuzz_target;
@@ -31,15 +30,7 @@ fn classify_with(set: SignatureSet) {
     );
     let dns = common::ipv4_udp([192, 168, 1, 1], [192, 168, 1, 2], 53, 40000, DNS_ANSWER);
     let mdns = common::ipv4_udp([10, 0, 0, 227], [224, 0, 0, 251], 5353, 5353, MDNS_ANNOUNCE);
-    for (i, p) in [dns, mdns].iter().enumerate() {
-        engine.process(&Packet {
-            ts: Timestamp::from_parts(1_582_454_000 + i as u64, 0),
-            link: LinkType::RAW,
-            data: p,
-            orig_len: p.len() as u32,
-            block: None,
-        });
-    }
+    common::feed_raw(&mut engine, 1_582_454_000, vec![dns, mdns]);
     let mut cap = CaptureFile::from_reader("iphone-raw".into(), Box::new(Cursor::new(IPHONE_RAW)))
         .expect("fixture opens");
     while let Some(Ok(p)) = cap.next_packet() {

@@ -89,7 +89,7 @@ pub(super) fn run_live(
             }
             Next::End => break,
             Next::Error(e) => {
-                error = Some(e);
+                error = Some(e.to_string());
                 break;
             }
         }

@@ -66,7 +66,7 @@ pub(super) fn run_files(
                 Next::Idle => {}
                 Next::End => break,
                 Next::Error(e) => {
-                    error = Some(e);
+                    error = Some(e.to_string());
                     break;
                 }
             }

@@ -3,50 +3,7 @@
 //! and periodic reports stay responsive, and kernel/interface drop counters widened past the
 //! 32-bit wrap of `pcap_stats`.
 
-use super::{LinkType, Next, Packet, PacketSource, Timestamp};
-
-/// Why a live capture could not start, phrased with what to do about it.
-#[derive(Debug, thiserror::Error)]
-pub enum LiveError {
-    /// The process may not capture.
-    #[error(
-        "no permission to capture on {iface}: run appletap as root, or grant it the capability once with `setcap cap_net_raw,cap_net_admin=eip {exe}` ({detail})"
-    )]
-    Permission {
-        /// Interface.
-        iface: String,
-        /// Path of this executable, for the setcap hint.
-        exe: String,
-        /// libpcap's own words.
-        detail: String,
-    },
-    /// No such interface.
-    #[error(
-        "no capture interface named {iface:?}; available: {available} (see `appletap interfaces`)"
-    )]
-    NoSuchInterface {
-        /// Interface asked for.
-        iface: String,
-        /// The interfaces libpcap lists.
-        available: String,
-    },
-    /// The BPF filter does not compile.
-    #[error("the capture filter {filter:?} is not valid BPF: {detail}")]
-    BadFilter {
-        /// The filter.
-        filter: String,
-        /// libpcap's message.
-        detail: String,
-    },
-    /// Anything else libpcap reported.
-    #[error("cannot capture on {iface}: {detail}")]
-    Other {
-        /// Interface.
-        iface: String,
-        /// libpcap's message.
-        detail: String,
-    },
-}
+use super::{CaptureError, LinkType, Next, Packet, PacketSource, Timestamp};
 
 /// Names of the interfaces libpcap can capture on, comma-separated.
 pub fn interface_names() -> String {
@@ -139,7 +96,8 @@ pub struct LiveCapture {
     recv: Wide,
     drop: Wide,
     ifdrop: Wide,
-    error: Option<String>,
+    /// A read failed: the capture is over.
+    failed: bool,
 }
 
 /// libpcap's buffer timeout (packets are handed over at least this often).
@@ -151,8 +109,8 @@ impl LiveCapture {
     /// Opens `iface` in promiscuous mode with an optional BPF filter.
     ///
     /// # Errors
-    /// A [`LiveError`] that says what to do (permissions, interface names, filter syntax).
-    pub fn open(iface: &str, filter: Option<&str>, snaplen: i32) -> Result<Self, LiveError> {
+    /// A [`CaptureError`] that says what to do (permissions, interface names, filter syntax).
+    pub fn open(iface: &str, filter: Option<&str>, snaplen: i32) -> Result<Self, CaptureError> {
         let other = |e: pcap::Error| classify_open_error(iface, e);
         let inactive = pcap::Capture::from_device(iface).map_err(other)?;
         // Non-blocking reads with our own short sleep when idle: with Linux TPACKET_V3,
@@ -170,7 +128,7 @@ impl LiveCapture {
             .setnonblock()
             .map_err(other)?;
         if let Some(f) = filter {
-            cap.filter(f, true).map_err(|e| LiveError::BadFilter {
+            cap.filter(f, true).map_err(|e| CaptureError::BadFilter {
                 filter: f.to_string(),
                 detail: e.to_string(),
             })?;
@@ -183,13 +141,8 @@ impl LiveCapture {
             recv: Wide::default(),
             drop: Wide::default(),
             ifdrop: Wide::default(),
-            error: None,
+            failed: false,
         })
-    }
-
-    /// The interface's link type.
-    pub fn link_type(&self) -> LinkType {
-        self.link
     }
 
     /// Kernel and interface drop counters so far (call at least once per 2^32 packets).
@@ -205,23 +158,13 @@ impl LiveCapture {
             interface: self.ifdrop.total,
         }
     }
-
-    /// The error that ended the capture, if any.
-    pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
-    }
-
-    /// The interface name.
-    pub fn iface(&self) -> &str {
-        &self.iface
-    }
 }
 
-fn classify_open_error(iface: &str, e: pcap::Error) -> LiveError {
+fn classify_open_error(iface: &str, e: pcap::Error) -> CaptureError {
     let detail = e.to_string();
     let lower = detail.to_ascii_lowercase();
     if lower.contains("permission") || lower.contains("not permitted") {
-        LiveError::Permission {
+        CaptureError::Permission {
             iface: iface.to_string(),
             exe: std::env::current_exe()
                 .map(|p| p.display().to_string())
@@ -229,12 +172,12 @@ fn classify_open_error(iface: &str, e: pcap::Error) -> LiveError {
             detail,
         }
     } else if lower.contains("no such device") || lower.contains("doesn't exist") {
-        LiveError::NoSuchInterface {
+        CaptureError::NoSuchInterface {
             iface: iface.to_string(),
             available: interface_names(),
         }
     } else {
-        LiveError::Other {
+        CaptureError::LiveOpen {
             iface: iface.to_string(),
             detail,
         }
@@ -243,7 +186,7 @@ fn classify_open_error(iface: &str, e: pcap::Error) -> LiveError {
 
 impl PacketSource for LiveCapture {
     fn next_packet(&mut self) -> Next<'_> {
-        if self.error.is_some() {
+        if self.failed {
             return Next::End;
         }
         match self.cap.next_packet() {
@@ -263,9 +206,12 @@ impl PacketSource for LiveCapture {
                 std::thread::sleep(IDLE_SLEEP);
                 Next::Idle
             }
-            Err(e) => {
-                self.error = Some(format!("capture on {} failed: {e}", self.iface));
-                Next::Error(format!("capture on {} failed: {e}", self.iface))
+            Err(source) => {
+                self.failed = true;
+                Next::Error(CaptureError::LiveRead {
+                    iface: self.iface.clone(),
+                    source,
+                })
             }
         }
     }

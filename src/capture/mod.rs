@@ -1,6 +1,23 @@
-//! Packet sources: what a packet is when it leaves a capture (bytes, timestamp, link type).
+//! Packet sources: what a packet is when it leaves a capture (bytes, timestamp, link type,
+//! the shared buffer it lies in), and the sources that yield packets: capture files
+//! ([`file`](mod@file): classic pcap in `pcap.rs`, pcapng in `pcapng.rs`), live
+//! interfaces ([`live`]) and packets held in memory ([`memory`]), all behind [`PacketSource`].
 
+pub mod buffer;
+pub mod error;
 pub mod file;
+pub mod live;
+pub mod memory;
+mod pcap;
+mod pcapng;
+
+pub use buffer::SharedBuffer;
+pub use error::CaptureError;
+pub use memory::{MemorySource, OwnedPacket};
+
+/// Largest captured length accepted for one packet: libpcap's `MAXIMUM_SNAPLEN`. A longer
+/// record header is damage, not data, and trusting it would make us buffer gigabytes.
+pub const MAX_CAPLEN: u32 = 262_144;
 
 /// A packet timestamp in nanoseconds since the Unix epoch, as the capture recorded it.
 ///
@@ -79,12 +96,10 @@ pub struct Packet<'a> {
     pub data: &'a [u8],
     /// The packet's length on the wire.
     pub orig_len: u32,
-    /// The shared block `data` lies in, when the source reads into shared blocks (capture
+    /// The shared buffer `data` lies in, when the source reads into shared buffers (capture
     /// files): the pipeline then hands a worker a place in it instead of a copy.
-    pub block: Option<&'a std::sync::Arc<file::Block>>,
+    pub block: Option<&'a std::sync::Arc<SharedBuffer>>,
 }
-
-pub mod live;
 
 /// What a packet source yields next.
 #[derive(Debug)]
@@ -97,29 +112,12 @@ pub enum Next<'a> {
     /// The source is exhausted.
     End,
     /// The source failed; nothing more will come from it.
-    Error(String),
+    Error(CaptureError),
 }
 
-/// A source of packets: a capture file or a live interface. The only I/O seam of the pipeline.
+/// A source of packets: a capture file, a live interface or packets in memory. The only I/O
+/// seam of the pipeline.
 pub trait PacketSource {
     /// The next packet, borrowed until the following call.
     fn next_packet(&mut self) -> Next<'_>;
-    /// Bytes consumed so far and the total if known (for progress display).
-    fn progress(&self) -> (u64, Option<u64>) {
-        (0, None)
-    }
-}
-
-impl PacketSource for file::CaptureFile {
-    fn next_packet(&mut self) -> Next<'_> {
-        match file::CaptureFile::next_packet(self) {
-            Some(Ok(p)) => Next::Packet(p),
-            Some(Err(e)) => Next::Error(e.to_string()),
-            None => Next::End,
-        }
-    }
-
-    fn progress(&self) -> (u64, Option<u64>) {
-        (self.bytes_consumed(), self.file_len())
-    }
 }

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::dispatch::Routed;
-use crate::capture::file::Block;
+use crate::capture::SharedBuffer;
 use crate::capture::{Packet, Timestamp};
 use crate::decode::{IcmpInfo, PacketMeta};
 use crate::flow::FlowKey;
@@ -63,7 +63,7 @@ type IcmpSlot = ((bool, u8, u8), Place);
 #[derive(Debug, Default)]
 pub(super) struct Batch {
     data: Vec<u8>,
-    blocks: Vec<Arc<Block>>,
+    blocks: Vec<Arc<SharedBuffer>>,
     pub(super) slots: Vec<Slot>,
 }
 
@@ -78,7 +78,7 @@ impl Batch {
     }
 
     /// The place of `bytes`: in `block` if they lie there, else copied into the arena.
-    fn put(&mut self, block: Option<&Arc<Block>>, bytes: &[u8]) -> Place {
+    fn put(&mut self, block: Option<&Arc<SharedBuffer>>, bytes: &[u8]) -> Place {
         if let Some(b) = block
             && let Some((start, len)) = b.place_of(bytes)
         {

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, LazyLock};
 
-use appletap::capture::{LinkType, Packet, Timestamp};
+use appletap::capture::{LinkType, MemorySource, Next, PacketSource, Timestamp};
 use appletap::decode::{self, PacketMeta};
 use appletap::pipeline::{Engine, EngineConfig};
 use appletap::flow::FlowKey;
@@ -145,15 +145,18 @@ pub fn ipv4_tcp(
 }
 
 /// Feeds raw IP packets to an engine, one second apart from `start`.
-pub fn feed_raw(engine: &mut Engine, start: u64, packets: &[Vec<u8>]) {
-    for (i, p) in packets.iter().enumerate() {
-        engine.process(&Packet {
-            ts: Timestamp::from_parts(start + i as u64, 0),
-            link: LinkType::RAW,
-            data: p,
-            orig_len: p.len() as u32,
-            block: None,
-        });
+pub fn feed_raw(engine: &mut Engine, start: u64, packets: Vec<Vec<u8>>) {
+    let frames = packets
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| (Timestamp::from_parts(start + i as u64, 0), LinkType::RAW, p));
+    feed(engine, &mut MemorySource::from_frames(frames));
+}
+
+/// Feeds every packet of `source` to an engine.
+pub fn feed(engine: &mut Engine, source: &mut MemorySource) {
+    while let Next::Packet(p) = source.next_packet() {
+        engine.process(&p);
     }
 }
 

@@ -6,36 +6,16 @@ pub mod link;
 
 use std::net::IpAddr;
 
+use etherparse::err::Layer;
 use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 use crate::capture::LinkType;
-use link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, LinkError};
+use crate::wire::icmp::{self, IcmpMessage};
+use crate::wire::link::{EtherType, LinkError};
 
-/// IP protocol numbers appletap names.
-pub mod ip_proto {
-    /// ICMP for IPv4.
-    pub const ICMP: u8 = 1;
-    /// TCP.
-    pub const TCP: u8 = 6;
-    /// UDP.
-    pub const UDP: u8 = 17;
-    /// ICMPv6.
-    pub const ICMPV6: u8 = 58;
-}
-
-/// TCP flag bits as they sit in byte 13 of the TCP header.
-pub mod tcp_flags {
-    /// No more data from sender.
-    pub const FIN: u8 = 0x01;
-    /// Synchronize sequence numbers.
-    pub const SYN: u8 = 0x02;
-    /// Reset the connection.
-    pub const RST: u8 = 0x04;
-    /// Push function.
-    pub const PSH: u8 = 0x08;
-    /// Acknowledgment field significant.
-    pub const ACK: u8 = 0x10;
-}
+pub use crate::wire::icmp::Quoted;
+pub use crate::wire::ip::ip_proto;
+pub use crate::wire::tcp::tcp_flags;
 
 /// Why a packet was not decoded. Each reason is a counter in the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,59 +81,22 @@ pub struct IcmpInfo<'a> {
     pub quoted: &'a [u8],
 }
 
-impl<'a> IcmpInfo<'a> {
+impl IcmpInfo<'_> {
     /// Whether this is a destination-unreachable message (ICMP type 3, ICMPv6 type 1), which
     /// covers "administratively prohibited".
     pub fn is_unreachable(&self) -> bool {
-        if self.v6 {
-            self.icmp_type == 1
-        } else {
-            self.icmp_type == 3
-        }
+        icmp::is_unreachable(self.v6, self.icmp_type)
     }
 
     /// For a destination-unreachable message: the addresses and ports of the packet it
-    /// quotes (its source is the original sender), if they can be read. Quotes are usually
-    /// cut after 8 bytes of the transport header, so ports are read from those bytes.
+    /// quotes (its source is the original sender), if they can be read (see
+    /// [`icmp::quoted_packet`]).
     pub fn quoted_packet(&self) -> Option<Quoted> {
         if !self.is_unreachable() || self.quoted.is_empty() {
             return None;
         }
-        let sliced = LaxSlicedPacket::from_ip(self.quoted).ok()?;
-        let (src, dst, payload) = ip_parts(&sliced)?;
-        let proto = payload.ip_number.0;
-        let (src_port, dst_port) = match (proto, payload.payload) {
-            (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => {
-                (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))
-            }
-            (ip_proto::TCP | ip_proto::UDP, _) => return None,
-            // An error about an error is never sent (RFC 1122 §3.2.2).
-            (ip_proto::ICMP | ip_proto::ICMPV6, _) => return None,
-            _ => (0, 0),
-        };
-        Some(Quoted {
-            proto,
-            src,
-            dst,
-            src_port,
-            dst_port,
-        })
+        icmp::quoted_packet(self.quoted)
     }
-}
-
-/// The addresses and ports of a packet quoted by an ICMP error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quoted {
-    /// IP protocol of the quoted packet.
-    pub proto: u8,
-    /// Its source (the original sender).
-    pub src: IpAddr,
-    /// Its destination.
-    pub dst: IpAddr,
-    /// Its source port (0 without ports).
-    pub src_port: u16,
-    /// Its destination port.
-    pub dst_port: u16,
 }
 
 /// The decoded headers of one IP packet, borrowed from the capture buffer.
@@ -196,7 +139,7 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> 
         LinkError::UnsupportedLinkType(_) => Skip::UnsupportedLinkType,
         LinkError::Malformed => Skip::LinkMalformed,
     })?;
-    if net.ether_type != ETHERTYPE_IPV4 && net.ether_type != ETHERTYPE_IPV6 {
+    if net.ether_type != EtherType::IPV4 && net.ether_type != EtherType::IPV6 {
         return Err(Skip::NotIp);
     }
     from_ip(net.data)
@@ -228,10 +171,10 @@ fn ip_parts<'a, 's>(
 /// # Errors
 /// A [`Skip`] reason when the IP or transport headers are cut short or malformed.
 pub fn from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
-    if let Some(meta) = fast::tcp_udp(data) {
-        return Ok(meta);
+    match fast::from_ip(data) {
+        Some(answer) => answer,
+        None => lax_from_ip(data),
     }
-    lax_from_ip(data)
 }
 
 /// [`from_ip`] without its fast path, for the fuzz target that checks the two agree.
@@ -271,32 +214,26 @@ fn lax_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
             meta.payload = udp.payload();
         }
         Some(TransportSlice::Icmpv4(icmp)) => {
-            let (t, c) = (icmp.type_u8(), icmp.code_u8());
-            meta.icmp = Some(IcmpInfo {
-                v6: false,
-                icmp_type: t,
-                code: c,
-                quoted: if matches!(t, 3 | 4 | 5 | 11 | 12) {
-                    icmp.payload()
-                } else {
-                    &[]
-                },
-            });
+            meta.icmp = icmp_info(icmp.slice(), false);
             meta.payload = icmp.payload();
         }
         Some(TransportSlice::Icmpv6(icmp)) => {
-            let (t, c) = (icmp.type_u8(), icmp.code_u8());
-            meta.icmp = Some(IcmpInfo {
-                v6: true,
-                icmp_type: t,
-                code: c,
-                quoted: if t < 128 { icmp.payload() } else { &[] },
-            });
+            meta.icmp = icmp_info(icmp.slice(), true);
             meta.payload = icmp.payload();
         }
         _ => {
             if ip_payload.fragmented {
                 return Err(Skip::IpFragment);
+            }
+            // An extension or authentication header that could not be read (cut short, past
+            // the packet, or inconsistent): etherparse stops there and names that header's
+            // number as the payload's protocol, which is no transport at all. See: issue 13.
+            if sliced
+                .stop_err
+                .as_ref()
+                .is_some_and(|(_, layer)| stopped_in_ip(*layer))
+            {
+                return Err(Skip::MalformedIp);
             }
             if matches!(
                 proto,
@@ -308,6 +245,36 @@ fn lax_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
         }
     }
     Ok(meta)
+}
+
+/// Whether etherparse stopped inside the IP layer (in an extension header: the IP header
+/// itself is an `Err` of `from_ip`), rather than in the transport header.
+fn stopped_in_ip(layer: Layer) -> bool {
+    matches!(
+        layer,
+        Layer::IpHeader
+            | Layer::Ipv4Header
+            | Layer::Ipv4Packet
+            | Layer::IpAuthHeader
+            | Layer::Ipv6Header
+            | Layer::Ipv6Packet
+            | Layer::Ipv6ExtHeader
+            | Layer::Ipv6HopByHopHeader
+            | Layer::Ipv6DestOptionsHeader
+            | Layer::Ipv6RouteHeader
+            | Layer::Ipv6FragHeader
+    )
+}
+
+/// The ICMP details of a message etherparse has sliced (its 8-byte header is there).
+fn icmp_info(message: &[u8], v6: bool) -> Option<IcmpInfo<'_>> {
+    let m = IcmpMessage::new_checked(message, v6)?;
+    Some(IcmpInfo {
+        v6,
+        icmp_type: m.icmp_type(),
+        code: m.code(),
+        quoted: m.quoted(),
+    })
 }
 
 #[cfg(test)]

@@ -327,4 +327,207 @@ mod tests {
         p[7] = 0x10; // fragment offset 16 * 8 bytes
         assert_eq!(from_ip(&p).unwrap_err(), Skip::IpFragment);
     }
+
+    /// An IPv6 packet carrying `exts` (extension headers, as bytes) then an 8-byte UDP
+    /// header, with `first` as the IPv6 next header and a payload length that covers it all.
+    fn ipv6_with(first: u8, exts: &[u8]) -> Vec<u8> {
+        let udp = [0x14, 0xe9, 0x14, 0xe9, 0x00, 0x08, 0x00, 0x00];
+        let len = u16::try_from(exts.len() + udp.len()).unwrap();
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend(len.to_be_bytes());
+        p.extend([first, 64]);
+        p.extend([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.extend([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfb]);
+        p.extend(exts);
+        p.extend(udp);
+        p
+    }
+
+    /// Both decoders, and `decode` under the raw-IP link type, give `want`.
+    fn all_say(packet: &[u8], want: Skip, what: &str) {
+        assert_eq!(
+            from_ip(packet).map(|m| m.proto),
+            Err(want),
+            "{what}: from_ip"
+        );
+        assert_eq!(
+            from_ip_by_etherparse(packet).map(|m| m.proto),
+            Err(want),
+            "{what}: etherparse"
+        );
+        assert_eq!(
+            decode(LinkType::RAW, packet).map(|m| m.proto),
+            Err(want),
+            "{what}: decode"
+        );
+    }
+
+    #[test]
+    fn ipv6_extension_header_past_the_end_is_malformed_ip() {
+        // See: issue 13. A real mDNS packet with a Destination Options header whose length
+        // (2,048 bytes) runs past the packet; it was a flow of protocol 60.
+        let packet = include_bytes!("../../fixtures/packets/ipv6_dest_options_past_the_end.bin");
+        all_say(packet, Skip::MalformedIp, "whole packet");
+        // The same header cut by the snap length instead (the payload length says more).
+        all_say(&packet[..44], Skip::MalformedIp, "cut inside the header");
+        // With a length that fits, it is the UDP packet it always was.
+        let mut fits = packet.to_vec();
+        fits[41] = 0;
+        let m = from_ip(&fits).unwrap();
+        assert_eq!(
+            (m.proto, m.src_port, m.dst_port),
+            (ip_proto::UDP, 5353, 5353)
+        );
+        assert_eq!(from_ip_by_etherparse(&fits).unwrap().payload, m.payload);
+    }
+
+    #[test]
+    fn ipv6_fragment_header_cut_short_is_malformed_ip() {
+        let p = ipv6_with(ip_proto::FRAGMENT, &[]);
+        // The UDP header's 8 bytes read as a fragment header: take 4 of them away.
+        let mut cut = p[..44].to_vec();
+        cut[5] = 4;
+        all_say(&cut, Skip::MalformedIp, "fragment header of 4 bytes");
+        // A whole fragment header that fragments is a fragment, not malformed.
+        let frag = ipv6_with(ip_proto::FRAGMENT, &[ip_proto::UDP, 0, 0, 8, 0, 0, 0, 1]);
+        assert_eq!(from_ip(&frag).unwrap_err(), Skip::IpFragment);
+        // An atomic fragment (offset 0, no more) is the UDP packet inside.
+        let atomic = ipv6_with(ip_proto::FRAGMENT, &[ip_proto::UDP, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(from_ip(&atomic).unwrap().proto, ip_proto::UDP);
+        assert_eq!(from_ip_by_etherparse(&atomic).unwrap().proto, ip_proto::UDP);
+    }
+
+    #[test]
+    fn authentication_header_past_the_end_or_empty_is_malformed_ip() {
+        // IPv6: length field 4 = 24 bytes, 12 there.
+        let ah = [ip_proto::UDP, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1];
+        let p = ipv6_with(ip_proto::AUTH, &ah);
+        all_say(&p[..52], Skip::MalformedIp, "IPv6 AH past the end");
+        let mut zero = ipv6_with(ip_proto::AUTH, &ah);
+        zero[41] = 0;
+        all_say(&zero, Skip::MalformedIp, "IPv6 AH of length 0");
+        let mut fits = ipv6_with(ip_proto::AUTH, &ah);
+        fits[41] = 1;
+        assert_eq!(from_ip(&fits).unwrap().proto, ip_proto::UDP);
+        // IPv4: the same header after a 20-byte IPv4 header.
+        let mut v4 = TCP_SYN_V4[..20].to_vec();
+        v4[9] = ip_proto::AUTH;
+        v4.extend(ah);
+        v4[3] = u8::try_from(v4.len()).unwrap();
+        all_say(&v4, Skip::MalformedIp, "IPv4 AH past the end");
+        v4[21] = 0;
+        all_say(&v4, Skip::MalformedIp, "IPv4 AH of length 0");
+    }
+
+    #[test]
+    fn hop_by_hop_after_another_header_is_malformed_ip() {
+        let dest_opts_then_hop_by_hop = [ip_proto::HOP_BY_HOP, 0, 1, 4, 0, 0, 0, 0];
+        let p = ipv6_with(ip_proto::DEST_OPTIONS, &dest_opts_then_hop_by_hop);
+        all_say(&p, Skip::MalformedIp, "hop-by-hop second");
+        let first = [ip_proto::UDP, 0, 1, 4, 0, 0, 0, 0];
+        let p = ipv6_with(ip_proto::HOP_BY_HOP, &first);
+        assert_eq!(from_ip(&p).unwrap().proto, ip_proto::UDP);
+    }
+
+    #[test]
+    fn ipv4_options_cut_short_is_malformed_ip() {
+        // IHL 15 claims 60 bytes of header; the packet has 40.
+        let mut p = TCP_SYN_V4;
+        p[0] = 0x4f;
+        all_say(&p, Skip::MalformedIp, "IHL past the end");
+        // IHL 4: shorter than the fixed header.
+        p[0] = 0x44;
+        all_say(&p, Skip::MalformedIp, "IHL under 5");
+    }
+
+    /// What `IcmpInfo::quoted_packet` answered when etherparse read the quote, with the
+    /// issue 13 rule (a header etherparse stopped in gives nothing).
+    fn quoted_by_etherparse(quoted: &[u8]) -> Option<Quoted> {
+        let sliced = LaxSlicedPacket::from_ip(quoted).ok()?;
+        if sliced
+            .stop_err
+            .as_ref()
+            .is_some_and(|(_, l)| stopped_in_ip(*l))
+        {
+            return None;
+        }
+        let (src, dst, payload) = ip_parts(&sliced)?;
+        let proto = payload.ip_number.0;
+        let (src_port, dst_port) = match (proto, payload.payload) {
+            (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => {
+                (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))
+            }
+            (ip_proto::TCP | ip_proto::UDP | ip_proto::ICMP | ip_proto::ICMPV6, _) => {
+                return None;
+            }
+            _ => (0, 0),
+        };
+        Some(Quoted {
+            proto,
+            src,
+            dst,
+            src_port,
+            dst_port,
+        })
+    }
+
+    #[test]
+    fn quoted_packets_read_by_the_wire_views_as_etherparse_reads_them() {
+        use crate::capture::file::CaptureFile;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps");
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let (mut quotes, mut read) = (0u32, 0u32);
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let Ok(mut cap) = CaptureFile::open(&e.path()) else {
+                continue;
+            };
+            while let Some(Ok(p)) = cap.next_packet() {
+                let Ok(m) = decode(p.link, p.data) else {
+                    continue;
+                };
+                let Some(icmp) = m.icmp.filter(|i| !i.quoted.is_empty()) else {
+                    continue;
+                };
+                quotes += 1;
+                let q = icmp::quoted_packet(icmp.quoted);
+                assert_eq!(q, quoted_by_etherparse(icmp.quoted), "{:?}", e.path());
+                read += u32::from(q.is_some());
+                // Mutations and cuts of the quote's headers.
+                for _ in 0..64 {
+                    let mut b = icmp.quoted.to_vec();
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let at = (state as usize) % b.len().min(64);
+                    b[at] = (state >> 32) as u8;
+                    let cut = b.len() - ((state >> 40) as usize % 48).min(b.len());
+                    let b = &b[..cut];
+                    assert_eq!(
+                        icmp::quoted_packet(b),
+                        quoted_by_etherparse(b),
+                        "{:?}: {b:02x?}",
+                        e.path()
+                    );
+                }
+            }
+        }
+        assert!(quotes >= 40 && read >= 40, "{quotes} quotes, {read} read");
+    }
+
+    #[test]
+    fn ipv4_total_length_smaller_than_the_header_falls_back_to_the_bytes() {
+        // Not the issue 13 class on purpose: a sender's capture taken before segmentation
+        // offload fills the length in shows 0 here, and the headers are still right. So, as
+        // etherparse does, the bytes there are stand in for the length.
+        for total in [0u8, 19] {
+            let mut p = TCP_SYN_V4;
+            p[2] = 0;
+            p[3] = total;
+            let m = from_ip(&p).unwrap();
+            assert_eq!(
+                (m.proto, m.src_port, m.dst_port),
+                (ip_proto::TCP, 50000, 5223)
+            );
+        }
+    }
 }

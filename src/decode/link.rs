@@ -1,147 +1,48 @@
-//! Link layers: from a captured frame of any supported link type down to its network-layer payload.
+//! Link layers: from a captured frame of any supported link type down to its network-layer
+//! payload, stepping through the [`crate::wire::link`] views.
 //!
 //! The result is the payload's EtherType (or a pseudo-value for payloads that have none) and a
 //! slice of the frame, never a copy. Frames that are not IP (ARP, EAPOL, LLDP, PPP control,
 //! 802.3 LLC, ...) are not errors: they come back with their EtherType for the caller to count.
 //! Errors are reserved for frames whose link header is cut short or cannot be right, and for
 //! link types this module does not decode.
-
-use thiserror::Error;
+//!
+//! Hand-written rather than etherparse (which decodes the IP layer in [`super`]) because
+//! etherparse 0.21 does not parse most of the link layers captures bring: it has no PKTAP
+//! (every capture from a Mac with `-i any` or `--pktap`), no BSD loopback (NULL/LOOP), no
+//! Linux cooked v2 (SLL2, tcpdump's `-i any` since 4.99), no PPPoE session header, no 802.3
+//! LLC/SNAP (it reads an 802.3 length field as an EtherType), and its lax slicing
+//! (`LaxSlicedPacket`) has no entry point for Linux cooked v1 either (only the strict
+//! `SlicedPacket::from_linux_sll`, which refuses a packet cut by the snap length). It also
+//! keeps at most three VLAN/MACsec link extensions (`LaxSlicedPacket::LINK_EXTS_CAP`), where
+//! this module stops at [`MAX_ENCAPSULATIONS`] of any kind.
 
 use crate::capture::LinkType;
-
-/// IPv4.
-pub const ETHERTYPE_IPV4: u16 = 0x0800;
-/// ARP.
-pub const ETHERTYPE_ARP: u16 = 0x0806;
-/// 802.1Q VLAN tag.
-pub const ETHERTYPE_VLAN: u16 = 0x8100;
-/// IPv6.
-pub const ETHERTYPE_IPV6: u16 = 0x86DD;
-/// PPPoE discovery stage (PADI, PADO, ...): never carries IP.
-pub const ETHERTYPE_PPPOE_DISCOVERY: u16 = 0x8863;
-/// PPPoE session stage. Returned as such when the PPP payload is not IP (LCP, IPCP, ...);
-/// the slice then starts at the PPP protocol field.
-pub const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
-/// 802.1X authentication (EAPOL).
-pub const ETHERTYPE_EAPOL: u16 = 0x888E;
-/// 802.1ad service VLAN tag (QinQ outer tag).
-pub const ETHERTYPE_QINQ: u16 = 0x88A8;
-/// LLDP.
-pub const ETHERTYPE_LLDP: u16 = 0x88CC;
-/// Pre-standard QinQ outer tag still used by some switches.
-pub const ETHERTYPE_QINQ_LEGACY: u16 = 0x9100;
-/// Pseudo-value: an 802.3 frame (length field instead of an EtherType) whose LLC payload is
-/// not SNAP-encapsulated IP. The slice starts at the LLC header (DSAP). 0 is not a valid
-/// EtherType (values below 0x0600 are lengths), so it cannot be confused with one.
-pub const ETHERTYPE_LLC: u16 = 0x0000;
-/// Pseudo-value: the link header names a protocol that has no EtherType (a BSD address
-/// family other than IP, a Linux pseudo-protocol, PKTAP metadata without a packet).
-/// 0xFFFF is reserved by IEEE and never assigned.
-pub const ETHERTYPE_UNKNOWN: u16 = 0xFFFF;
-
-/// Ethernet II header: destination (6), source (6), EtherType or 802.3 length (2).
-const ETH_HEADER_LEN: usize = 14;
-const ETH_TYPE_OFFSET: usize = 12;
-/// Largest 802.3 length field; 0x05DD..0x0600 is neither length nor EtherType.
-const ETH_MAX_LENGTH: u16 = 1500;
-/// Smallest EtherType.
-const ETHERTYPE_MIN: u16 = 0x0600;
-
-/// VLAN tag after its TPID: TCI (2) then the inner EtherType (2).
-const VLAN_TAG_LEN: usize = 4;
-const VLAN_ID_MASK: u16 = 0x0FFF;
-const VLAN_INNER_TYPE_OFFSET: usize = 2;
-
-/// 802.2 LLC header: DSAP, SSAP, control.
-const LLC_HEADER_LEN: usize = 3;
-/// LLC header plus SNAP: OUI (3) and EtherType (2).
-const SNAP_HEADER_LEN: usize = 8;
-const LLC_SAP_SNAP: u8 = 0xAA;
-const LLC_CONTROL_UI: u8 = 0x03;
-const SNAP_TYPE_OFFSET: usize = 6;
-/// SNAP OUIs under which the protocol id is an EtherType (RFC 1042 and 802.1H).
-const SNAP_OUI_ETHERTYPE: [[u8; 3]; 2] = [[0x00, 0x00, 0x00], [0x00, 0x00, 0xF8]];
-
-/// PPPoE header: version/type (1), code (1), session id (2), payload length (2).
-const PPPOE_HEADER_LEN: usize = 6;
-const PPPOE_VER_TYPE: u8 = 0x11;
-const PPPOE_CODE_SESSION: u8 = 0x00;
-const PPPOE_LENGTH_OFFSET: usize = 4;
-/// PPP protocol numbers carried in PPPoE sessions.
-const PPP_IPV4: u16 = 0x0021;
-const PPP_IPV6: u16 = 0x0057;
-
-/// Linux cooked v1: packet type (2), ARPHRD (2), address length (2), address (8), protocol (2).
-const SLL_HEADER_LEN: usize = 16;
-const SLL_PROTOCOL_OFFSET: usize = 14;
-/// Linux cooked v2: protocol (2), reserved (2), ifindex (4), ARPHRD (2), packet type (1),
-/// address length (1), address (8).
-const SLL2_HEADER_LEN: usize = 20;
-const SLL2_PROTOCOL_OFFSET: usize = 0;
-/// Linux pseudo-protocol for frames that carry an 802.2 LLC header (`ETH_P_802_2`).
-const LINUX_ETH_P_802_2: u16 = 0x0004;
-
-/// BSD loopback header: address family, 4 bytes.
-const NULL_HEADER_LEN: usize = 4;
-const BSD_AF_INET: u32 = 2;
-/// AF_INET6 differs between BSDs: NetBSD/OpenBSD 24, FreeBSD 28, Darwin 30.
-const BSD_AF_INET6: [u32; 3] = [24, 28, 30];
-
-/// PKTAP: little-endian `pth_length` (0), `pth_type_next` (4), `pth_dlt` (8), then fields
-/// we do not need; the inner frame starts at `pth_length`.
-const PKTAP_FIXED_LEN: usize = 12;
-const PKTAP_TYPE_NEXT_OFFSET: usize = 4;
-const PKTAP_DLT_OFFSET: usize = 8;
-const PKTAP_TYPE_PACKET: u32 = 1;
+use crate::wire::link::{
+    BsdLoopback, EtherType, EthernetFrame, LinkError, LinuxSll, LinuxSll2, LlcFrame, PktapHeader,
+    PppoeHeader, VlanTag, ppp,
+};
 
 /// Most link-layer shims (VLAN tags, PPPoE, SNAP, PKTAP) one frame may stack. Real networks
 /// use two or three; the limit stops crafted frames from costing unbounded work.
-const MAX_ENCAPSULATIONS: usize = 8;
+pub const MAX_ENCAPSULATIONS: usize = 8;
 
 /// The network-layer part of a frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NetworkSlice<'a> {
-    /// EtherType of `data`, or [`ETHERTYPE_LLC`] / [`ETHERTYPE_UNKNOWN`].
-    pub ether_type: u16,
+    /// EtherType of `data`, or [`EtherType::LLC`] / [`EtherType::UNKNOWN`].
+    pub ether_type: EtherType,
     /// The payload: an IP header first when `ether_type` is IPv4 or IPv6.
     pub data: &'a [u8],
     /// Outermost VLAN id, if the frame was tagged.
     pub vlan: Option<u16>,
 }
 
-/// Why a frame has no network-layer slice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum LinkError {
-    /// The frame ends inside a link-layer header.
-    #[error("frame ends inside its link-layer header")]
-    Truncated,
-    /// This module does not decode that link type.
-    #[error("unsupported link type {0}")]
-    UnsupportedLinkType(u32),
-    /// A link-layer header that cannot be right (or nests too deep).
-    #[error("malformed link-layer header")]
-    Malformed,
-}
-
-/// Big-endian `u16` at `at`.
-fn be16(bytes: &[u8], at: usize) -> Option<u16> {
-    let raw: [u8; 2] = bytes.get(at..at.checked_add(2)?)?.try_into().ok()?;
-    Some(u16::from_be_bytes(raw))
-}
-
-/// Little-endian `u32` at `at` (PKTAP headers are written in the host order of a Mac).
-fn le32(bytes: &[u8], at: usize) -> Option<u32> {
-    let raw: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
-    Some(u32::from_le_bytes(raw))
-}
-
-/// Splits `len` header bytes off the front of `data`.
-fn split_header(data: &[u8], len: usize) -> Result<(&[u8], &[u8]), LinkError> {
-    data.split_at_checked(len).ok_or(LinkError::Truncated)
-}
-
 /// Finds the network-layer payload of a frame captured with link type `link`.
+///
+/// # Errors
+/// A [`LinkError`] when a link header is cut short or cannot be right, or the link type is
+/// not one appletap decodes.
 pub fn network_slice(link: LinkType, data: &[u8]) -> Result<NetworkSlice<'_>, LinkError> {
     link_slice(link, data, 0)
 }
@@ -149,19 +50,31 @@ pub fn network_slice(link: LinkType, data: &[u8]) -> Result<NetworkSlice<'_>, Li
 fn link_slice(link: LinkType, data: &[u8], depth: usize) -> Result<NetworkSlice<'_>, LinkError> {
     match link {
         LinkType::ETHERNET => ethernet(data, depth),
-        LinkType::NULL => bsd_loopback(data, AfOrder::Either),
-        LinkType::LOOP => bsd_loopback(data, AfOrder::Network),
+        LinkType::NULL => {
+            let h = BsdLoopback::new_checked(data)?;
+            Ok(untagged(bsd_family(h.family_host_order()), h.payload()))
+        }
+        LinkType::LOOP => {
+            let h = BsdLoopback::new_checked(data)?;
+            Ok(untagged(bsd_family(h.family_network_order()), h.payload()))
+        }
         LinkType::RAW | LinkType::RAW_DLT12 | LinkType::RAW_DLT14 => raw_ip(data),
-        LinkType::IPV4 => Ok(untagged(ETHERTYPE_IPV4, data)),
-        LinkType::IPV6 => Ok(untagged(ETHERTYPE_IPV6, data)),
-        LinkType::LINUX_SLL => linux_cooked(data, SLL_HEADER_LEN, SLL_PROTOCOL_OFFSET, depth),
-        LinkType::LINUX_SLL2 => linux_cooked(data, SLL2_HEADER_LEN, SLL2_PROTOCOL_OFFSET, depth),
+        LinkType::IPV4 => Ok(untagged(EtherType::IPV4, data)),
+        LinkType::IPV6 => Ok(untagged(EtherType::IPV6, data)),
+        LinkType::LINUX_SLL => {
+            let h = LinuxSll::new_checked(data)?;
+            linux_cooked(h.protocol(), h.payload(), depth)
+        }
+        LinkType::LINUX_SLL2 => {
+            let h = LinuxSll2::new_checked(data)?;
+            linux_cooked(h.protocol(), h.payload(), depth)
+        }
         LinkType::PKTAP => pktap(data, depth),
         LinkType(other) => Err(LinkError::UnsupportedLinkType(other)),
     }
 }
 
-fn untagged(ether_type: u16, data: &[u8]) -> NetworkSlice<'_> {
+fn untagged(ether_type: EtherType, data: &[u8]) -> NetworkSlice<'_> {
     NetworkSlice {
         ether_type,
         data,
@@ -170,9 +83,8 @@ fn untagged(ether_type: u16, data: &[u8]) -> NetworkSlice<'_> {
 }
 
 fn ethernet(frame: &[u8], depth: usize) -> Result<NetworkSlice<'_>, LinkError> {
-    let (header, payload) = split_header(frame, ETH_HEADER_LEN)?;
-    let type_or_len = be16(header, ETH_TYPE_OFFSET).ok_or(LinkError::Truncated)?;
-    after_type_field(type_or_len, payload, None, depth)
+    let eth = EthernetFrame::new_checked(frame)?;
+    after_type_field(eth.type_or_len(), eth.payload(), None, depth)
 }
 
 /// Decodes what follows an Ethernet type/length field: peels VLAN tags, 802.3 LLC/SNAP and
@@ -185,7 +97,7 @@ fn after_type_field(
 ) -> Result<NetworkSlice<'_>, LinkError> {
     for _ in depth..MAX_ENCAPSULATIONS {
         match type_or_len {
-            0..=ETH_MAX_LENGTH => {
+            0..=EtherType::MAX_8023_LENGTH => {
                 // 802.3: the field is the payload length. Anything past it is padding; a
                 // shorter capture is the snaplen's doing, not damage.
                 let len = usize::from(type_or_len);
@@ -194,7 +106,7 @@ fn after_type_field(
                     Some((ether_type, rest)) => (type_or_len, data) = (ether_type, rest),
                     None => {
                         return Ok(NetworkSlice {
-                            ether_type: ETHERTYPE_LLC,
+                            ether_type: EtherType::LLC,
                             data: llc_data,
                             vlan,
                         });
@@ -202,18 +114,18 @@ fn after_type_field(
                 }
             }
             // Neither a length nor an EtherType.
-            0x05DD..ETHERTYPE_MIN => return Err(LinkError::Malformed),
-            ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_LEGACY => {
-                let (tag, rest) = split_header(data, VLAN_TAG_LEN)?;
-                let tci = be16(tag, 0).ok_or(LinkError::Truncated)?;
-                let inner = be16(tag, VLAN_INNER_TYPE_OFFSET).ok_or(LinkError::Truncated)?;
-                vlan.get_or_insert(tci & VLAN_ID_MASK);
-                (type_or_len, data) = (inner, rest);
+            0x05DD..EtherType::MIN => return Err(LinkError::Malformed),
+            _ if EtherType(type_or_len).is_vlan_tag() => {
+                let tag = VlanTag::new_checked(data)?;
+                vlan.get_or_insert(tag.vlan_id());
+                (type_or_len, data) = (tag.inner_type(), tag.payload());
             }
-            ETHERTYPE_PPPOE_SESSION => return pppoe_session(data, vlan),
+            _ if EtherType(type_or_len) == EtherType::PPPOE_SESSION => {
+                return pppoe_session(data, vlan);
+            }
             ether_type => {
                 return Ok(NetworkSlice {
-                    ether_type,
+                    ether_type: EtherType(ether_type),
                     data,
                     vlan,
                 });
@@ -226,143 +138,82 @@ fn after_type_field(
 /// If `llc` is SNAP-encapsulated with an EtherType OUI, the EtherType and what follows;
 /// `None` for any other LLC payload.
 fn snap_ethertype(llc: &[u8]) -> Result<Option<(u16, &[u8])>, LinkError> {
-    let (header, _) = split_header(llc, LLC_HEADER_LEN)?;
-    if header != [LLC_SAP_SNAP, LLC_SAP_SNAP, LLC_CONTROL_UI] {
+    let llc = LlcFrame::new_checked(llc)?;
+    if !llc.is_snap() {
         return Ok(None);
     }
-    let (snap, rest) = split_header(llc, SNAP_HEADER_LEN)?;
-    let is_ethertype_oui = snap
-        .get(LLC_HEADER_LEN..SNAP_TYPE_OFFSET)
-        .is_some_and(|oui| SNAP_OUI_ETHERTYPE.iter().any(|known| known == oui));
-    match be16(snap, SNAP_TYPE_OFFSET) {
-        Some(ether_type) if is_ethertype_oui && ether_type >= ETHERTYPE_MIN => {
-            Ok(Some((ether_type, rest)))
-        }
-        _ => Ok(None),
+    let (oui, protocol, rest) = llc.snap()?;
+    if LlcFrame::OUI_ETHERTYPE.contains(&oui) && protocol >= EtherType::MIN {
+        Ok(Some((protocol, rest)))
+    } else {
+        Ok(None)
     }
 }
 
 fn pppoe_session(data: &[u8], vlan: Option<u16>) -> Result<NetworkSlice<'_>, LinkError> {
-    let (header, payload) = split_header(data, PPPOE_HEADER_LEN)?;
-    let (ver_type, code) = match header {
-        [ver_type, code, ..] => (*ver_type, *code),
-        [] | [_] => return Err(LinkError::Truncated),
-    };
-    if ver_type != PPPOE_VER_TYPE || code != PPPOE_CODE_SESSION {
+    let pppoe = PppoeHeader::new_checked(data)?;
+    if pppoe.ver_type() != PppoeHeader::VER_TYPE || pppoe.code() != PppoeHeader::CODE_SESSION {
         return Err(LinkError::Malformed);
     }
-    // The length field excludes Ethernet padding; a capture cut by the snaplen may be shorter.
-    let len = be16(header, PPPOE_LENGTH_OFFSET).ok_or(LinkError::Truncated)?;
-    let ppp = payload.get(..usize::from(len)).unwrap_or(payload);
-    // PPP protocol-field compression (RFC 1661): a first byte with its low bit set is a
-    // complete one-byte protocol number.
-    let (protocol, proto_len) = match ppp {
-        [] => return Err(LinkError::Truncated),
-        [first, ..] if first & 1 == 1 => (u16::from(*first), 1),
-        _ => (be16(ppp, 0).ok_or(LinkError::Truncated)?, 2),
+    let frame = pppoe.ppp();
+    let (protocol, payload) = ppp::protocol(frame)?;
+    let (ether_type, data) = match protocol {
+        ppp::IPV4 => (EtherType::IPV4, payload),
+        ppp::IPV6 => (EtherType::IPV6, payload),
+        _ => (EtherType::PPPOE_SESSION, frame),
     };
-    let ip = |ether_type| {
-        ppp.get(proto_len..).map(|data| NetworkSlice {
-            ether_type,
-            data,
-            vlan,
-        })
-    };
-    let slice = match protocol {
-        PPP_IPV4 => ip(ETHERTYPE_IPV4),
-        PPP_IPV6 => ip(ETHERTYPE_IPV6),
-        _ => Some(NetworkSlice {
-            ether_type: ETHERTYPE_PPPOE_SESSION,
-            data: ppp,
-            vlan,
-        }),
-    };
-    slice.ok_or(LinkError::Truncated)
+    Ok(NetworkSlice {
+        ether_type,
+        data,
+        vlan,
+    })
 }
 
+/// What follows a Linux cooked header's protocol field.
 fn linux_cooked(
-    frame: &[u8],
-    header_len: usize,
-    protocol_offset: usize,
+    protocol: u16,
+    payload: &[u8],
     depth: usize,
 ) -> Result<NetworkSlice<'_>, LinkError> {
-    let (header, payload) = split_header(frame, header_len)?;
-    let protocol = be16(header, protocol_offset).ok_or(LinkError::Truncated)?;
-    if protocol >= ETHERTYPE_MIN {
+    if protocol >= EtherType::MIN {
         // An EtherType; VLAN tags and PPPoE can still follow.
         return after_type_field(protocol, payload, None, depth);
     }
     // Below 0x0600 the field is a Linux pseudo-protocol, not an 802.3 length.
-    if protocol == LINUX_ETH_P_802_2 {
+    if protocol == LinuxSll::ETH_P_802_2 {
         if let Some((ether_type, rest)) = snap_ethertype(payload)? {
             return after_type_field(ether_type, rest, None, depth);
         }
-        return Ok(untagged(ETHERTYPE_LLC, payload));
+        return Ok(untagged(EtherType::LLC, payload));
     }
-    Ok(untagged(ETHERTYPE_UNKNOWN, payload))
+    Ok(untagged(EtherType::UNKNOWN, payload))
 }
 
-/// Byte order of a BSD loopback address family.
-#[derive(Clone, Copy)]
-enum AfOrder {
-    /// LINKTYPE_NULL: the capturing host's order, which the file does not record.
-    Either,
-    /// LINKTYPE_LOOP: network order.
-    Network,
-}
-
-fn bsd_loopback(frame: &[u8], order: AfOrder) -> Result<NetworkSlice<'_>, LinkError> {
-    let (header, payload) = split_header(frame, NULL_HEADER_LEN)?;
-    let raw: [u8; NULL_HEADER_LEN] = header.try_into().map_err(|_| LinkError::Truncated)?;
-    let big = u32::from_be_bytes(raw);
-    let family = match order {
-        AfOrder::Network => big,
-        // Address families are small numbers, so whichever reading is small is the one
-        // the capturing host wrote.
-        AfOrder::Either => {
-            let little = u32::from_le_bytes(raw);
-            if little <= u32::from(u16::MAX) {
-                little
-            } else {
-                big
-            }
-        }
-    };
-    let ether_type = if family == BSD_AF_INET {
-        ETHERTYPE_IPV4
-    } else if BSD_AF_INET6.contains(&family) {
-        ETHERTYPE_IPV6
+/// The EtherType of a BSD address family.
+fn bsd_family(family: u32) -> EtherType {
+    if family == BsdLoopback::AF_INET {
+        EtherType::IPV4
+    } else if BsdLoopback::AF_INET6.contains(&family) {
+        EtherType::IPV6
     } else {
-        ETHERTYPE_UNKNOWN
-    };
-    Ok(untagged(ether_type, payload))
+        EtherType::UNKNOWN
+    }
 }
 
 /// Raw IP without a link header: the IP version nibble says which.
 fn raw_ip(packet: &[u8]) -> Result<NetworkSlice<'_>, LinkError> {
     match packet.first().map(|b| b >> 4) {
         None => Err(LinkError::Truncated),
-        Some(4) => Ok(untagged(ETHERTYPE_IPV4, packet)),
-        Some(6) => Ok(untagged(ETHERTYPE_IPV6, packet)),
+        Some(4) => Ok(untagged(EtherType::IPV4, packet)),
+        Some(6) => Ok(untagged(EtherType::IPV6, packet)),
         Some(_) => Err(LinkError::Malformed),
     }
 }
 
 fn pktap(frame: &[u8], depth: usize) -> Result<NetworkSlice<'_>, LinkError> {
-    let (Some(header_len), Some(type_next), Some(dlt)) = (
-        le32(frame, 0),
-        le32(frame, PKTAP_TYPE_NEXT_OFFSET),
-        le32(frame, PKTAP_DLT_OFFSET),
-    ) else {
-        return Err(LinkError::Truncated);
-    };
-    let header_len = usize::try_from(header_len).map_err(|_| LinkError::Malformed)?;
-    if header_len < PKTAP_FIXED_LEN {
-        return Err(LinkError::Malformed);
-    }
-    let (_, inner) = split_header(frame, header_len)?;
-    if type_next != PKTAP_TYPE_PACKET {
-        return Ok(untagged(ETHERTYPE_UNKNOWN, inner));
+    let pktap = PktapHeader::new_checked(frame)?;
+    if pktap.type_next() != PktapHeader::TYPE_PACKET {
+        return Ok(untagged(EtherType::UNKNOWN, pktap.inner()));
     }
     let depth = depth + 1;
     if depth >= MAX_ENCAPSULATIONS {
@@ -370,7 +221,7 @@ fn pktap(frame: &[u8], depth: usize) -> Result<NetworkSlice<'_>, LinkError> {
     }
     // pth_dlt is a DLT_ value; for the link types PKTAP wraps (Ethernet, NULL, raw IP on
     // Darwin = 12) the DLT and LINKTYPE numbers coincide.
-    link_slice(LinkType(dlt), inner, depth)
+    link_slice(LinkType(pktap.dlt()), pktap.inner(), depth)
 }
 
 #[cfg(test)]
@@ -621,7 +472,7 @@ mod tests {
         network_slice(link, frame).unwrap_or_else(|e| panic!("{link:?}: {e}"))
     }
 
-    fn slice(ether_type: u16, data: &[u8], vlan: Option<u16>) -> NetworkSlice<'_> {
+    fn slice(ether_type: EtherType, data: &[u8], vlan: Option<u16>) -> NetworkSlice<'_> {
         NetworkSlice {
             ether_type,
             data,
@@ -634,38 +485,41 @@ mod tests {
         let e = LinkType::ETHERNET;
         assert_eq!(
             ok(e, &ETHERNET_IPV4),
-            slice(ETHERTYPE_IPV4, &IPV4_START, None)
+            slice(EtherType::IPV4, &IPV4_START, None)
         );
-        assert_eq!(ok(e, &ETHERNET_ARP), slice(ETHERTYPE_ARP, &[0, 1], None));
+        assert_eq!(ok(e, &ETHERNET_ARP), slice(EtherType::ARP, &[0, 1], None));
         assert_eq!(
             ok(e, &DOT1Q_IPV6),
-            slice(ETHERTYPE_IPV6, &IPV6_START, Some(100))
+            slice(EtherType::IPV6, &IPV6_START, Some(100))
         );
         assert_eq!(
             ok(e, &QINQ_IPV4),
-            slice(ETHERTYPE_IPV4, &IPV4_START, Some(10))
+            slice(EtherType::IPV4, &IPV4_START, Some(10))
         );
         assert_eq!(
             ok(e, &LEGACY_QINQ_EAPOL),
-            slice(ETHERTYPE_EAPOL, &[0x02, 0x03, 0x00, 0x5f], Some(4095))
+            slice(EtherType::EAPOL, &[0x02, 0x03, 0x00, 0x5f], Some(4095))
         );
     }
 
     #[test]
     fn pppoe() {
         let e = LinkType::ETHERNET;
-        assert_eq!(ok(e, &PPPOE_IPV4), slice(ETHERTYPE_IPV4, &IPV4_START, None));
+        assert_eq!(
+            ok(e, &PPPOE_IPV4),
+            slice(EtherType::IPV4, &IPV4_START, None)
+        );
         assert_eq!(
             ok(e, &PPPOE_COMPRESSED_IPV6),
-            slice(ETHERTYPE_IPV6, &IPV6_START, None)
+            slice(EtherType::IPV6, &IPV6_START, None)
         );
         assert_eq!(
             ok(e, &PPPOE_LCP),
-            slice(ETHERTYPE_PPPOE_SESSION, &PPPOE_LCP[20..], None)
+            slice(EtherType::PPPOE_SESSION, &PPPOE_LCP[20..], None)
         );
         assert_eq!(
             ok(e, &PPPOE_DISCOVERY),
-            slice(ETHERTYPE_PPPOE_DISCOVERY, &PPPOE_DISCOVERY[14..], None)
+            slice(EtherType::PPPOE_DISCOVERY, &PPPOE_DISCOVERY[14..], None)
         );
         let mut wrong_version = PPPOE_IPV4;
         wrong_version[14] = 0x21;
@@ -678,11 +532,11 @@ mod tests {
         // The slice stops at the length field: the trailing padding byte is not LLC data.
         assert_eq!(
             ok(e, &IEEE8023_STP),
-            slice(ETHERTYPE_LLC, &IEEE8023_STP[14..21], None)
+            slice(EtherType::LLC, &IEEE8023_STP[14..21], None)
         );
         assert_eq!(
             ok(e, &IEEE8023_SNAP_IPV4),
-            slice(ETHERTYPE_IPV4, &IPV4_START, None)
+            slice(EtherType::IPV4, &IPV4_START, None)
         );
         let mut neither = ETHERNET_IPV4;
         neither[12..14].copy_from_slice(&0x05FFu16.to_be_bytes());
@@ -692,17 +546,20 @@ mod tests {
     #[test]
     fn linux_cooked() {
         let v1 = LinkType::LINUX_SLL;
-        assert_eq!(ok(v1, &SLL_IPV4), slice(ETHERTYPE_IPV4, &IPV4_START, None));
+        assert_eq!(ok(v1, &SLL_IPV4), slice(EtherType::IPV4, &IPV4_START, None));
         assert_eq!(
             ok(v1, &SLL_VLAN_IPV4),
-            slice(ETHERTYPE_IPV4, &IPV4_START, Some(7))
+            slice(EtherType::IPV4, &IPV4_START, Some(7))
         );
         assert_eq!(
             ok(v1, &SLL_LLC),
-            slice(ETHERTYPE_LLC, &[0x42, 0x42, 0x03], None)
+            slice(EtherType::LLC, &[0x42, 0x42, 0x03], None)
         );
         let v2 = LinkType::LINUX_SLL2;
-        assert_eq!(ok(v2, &SLL2_IPV6), slice(ETHERTYPE_IPV6, &IPV6_START, None));
+        assert_eq!(
+            ok(v2, &SLL2_IPV6),
+            slice(EtherType::IPV6, &IPV6_START, None)
+        );
     }
 
     #[test]
@@ -710,43 +567,43 @@ mod tests {
         let null = LinkType::NULL;
         assert_eq!(
             ok(null, &NULL_LE_IPV4),
-            slice(ETHERTYPE_IPV4, &IPV4_START, None)
+            slice(EtherType::IPV4, &IPV4_START, None)
         );
         assert_eq!(
             ok(null, &NULL_BE_IPV6),
-            slice(ETHERTYPE_IPV6, &IPV6_START, None)
+            slice(EtherType::IPV6, &IPV6_START, None)
         );
         assert_eq!(
             ok(null, &NULL_LE_IPV6_FREEBSD),
-            slice(ETHERTYPE_IPV6, &IPV6_START, None)
+            slice(EtherType::IPV6, &IPV6_START, None)
         );
         assert_eq!(
             ok(null, &NULL_APPLETALK),
-            slice(ETHERTYPE_UNKNOWN, &[0xab, 0xcd], None)
+            slice(EtherType::UNKNOWN, &[0xab, 0xcd], None)
         );
         assert_eq!(
             ok(LinkType::LOOP, &LOOP_IPV6),
-            slice(ETHERTYPE_IPV6, &IPV6_START, None)
+            slice(EtherType::IPV6, &IPV6_START, None)
         );
         // LOOP is always network order: a little-endian family is not IP.
         assert_eq!(
             ok(LinkType::LOOP, &NULL_LE_IPV4).ether_type,
-            ETHERTYPE_UNKNOWN
+            EtherType::UNKNOWN
         );
         for raw in [LinkType::RAW, LinkType::RAW_DLT12, LinkType::RAW_DLT14] {
             assert_eq!(
                 ok(raw, &IPV4_START),
-                slice(ETHERTYPE_IPV4, &IPV4_START, None)
+                slice(EtherType::IPV4, &IPV4_START, None)
             );
             assert_eq!(
                 ok(raw, &IPV6_START),
-                slice(ETHERTYPE_IPV6, &IPV6_START, None)
+                slice(EtherType::IPV6, &IPV6_START, None)
             );
             assert_eq!(network_slice(raw, &[0x55]), Err(LinkError::Malformed));
             assert_eq!(network_slice(raw, &[]), Err(LinkError::Truncated));
         }
-        assert_eq!(ok(LinkType::IPV4, &IPV4_START).ether_type, ETHERTYPE_IPV4);
-        assert_eq!(ok(LinkType::IPV6, &IPV6_START).ether_type, ETHERTYPE_IPV6);
+        assert_eq!(ok(LinkType::IPV4, &IPV4_START).ether_type, EtherType::IPV4);
+        assert_eq!(ok(LinkType::IPV6, &IPV6_START).ether_type, EtherType::IPV6);
     }
 
     #[test]
@@ -754,12 +611,15 @@ mod tests {
         let p = LinkType::PKTAP;
         assert_eq!(
             ok(p, &PKTAP_ETHERNET),
-            slice(ETHERTYPE_IPV4, &IPV4_START, None)
+            slice(EtherType::IPV4, &IPV4_START, None)
         );
-        assert_eq!(ok(p, &PKTAP_NULL), slice(ETHERTYPE_IPV6, &IPV6_START, None));
+        assert_eq!(
+            ok(p, &PKTAP_NULL),
+            slice(EtherType::IPV6, &IPV6_START, None)
+        );
         assert_eq!(
             ok(p, &PKTAP_NOT_A_PACKET),
-            slice(ETHERTYPE_UNKNOWN, &[0xab, 0xcd], None)
+            slice(EtherType::UNKNOWN, &[0xab, 0xcd], None)
         );
         assert_eq!(
             network_slice(p, &PKTAP_LENGTH_TOO_SMALL),
@@ -852,7 +712,7 @@ mod tests {
     // ----- real captures -----
 
     /// A decoded packet, copied: EtherType, network-layer bytes, VLAN.
-    type Decoded = Result<(u16, Vec<u8>, Option<u16>), LinkError>;
+    type Decoded = Result<(EtherType, Vec<u8>, Option<u16>), LinkError>;
 
     fn decode_file(path: &Path) -> Vec<Decoded> {
         let mut capture = CaptureFile::open(path).unwrap();
@@ -873,7 +733,7 @@ mod tests {
         assert_eq!(decoded.len(), 86);
         for d in decoded {
             let (ether_type, data, vlan) = d.unwrap();
-            assert_eq!(ether_type, ETHERTYPE_IPV4);
+            assert_eq!(ether_type, EtherType::IPV4);
             assert_eq!(data.first().map(|b| b >> 4), Some(4));
             assert_eq!(vlan, Some(3704));
         }
@@ -885,7 +745,7 @@ mod tests {
         let [Ok((ether_type, data, None))] = &decoded[..] else {
             panic!("{decoded:?}");
         };
-        assert_eq!(*ether_type, ETHERTYPE_IPV4);
+        assert_eq!(*ether_type, EtherType::IPV4);
         assert_eq!(data[0], 0x45);
         assert_eq!(data[9], 17, "UDP");
         assert_eq!(u16::from_be_bytes([data[22], data[23]]), 53, "to port 53");
@@ -903,8 +763,8 @@ mod tests {
                 let (ether_type, data, _) = d.unwrap();
                 let version = data[0] >> 4;
                 assert!(
-                    (ether_type, version) == (ETHERTYPE_IPV4, 4)
-                        || (ether_type, version) == (ETHERTYPE_IPV6, 6),
+                    (ether_type, version) == (EtherType::IPV4, 4)
+                        || (ether_type, version) == (EtherType::IPV6, 6),
                     "{name}"
                 );
             }
@@ -926,7 +786,7 @@ mod tests {
     }
 
     /// What the fixtures were made from: frames 294-323 of ndpi__iphone.pcap.
-    fn fixture_source() -> Vec<(u16, Vec<u8>)> {
+    fn fixture_source() -> Vec<(EtherType, Vec<u8>)> {
         let decoded = decode_file(&Path::new(PCAPS_DIR).join("ndpi__iphone.pcap"));
         decoded[293..323]
             .iter()
@@ -959,7 +819,7 @@ mod tests {
         ];
         for (name, vlan) in fixtures {
             let decoded = decode_file(&Path::new(FIXTURES_DIR).join(name));
-            let decoded: Vec<(u16, Vec<u8>)> = decoded
+            let decoded: Vec<(EtherType, Vec<u8>)> = decoded
                 .into_iter()
                 .map(|d| {
                     let (ether_type, data, tag) = d.unwrap();

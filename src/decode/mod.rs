@@ -6,36 +6,16 @@ pub mod link;
 
 use std::net::IpAddr;
 
+use etherparse::err::Layer;
 use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 use crate::capture::LinkType;
-use link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6, LinkError};
+use crate::wire::icmp::{self, IcmpMessage};
+use crate::wire::link::{EtherType, LinkError};
 
-/// IP protocol numbers appletap names.
-pub mod ip_proto {
-    /// ICMP for IPv4.
-    pub const ICMP: u8 = 1;
-    /// TCP.
-    pub const TCP: u8 = 6;
-    /// UDP.
-    pub const UDP: u8 = 17;
-    /// ICMPv6.
-    pub const ICMPV6: u8 = 58;
-}
-
-/// TCP flag bits as they sit in byte 13 of the TCP header.
-pub mod tcp_flags {
-    /// No more data from sender.
-    pub const FIN: u8 = 0x01;
-    /// Synchronize sequence numbers.
-    pub const SYN: u8 = 0x02;
-    /// Reset the connection.
-    pub const RST: u8 = 0x04;
-    /// Push function.
-    pub const PSH: u8 = 0x08;
-    /// Acknowledgment field significant.
-    pub const ACK: u8 = 0x10;
-}
+pub use crate::wire::icmp::Quoted;
+pub use crate::wire::ip::ip_proto;
+pub use crate::wire::tcp::tcp_flags;
 
 /// Why a packet was not decoded. Each reason is a counter in the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -101,59 +81,22 @@ pub struct IcmpInfo<'a> {
     pub quoted: &'a [u8],
 }
 
-impl<'a> IcmpInfo<'a> {
+impl IcmpInfo<'_> {
     /// Whether this is a destination-unreachable message (ICMP type 3, ICMPv6 type 1), which
     /// covers "administratively prohibited".
     pub fn is_unreachable(&self) -> bool {
-        if self.v6 {
-            self.icmp_type == 1
-        } else {
-            self.icmp_type == 3
-        }
+        icmp::is_unreachable(self.v6, self.icmp_type)
     }
 
     /// For a destination-unreachable message: the addresses and ports of the packet it
-    /// quotes (its source is the original sender), if they can be read. Quotes are usually
-    /// cut after 8 bytes of the transport header, so ports are read from those bytes.
+    /// quotes (its source is the original sender), if they can be read (see
+    /// [`icmp::quoted_packet`]).
     pub fn quoted_packet(&self) -> Option<Quoted> {
         if !self.is_unreachable() || self.quoted.is_empty() {
             return None;
         }
-        let sliced = LaxSlicedPacket::from_ip(self.quoted).ok()?;
-        let (src, dst, payload) = ip_parts(&sliced)?;
-        let proto = payload.ip_number.0;
-        let (src_port, dst_port) = match (proto, payload.payload) {
-            (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => {
-                (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))
-            }
-            (ip_proto::TCP | ip_proto::UDP, _) => return None,
-            // An error about an error is never sent (RFC 1122 §3.2.2).
-            (ip_proto::ICMP | ip_proto::ICMPV6, _) => return None,
-            _ => (0, 0),
-        };
-        Some(Quoted {
-            proto,
-            src,
-            dst,
-            src_port,
-            dst_port,
-        })
+        icmp::quoted_packet(self.quoted)
     }
-}
-
-/// The addresses and ports of a packet quoted by an ICMP error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quoted {
-    /// IP protocol of the quoted packet.
-    pub proto: u8,
-    /// Its source (the original sender).
-    pub src: IpAddr,
-    /// Its destination.
-    pub dst: IpAddr,
-    /// Its source port (0 without ports).
-    pub src_port: u16,
-    /// Its destination port.
-    pub dst_port: u16,
 }
 
 /// The decoded headers of one IP packet, borrowed from the capture buffer.
@@ -196,7 +139,7 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> 
         LinkError::UnsupportedLinkType(_) => Skip::UnsupportedLinkType,
         LinkError::Malformed => Skip::LinkMalformed,
     })?;
-    if net.ether_type != ETHERTYPE_IPV4 && net.ether_type != ETHERTYPE_IPV6 {
+    if net.ether_type != EtherType::IPV4 && net.ether_type != EtherType::IPV6 {
         return Err(Skip::NotIp);
     }
     from_ip(net.data)
@@ -228,10 +171,10 @@ fn ip_parts<'a, 's>(
 /// # Errors
 /// A [`Skip`] reason when the IP or transport headers are cut short or malformed.
 pub fn from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
-    if let Some(meta) = fast::tcp_udp(data) {
-        return Ok(meta);
+    match fast::from_ip(data) {
+        Some(answer) => answer,
+        None => lax_from_ip(data),
     }
-    lax_from_ip(data)
 }
 
 /// [`from_ip`] without its fast path, for the fuzz target that checks the two agree.
@@ -271,32 +214,26 @@ fn lax_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
             meta.payload = udp.payload();
         }
         Some(TransportSlice::Icmpv4(icmp)) => {
-            let (t, c) = (icmp.type_u8(), icmp.code_u8());
-            meta.icmp = Some(IcmpInfo {
-                v6: false,
-                icmp_type: t,
-                code: c,
-                quoted: if matches!(t, 3 | 4 | 5 | 11 | 12) {
-                    icmp.payload()
-                } else {
-                    &[]
-                },
-            });
+            meta.icmp = icmp_info(icmp.slice(), false);
             meta.payload = icmp.payload();
         }
         Some(TransportSlice::Icmpv6(icmp)) => {
-            let (t, c) = (icmp.type_u8(), icmp.code_u8());
-            meta.icmp = Some(IcmpInfo {
-                v6: true,
-                icmp_type: t,
-                code: c,
-                quoted: if t < 128 { icmp.payload() } else { &[] },
-            });
+            meta.icmp = icmp_info(icmp.slice(), true);
             meta.payload = icmp.payload();
         }
         _ => {
             if ip_payload.fragmented {
                 return Err(Skip::IpFragment);
+            }
+            // An extension or authentication header that could not be read (cut short, past
+            // the packet, or inconsistent): etherparse stops there and names that header's
+            // number as the payload's protocol, which is no transport at all. See: issue 13.
+            if sliced
+                .stop_err
+                .as_ref()
+                .is_some_and(|(_, layer)| stopped_in_ip(*layer))
+            {
+                return Err(Skip::MalformedIp);
             }
             if matches!(
                 proto,
@@ -308,6 +245,36 @@ fn lax_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
         }
     }
     Ok(meta)
+}
+
+/// Whether etherparse stopped inside the IP layer (in an extension header: the IP header
+/// itself is an `Err` of `from_ip`), rather than in the transport header.
+fn stopped_in_ip(layer: Layer) -> bool {
+    matches!(
+        layer,
+        Layer::IpHeader
+            | Layer::Ipv4Header
+            | Layer::Ipv4Packet
+            | Layer::IpAuthHeader
+            | Layer::Ipv6Header
+            | Layer::Ipv6Packet
+            | Layer::Ipv6ExtHeader
+            | Layer::Ipv6HopByHopHeader
+            | Layer::Ipv6DestOptionsHeader
+            | Layer::Ipv6RouteHeader
+            | Layer::Ipv6FragHeader
+    )
+}
+
+/// The ICMP details of a message etherparse has sliced (its 8-byte header is there).
+fn icmp_info(message: &[u8], v6: bool) -> Option<IcmpInfo<'_>> {
+    let m = IcmpMessage::new_checked(message, v6)?;
+    Some(IcmpInfo {
+        v6,
+        icmp_type: m.icmp_type(),
+        code: m.code(),
+        quoted: m.quoted(),
+    })
 }
 
 #[cfg(test)]
@@ -359,5 +326,208 @@ mod tests {
         p[6] = 0x00;
         p[7] = 0x10; // fragment offset 16 * 8 bytes
         assert_eq!(from_ip(&p).unwrap_err(), Skip::IpFragment);
+    }
+
+    /// An IPv6 packet carrying `exts` (extension headers, as bytes) then an 8-byte UDP
+    /// header, with `first` as the IPv6 next header and a payload length that covers it all.
+    fn ipv6_with(first: u8, exts: &[u8]) -> Vec<u8> {
+        let udp = [0x14, 0xe9, 0x14, 0xe9, 0x00, 0x08, 0x00, 0x00];
+        let len = u16::try_from(exts.len() + udp.len()).unwrap();
+        let mut p = vec![0x60, 0, 0, 0];
+        p.extend(len.to_be_bytes());
+        p.extend([first, 64]);
+        p.extend([0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.extend([0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfb]);
+        p.extend(exts);
+        p.extend(udp);
+        p
+    }
+
+    /// Both decoders, and `decode` under the raw-IP link type, give `want`.
+    fn all_say(packet: &[u8], want: Skip, what: &str) {
+        assert_eq!(
+            from_ip(packet).map(|m| m.proto),
+            Err(want),
+            "{what}: from_ip"
+        );
+        assert_eq!(
+            from_ip_by_etherparse(packet).map(|m| m.proto),
+            Err(want),
+            "{what}: etherparse"
+        );
+        assert_eq!(
+            decode(LinkType::RAW, packet).map(|m| m.proto),
+            Err(want),
+            "{what}: decode"
+        );
+    }
+
+    #[test]
+    fn ipv6_extension_header_past_the_end_is_malformed_ip() {
+        // See: issue 13. A real mDNS packet with a Destination Options header whose length
+        // (2,048 bytes) runs past the packet; it was a flow of protocol 60.
+        let packet = include_bytes!("../../fixtures/packets/ipv6_dest_options_past_the_end.bin");
+        all_say(packet, Skip::MalformedIp, "whole packet");
+        // The same header cut by the snap length instead (the payload length says more).
+        all_say(&packet[..44], Skip::MalformedIp, "cut inside the header");
+        // With a length that fits, it is the UDP packet it always was.
+        let mut fits = packet.to_vec();
+        fits[41] = 0;
+        let m = from_ip(&fits).unwrap();
+        assert_eq!(
+            (m.proto, m.src_port, m.dst_port),
+            (ip_proto::UDP, 5353, 5353)
+        );
+        assert_eq!(from_ip_by_etherparse(&fits).unwrap().payload, m.payload);
+    }
+
+    #[test]
+    fn ipv6_fragment_header_cut_short_is_malformed_ip() {
+        let p = ipv6_with(ip_proto::FRAGMENT, &[]);
+        // The UDP header's 8 bytes read as a fragment header: take 4 of them away.
+        let mut cut = p[..44].to_vec();
+        cut[5] = 4;
+        all_say(&cut, Skip::MalformedIp, "fragment header of 4 bytes");
+        // A whole fragment header that fragments is a fragment, not malformed.
+        let frag = ipv6_with(ip_proto::FRAGMENT, &[ip_proto::UDP, 0, 0, 8, 0, 0, 0, 1]);
+        assert_eq!(from_ip(&frag).unwrap_err(), Skip::IpFragment);
+        // An atomic fragment (offset 0, no more) is the UDP packet inside.
+        let atomic = ipv6_with(ip_proto::FRAGMENT, &[ip_proto::UDP, 0, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(from_ip(&atomic).unwrap().proto, ip_proto::UDP);
+        assert_eq!(from_ip_by_etherparse(&atomic).unwrap().proto, ip_proto::UDP);
+    }
+
+    #[test]
+    fn authentication_header_past_the_end_or_empty_is_malformed_ip() {
+        // IPv6: length field 4 = 24 bytes, 12 there.
+        let ah = [ip_proto::UDP, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1];
+        let p = ipv6_with(ip_proto::AUTH, &ah);
+        all_say(&p[..52], Skip::MalformedIp, "IPv6 AH past the end");
+        let mut zero = ipv6_with(ip_proto::AUTH, &ah);
+        zero[41] = 0;
+        all_say(&zero, Skip::MalformedIp, "IPv6 AH of length 0");
+        let mut fits = ipv6_with(ip_proto::AUTH, &ah);
+        fits[41] = 1;
+        assert_eq!(from_ip(&fits).unwrap().proto, ip_proto::UDP);
+        // IPv4: the same header after a 20-byte IPv4 header.
+        let mut v4 = TCP_SYN_V4[..20].to_vec();
+        v4[9] = ip_proto::AUTH;
+        v4.extend(ah);
+        v4[3] = u8::try_from(v4.len()).unwrap();
+        all_say(&v4, Skip::MalformedIp, "IPv4 AH past the end");
+        v4[21] = 0;
+        all_say(&v4, Skip::MalformedIp, "IPv4 AH of length 0");
+    }
+
+    #[test]
+    fn hop_by_hop_after_another_header_is_malformed_ip() {
+        let dest_opts_then_hop_by_hop = [ip_proto::HOP_BY_HOP, 0, 1, 4, 0, 0, 0, 0];
+        let p = ipv6_with(ip_proto::DEST_OPTIONS, &dest_opts_then_hop_by_hop);
+        all_say(&p, Skip::MalformedIp, "hop-by-hop second");
+        let first = [ip_proto::UDP, 0, 1, 4, 0, 0, 0, 0];
+        let p = ipv6_with(ip_proto::HOP_BY_HOP, &first);
+        assert_eq!(from_ip(&p).unwrap().proto, ip_proto::UDP);
+    }
+
+    #[test]
+    fn ipv4_options_cut_short_is_malformed_ip() {
+        // IHL 15 claims 60 bytes of header; the packet has 40.
+        let mut p = TCP_SYN_V4;
+        p[0] = 0x4f;
+        all_say(&p, Skip::MalformedIp, "IHL past the end");
+        // IHL 4: shorter than the fixed header.
+        p[0] = 0x44;
+        all_say(&p, Skip::MalformedIp, "IHL under 5");
+    }
+
+    /// What `IcmpInfo::quoted_packet` answered when etherparse read the quote, with the
+    /// issue 13 rule (a header etherparse stopped in gives nothing).
+    fn quoted_by_etherparse(quoted: &[u8]) -> Option<Quoted> {
+        let sliced = LaxSlicedPacket::from_ip(quoted).ok()?;
+        if sliced
+            .stop_err
+            .as_ref()
+            .is_some_and(|(_, l)| stopped_in_ip(*l))
+        {
+            return None;
+        }
+        let (src, dst, payload) = ip_parts(&sliced)?;
+        let proto = payload.ip_number.0;
+        let (src_port, dst_port) = match (proto, payload.payload) {
+            (ip_proto::TCP | ip_proto::UDP, [a, b, c, d, ..]) => {
+                (u16::from_be_bytes([*a, *b]), u16::from_be_bytes([*c, *d]))
+            }
+            (ip_proto::TCP | ip_proto::UDP | ip_proto::ICMP | ip_proto::ICMPV6, _) => {
+                return None;
+            }
+            _ => (0, 0),
+        };
+        Some(Quoted {
+            proto,
+            src,
+            dst,
+            src_port,
+            dst_port,
+        })
+    }
+
+    #[test]
+    fn quoted_packets_read_by_the_wire_views_as_etherparse_reads_them() {
+        use crate::capture::file::CaptureFile;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps");
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let (mut quotes, mut read) = (0u32, 0u32);
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let Ok(mut cap) = CaptureFile::open(&e.path()) else {
+                continue;
+            };
+            while let Some(Ok(p)) = cap.next_packet() {
+                let Ok(m) = decode(p.link, p.data) else {
+                    continue;
+                };
+                let Some(icmp) = m.icmp.filter(|i| !i.quoted.is_empty()) else {
+                    continue;
+                };
+                quotes += 1;
+                let q = icmp::quoted_packet(icmp.quoted);
+                assert_eq!(q, quoted_by_etherparse(icmp.quoted), "{:?}", e.path());
+                read += u32::from(q.is_some());
+                // Mutations and cuts of the quote's headers.
+                for _ in 0..64 {
+                    let mut b = icmp.quoted.to_vec();
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    let at = (state as usize) % b.len().min(64);
+                    b[at] = (state >> 32) as u8;
+                    let cut = b.len() - ((state >> 40) as usize % 48).min(b.len());
+                    let b = &b[..cut];
+                    assert_eq!(
+                        icmp::quoted_packet(b),
+                        quoted_by_etherparse(b),
+                        "{:?}: {b:02x?}",
+                        e.path()
+                    );
+                }
+            }
+        }
+        assert!(quotes >= 40 && read >= 40, "{quotes} quotes, {read} read");
+    }
+
+    #[test]
+    fn ipv4_total_length_smaller_than_the_header_falls_back_to_the_bytes() {
+        // Not the issue 13 class on purpose: a sender's capture taken before segmentation
+        // offload fills the length in shows 0 here, and the headers are still right. So, as
+        // etherparse does, the bytes there are stand in for the length.
+        for total in [0u8, 19] {
+            let mut p = TCP_SYN_V4;
+            p[2] = 0;
+            p[3] = total;
+            let m = from_ip(&p).unwrap();
+            assert_eq!(
+                (m.proto, m.src_port, m.dst_port),
+                (ip_proto::TCP, 50000, 5223)
+            );
+        }
     }
 }

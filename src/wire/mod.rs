@@ -2,5 +2,10 @@
 //! length once, then its accessors cannot panic; unknown codes are data. No state lives here:
 //! reassembly and per-flow inspection are in [`crate::inspect`].
 
+pub mod icmp;
+pub mod ip;
+pub mod link;
 pub mod ports;
 pub mod reader;
+pub mod tcp;
+pub mod udp;

@@ -44,6 +44,44 @@ impl Order {
     }
 }
 
+impl Order {
+    /// The `u16` at the constant offset `AT` of a fixed-size header. The offset is checked
+    /// against the header's size when compiling, so the read cannot fail: views read their
+    /// fields with it after their one length check.
+    #[inline]
+    pub fn u16_in<const AT: usize, const N: usize>(self, header: &[u8; N]) -> u16 {
+        const { assert!(AT + 2 <= N, "field runs past the header") };
+        let raw = [header[AT], header[AT + 1]];
+        match self {
+            Order::Little => u16::from_le_bytes(raw),
+            Order::Big => u16::from_be_bytes(raw),
+        }
+    }
+
+    /// The `u32` at the constant offset `AT` of a fixed-size header (see [`Order::u16_in`]).
+    #[inline]
+    pub fn u32_in<const AT: usize, const N: usize>(self, header: &[u8; N]) -> u32 {
+        const { assert!(AT + 4 <= N, "field runs past the header") };
+        let raw = [header[AT], header[AT + 1], header[AT + 2], header[AT + 3]];
+        match self {
+            Order::Little => u32::from_le_bytes(raw),
+            Order::Big => u32::from_be_bytes(raw),
+        }
+    }
+}
+
+/// Big-endian `u16` at the constant offset `AT` of a fixed-size header (see [`Order::u16_in`]).
+#[inline]
+pub fn be16_in<const AT: usize, const N: usize>(header: &[u8; N]) -> u16 {
+    Order::Big.u16_in::<AT, N>(header)
+}
+
+/// Big-endian `u32` at the constant offset `AT` of a fixed-size header (see [`Order::u16_in`]).
+#[inline]
+pub fn be32_in<const AT: usize, const N: usize>(header: &[u8; N]) -> u32 {
+    Order::Big.u32_in::<AT, N>(header)
+}
+
 /// `N` bytes at `at`, or `None` if `bytes` is too short.
 #[inline]
 fn array_at<const N: usize>(bytes: &[u8], at: usize) -> Option<[u8; N]> {
@@ -299,5 +337,15 @@ mod tests {
         assert_eq!(be24(&b, 5), Some(0x06_0708));
         assert_eq!(be32(&b, 5), None);
         assert_eq!(be16(&b, usize::MAX), None);
+    }
+
+    #[test]
+    fn fields_of_fixed_size_headers_in_both_orders() {
+        let h = [1, 2, 3, 4, 5, 6];
+        assert_eq!(be16_in::<0, 6>(&h), 0x0102);
+        assert_eq!(be16_in::<4, _>(&h), 0x0506);
+        assert_eq!(be32_in::<2, _>(&h), 0x0304_0506);
+        assert_eq!(Order::Little.u16_in::<1, _>(&h), 0x0302);
+        assert_eq!(Order::Little.u32_in::<0, _>(&h), 0x0403_0201);
     }
 }

@@ -84,14 +84,19 @@ struct FlowSink {
 }
 
 impl FlowSink {
-    fn open(path: Option<&Path>) -> Result<Self> {
-        let Some(path) = path else {
+    /// Opens `opt.flows`, refused (exit 2, nothing written) when it would destroy one of
+    /// `inputs` or the signature file, or an existing capture without `--overwrite`.
+    fn open(opt: &ClassifyOpt, inputs: &[std::path::PathBuf]) -> Result<Self> {
+        let Some(path) = opt.flows.as_deref() else {
             return Ok(Self {
                 out: None,
                 label: String::new(),
                 error: None,
             });
         };
+        let read = inputs.iter().map(|p| p.as_path());
+        let read = read.chain(opt.sig.signatures.as_deref());
+        crate::output_guard::check_output(path, read, opt.overwrite)?;
         let (out, label): (Box<dyn Write + Send>, String) = if path == Path::new("-") {
             (
                 Box::new(BufWriter::new(io::stdout())),
@@ -394,7 +399,7 @@ fn run_files(
     no_progress: bool,
 ) -> Result<Run> {
     let sigs = load_signatures(&classify.sig)?;
-    let sink = FlowSink::open(classify.flows.as_deref())?;
+    let sink = FlowSink::open(classify, files)?;
     install_signal_handler();
     let writer = Writer::start(sink);
     let mut classifier = Classifier::new(Arc::clone(&sigs), classify, false, &writer);
@@ -555,7 +560,7 @@ struct LiveParams<'a> {
 fn run_live(p: &LiveParams<'_>, mut on_interval: impl FnMut(&Report) -> Result<()>) -> Result<Run> {
     let sigs = load_signatures(&p.classify.sig)?;
     let mut cap = LiveCapture::open(p.iface, p.filter, p.snaplen)?;
-    let sink = FlowSink::open(p.classify.flows.as_deref())?;
+    let sink = FlowSink::open(p.classify, &[])?;
     install_signal_handler();
     let writer = Writer::start(sink);
     let mut classifier = Classifier::new(Arc::clone(&sigs), p.classify, true, &writer);
@@ -678,8 +683,11 @@ fn audit(args: &AuditArgs) -> Result<ExitCode> {
             run_live(&params, |_| Ok(()))?
         }
         (None, false) => run_files(&args.files, &args.classify, args.no_progress)?,
-        _ => anyhow::bail!(
-            "audit takes capture files, or -i IFACE (with --duration SECONDS), not both"
+        (None, true) => anyhow::bail!(
+            "audit needs capture files to read, or -i IFACE to capture live (with --duration SECONDS)"
+        ),
+        (Some(_), false) => anyhow::bail!(
+            "audit takes capture files or -i IFACE, not both: drop -i to audit the files, or the files to capture live"
         ),
     };
     let r = &run.report;

@@ -42,6 +42,8 @@ pub mod decode;
 pub mod engine;
 pub mod flow;
 pub mod inspect;
+pub mod limits;
+pub mod output_guard;
 pub mod pipeline;
 pub mod report;
 pub mod shared;

@@ -53,7 +53,7 @@ pub struct ClassifyOpt {
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub flows: Option<PathBuf>,
     /// Let --flows replace an existing capture file (never one of the inputs).
-    #[arg(long)]
+    #[arg(long, requires = "flows")]
     pub overwrite: bool,
     /// Threads (default: the machine's cores): 1 classifies on the reading thread; N > 1 has
     /// one thread read, decode and dispatch and N - 1 worker threads classify. The output is
@@ -171,10 +171,10 @@ pub struct AuditArgs {
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interface: Option<String>,
     /// Seconds to capture with -i, 1 to 315576000 (ten years).
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=MAX_DURATION_SECS))]
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "interface", value_parser = clap::value_parser!(u64).range(1..=MAX_DURATION_SECS))]
     pub duration: u64,
     /// BPF capture filter with -i.
-    #[arg(long, value_name = "BPF")]
+    #[arg(long, value_name = "BPF", requires = "interface")]
     pub filter: Option<String>,
     /// Exit with code 3 when this holds (for scripts and monitoring checks).
     #[arg(long, value_enum, value_name = "CONDITION")]

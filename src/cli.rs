@@ -1,8 +1,23 @@
 //! Command-line arguments (clap derive). Doc comments are the help text; no logic here.
+//! Every numeric flag is bounded when parsed (clap then names the allowed range and exits 2),
+//! so no value given on the command line can overflow what it is later added to.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
+
+/// Most classifier threads (`--threads`).
+pub const MAX_THREADS: u64 = 256;
+/// Most flows held at once (`--max-flows`): at a few hundred bytes to a few KiB per flow, more
+/// would not fit a sane machine's memory anyway.
+pub const MAX_FLOWS: u64 = 100_000_000;
+/// Longest report interval (`live --interval`): a day.
+pub const MAX_INTERVAL_SECS: u64 = 86_400;
+/// Longest capture (`--duration`): ten years of 365.25 days. Added to a monotonic clock
+/// reading; 2^63 seconds overflowed it and panicked.
+pub const MAX_DURATION_SECS: u64 = 315_576_000;
+/// Largest snapshot length (`live --snaplen`): libpcap's MAXIMUM_SNAPLEN.
+pub const MAX_SNAPLEN: i32 = 262_144;
 
 /// appletap: see which Apple services a network uses, from capture files or a live interface.
 #[derive(Debug, Parser)]
@@ -34,15 +49,20 @@ pub enum Command {
 pub struct ClassifyOpt {
     /// Also write one JSON object per flow, one per line, to PATH as flows end (`-` for
     /// standard output, in which case reports go to standard error).
+    /// Refused when PATH is one of the inputs, or an existing capture file (see --overwrite).
     #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
     pub flows: Option<PathBuf>,
+    /// Let --flows replace an existing capture file (never one of the inputs).
+    #[arg(long, requires = "flows")]
+    pub overwrite: bool,
     /// Threads (default: the machine's cores): 1 classifies on the reading thread; N > 1 has
     /// one thread read, decode and dispatch and N - 1 worker threads classify. The output is
-    /// the same for any number.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
+    /// the same for any number. 1 to 256.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_THREADS))]
     pub threads: Option<u64>,
     /// Most flows held in memory at once; the oldest is evicted (and counted) beyond it.
-    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// 1 to 100,000,000.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=MAX_FLOWS))]
     pub max_flows: u64,
     /// Signature set selection.
     #[command(flatten)]
@@ -58,17 +78,18 @@ pub struct LiveArgs {
     /// BPF capture filter, as for tcpdump (e.g. "not port 22").
     #[arg(long, value_name = "BPF")]
     pub filter: Option<String>,
-    /// Seconds between reports.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seconds between reports, 1 to 86400 (a day).
+    #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=MAX_INTERVAL_SECS))]
     pub interval: u64,
-    /// Stop by itself after this many seconds (default: run until SIGINT or SIGTERM).
-    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    /// Stop by itself after this many seconds (default: run until SIGINT or SIGTERM), 1 to
+    /// 315576000 (ten years).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_DURATION_SECS))]
     pub duration: Option<u64>,
     /// Report format: tables, or one JSON object per line per report with `json`.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
-    /// Bytes captured per packet.
-    #[arg(long, value_name = "BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(i32).range(64..=262_144))]
+    /// Bytes captured per packet, 64 to 262144 (libpcap's largest).
+    #[arg(long, value_name = "BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(i32).range(64..=i64::from(MAX_SNAPLEN)))]
     pub snaplen: i32,
     /// Classifier options.
     #[command(flatten)]
@@ -149,11 +170,11 @@ pub struct AuditArgs {
     /// Audit live traffic on this interface for --duration seconds instead of files.
     #[arg(short = 'i', long = "interface", value_name = "IFACE")]
     pub interface: Option<String>,
-    /// Seconds to capture with -i.
-    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Seconds to capture with -i, 1 to 315576000 (ten years).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, requires = "interface", value_parser = clap::value_parser!(u64).range(1..=MAX_DURATION_SECS))]
     pub duration: u64,
     /// BPF capture filter with -i.
-    #[arg(long, value_name = "BPF")]
+    #[arg(long, value_name = "BPF", requires = "interface")]
     pub filter: Option<String>,
     /// Exit with code 3 when this holds (for scripts and monitoring checks).
     #[arg(long, value_enum, value_name = "CONDITION")]

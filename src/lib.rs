@@ -41,6 +41,7 @@ pub mod counters;
 pub mod decode;
 pub mod flow;
 pub mod inspect;
+pub mod limits;
 pub mod pipeline;
 pub mod report;
 pub mod signature;

@@ -1,5 +1,7 @@
 //! What the benches share: real packets from `../shared/pcaps/`, read once into memory with
 //! appletap's own capture reader.
+// Included by several bench crates; `pub` is for the including crate.
+#![allow(unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 

@@ -38,8 +38,11 @@ pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
             run_live(&params, |_| Ok(()))?
         }
         (None, false) => run_files(&args.files, &args.classify, args.no_progress)?,
-        _ => anyhow::bail!(
-            "audit takes capture files, or -i IFACE (with --duration SECONDS), not both"
+        (None, true) => anyhow::bail!(
+            "audit needs capture files to read, or -i IFACE to capture live (with --duration SECONDS)"
+        ),
+        (Some(_), false) => anyhow::bail!(
+            "audit takes capture files or -i IFACE, not both: drop -i to audit the files, or the files to capture live"
         ),
     };
     let r = &run.report;

@@ -66,7 +66,7 @@ pub(super) fn run_live(
 ) -> Result<Run> {
     let sigs = load_signatures(&p.classify.sig)?;
     let mut cap = LiveCapture::open(p.iface, p.filter, p.snaplen)?;
-    let sink = FlowSink::open(p.classify.flows.as_deref())?;
+    let sink = FlowSink::open(p.classify, &[])?;
     install_signal_handler();
     let writer = Writer::start(sink);
     let mut classifier = Classifier::new(

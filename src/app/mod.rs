@@ -6,6 +6,7 @@ mod audit;
 mod commands;
 mod live;
 mod output;
+pub mod output_guard;
 mod read;
 
 use std::process::ExitCode;

@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use anyhow::Result;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::cli::Format;
+use super::output_guard;
+use crate::cli::{ClassifyOpt, Format};
 use crate::report::record::FlowRecord;
 use crate::report::{Report, render_table};
 
@@ -22,14 +23,19 @@ pub(super) struct FlowSink {
 }
 
 impl FlowSink {
-    pub(super) fn open(path: Option<&Path>) -> Result<Self> {
-        let Some(path) = path else {
+    /// Opens `opt.flows`, refused (exit 2, nothing written) when it would destroy one of
+    /// `inputs` or the signature file, or an existing capture without `--overwrite`.
+    pub(super) fn open(opt: &ClassifyOpt, inputs: &[std::path::PathBuf]) -> Result<Self> {
+        let Some(path) = opt.flows.as_deref() else {
             return Ok(Self {
                 out: None,
                 label: String::new(),
                 error: None,
             });
         };
+        let read = inputs.iter().map(|p| p.as_path());
+        let read = read.chain(opt.sig.signatures.as_deref());
+        output_guard::check_output(path, read, opt.overwrite)?;
         let (out, label): (Box<dyn Write + Send>, String) = if path == Path::new("-") {
             (
                 Box::new(BufWriter::new(io::stdout())),

@@ -24,7 +24,7 @@ pub(super) fn run_files(
     no_progress: bool,
 ) -> Result<Run> {
     let sigs = load_signatures(&classify.sig)?;
-    let sink = FlowSink::open(classify.flows.as_deref())?;
+    let sink = FlowSink::open(classify, files)?;
     install_signal_handler();
     let writer = Writer::start(sink);
     let mut classifier = Classifier::new(

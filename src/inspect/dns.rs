@@ -23,6 +23,7 @@ const MDNS_CLASS_BIT: u16 = 0x8000;
 /// Longest name on the wire, length bytes and the root's zero included (RFC 1035 §3.1).
 const MAX_NAME_WIRE: usize = 255;
 /// Record types whose data the classifier reads.
+#[allow(unreachable_pub)] // TEMP
 mod rtype {
     pub const A: u16 = 1;
     pub const CNAME: u16 = 5;

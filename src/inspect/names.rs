@@ -20,6 +20,13 @@ const BINDINGS_PER_ADDRESS: usize = 16;
 /// Minimum lifetime given to a binding, so a TTL of 0 still labels the connection it precedes.
 const MIN_TTL_SECS: u64 = 10;
 
+/// A record's TTL in seconds as RFC 2181 §8 reads it: a value with the top bit set (2^31 or
+/// more) is treated as 0. Read literally, such an answer (broken or hostile) would bind its
+/// name for 68 years or more, labelling every later flow to that address by a stale name.
+pub fn ttl_secs(raw: u32) -> u64 {
+    if raw >= 1 << 31 { 0 } else { u64::from(raw) }
+}
+
 /// A name bound to an address by a DNS answer (or an mDNS record), valid in packet time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameBinding {
@@ -49,9 +56,10 @@ impl DnsBindings {
         }
     }
 
-    /// Binds `names` to `addr` from `seen` for `ttl` seconds.
+    /// Binds `names` to `addr` from `seen` for `ttl` seconds (the record's raw TTL, read
+    /// through [`ttl_secs`]; at least 10 seconds).
     pub fn bind(&self, addr: IpAddr, names: Arc<[Box<str>]>, seen: Timestamp, ttl: u32) {
-        let expires = seen.plus_secs(u64::from(ttl).max(MIN_TTL_SECS));
+        let expires = seen.plus_secs(ttl_secs(ttl).max(MIN_TTL_SECS));
         if !self.map.contains_key(&addr) && self.map.len() >= self.capacity {
             self.evict_one(seen);
         }
@@ -353,6 +361,21 @@ mod tests {
             d.lookup(ip, Timestamp::from_parts(161, 0)).is_none(),
             "after the TTL"
         );
+    }
+
+    #[test]
+    fn ttl_with_the_top_bit_set_is_zero_and_binds_only_the_minimum() {
+        // RFC 2181 §8. Before, 0x8000_0000 bound the name for 68 years.
+        assert_eq!(ttl_secs(0x7fff_ffff), 0x7fff_ffff);
+        assert_eq!(ttl_secs(0x8000_0000), 0);
+        assert_eq!(ttl_secs(u32::MAX), 0);
+        let d = DnsBindings::new(10);
+        let ip: IpAddr = "17.57.144.116".parse().unwrap();
+        let seen = Timestamp::from_parts(100, 0);
+        d.bind(ip, names(&["1-courier.push.apple.com"]), seen, 0x8000_0000);
+        let b = d.lookup(ip, seen).expect("bound at the answer");
+        assert_eq!(b.expires, seen.plus_secs(MIN_TTL_SECS));
+        assert!(d.lookup(ip, seen.plus_secs(MIN_TTL_SECS + 1)).is_none());
     }
 
     #[test]

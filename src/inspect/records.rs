@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::dns::{DnsMessage, RecordData};
-use super::names::{MdnsEndpoint, Names};
+use super::names::{MdnsEndpoint, Names, ttl_secs};
 use crate::capture::Timestamp;
 
 /// Longest CNAME chain followed; longer chains (or loops) are cut here.
@@ -145,7 +145,7 @@ fn observe_mdns(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, shared: &Name
                     service_type: t.into(),
                     instance: r.name.as_str().into(),
                     seen: ts,
-                    expires: ts.plus_secs(u64::from(r.ttl.max(120))),
+                    expires: ts.plus_secs(ttl_secs(r.ttl).max(120)),
                 };
                 // The SRV target's addresses from this message; else the announcing device.
                 match addrs.get(target.as_str()) {
@@ -177,6 +177,34 @@ fn observe_mdns(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, shared: &Name
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inspect::dns::parse_message;
+
+    const COURIER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(17, 57, 144, 116));
+
+    /// Feeds a DNS response seen at 1000 s and says for how many seconds its A answer binds
+    /// (None: an hour or more).
+    fn bound_until(payload: &[u8]) -> Option<u64> {
+        let shared = Names::new(100);
+        let msg = parse_message(payload).unwrap();
+        let at = |s| Timestamp::from_parts(s, 0);
+        observe(&msg, "10.0.0.1".parse().unwrap(), at(1000), false, &shared);
+        let names = shared.dns.lookup(COURIER, at(1000)).expect("bound").names;
+        assert_eq!(names[0].as_ref(), "1-courier.push.apple.com");
+        (0..3600).find(|&s| shared.dns.lookup(COURIER, at(1000 + s + 1)).is_none())
+    }
+
+    #[test]
+    fn answer_ttl_with_the_top_bit_set_binds_like_ttl_zero() {
+        let real = include_bytes!("../../fixtures/packets/dns_1_courier_push_apple.bin");
+        let top = include_bytes!("../../fixtures/packets/dns_1_courier_push_apple_ttl_top_bit.bin");
+        // The fixture is the real answer with only the A record's TTL changed.
+        let (a, b) = (parse_message(real).unwrap(), parse_message(top).unwrap());
+        assert_eq!((a.records[2].ttl, b.records[2].ttl), (23, 0x8000_0000));
+        assert_eq!(bound_until(real), Some(23));
+        // RFC 2181 §8: 2^31 or more means 0, so only the 10-second floor applies (it was
+        // 2^31 seconds: the name stayed bound for 68 years of packet time).
+        assert_eq!(bound_until(top), Some(10));
+    }
 
     #[test]
     fn service_types_from_names() {

@@ -2,10 +2,13 @@
 //! names the file, the line, the entry and what to fix.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use ipnet::IpNet;
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::limits::{ReadLimitedError, SIGNATURE_FILE_LIMIT, read_to_string_limited};
 
 use super::{
     AddressRule, BonjourRule, GENERIC_APPLE, HostPattern, HostRule, PortRule, PortSpec, Service,
@@ -178,6 +181,34 @@ fn parse_ports(text: &str) -> Result<PortSpec, String> {
         lo,
         hi,
     })
+}
+
+/// Reads a signature file whole, refusing one larger than
+/// [`SIGNATURE_FILE_LIMIT`](crate::limits::SIGNATURE_FILE_LIMIT) (a device or a capture named
+/// by mistake would otherwise be read without end), then parses it.
+pub(super) fn from_path(path: &Path) -> Result<SignatureSet, SignatureError> {
+    let origin = path.display().to_string();
+    let text = read_to_string_limited(path, SIGNATURE_FILE_LIMIT).map_err(|e| {
+        let problem = match e {
+            ReadLimitedError::Io { source, .. } => format!("cannot read the file: {source}"),
+            ReadLimitedError::TooLarge { .. } => format!(
+                "the file is larger than the {} MiB limit for signature files: check that it \
+                 is the signature file you meant (the shipped one is under 100 KiB)",
+                SIGNATURE_FILE_LIMIT >> 20
+            ),
+            ReadLimitedError::NotText { valid_up_to, .. } => format!(
+                "the file is not UTF-8 text (byte {valid_up_to} is not): check that it is the \
+                 signature file you meant"
+            ),
+        };
+        SignatureError {
+            origin: origin.clone(),
+            line: None,
+            entry: None,
+            problem,
+        }
+    })?;
+    parse(&origin, &text)
 }
 
 pub(super) fn parse(origin: &str, text: &str) -> Result<SignatureSet, SignatureError> {
@@ -454,6 +485,17 @@ sources = ["004_24b801090e18829e.txt"]
 
     fn err_of(text: &str) -> SignatureError {
         SignatureSet::parse("test.toml", text).expect_err("must be rejected")
+    }
+
+    #[test]
+    fn endless_signature_file_is_refused_at_the_limit_naming_it() {
+        // /dev/zero never ends: before the limit it was read until memory ran out.
+        let e = SignatureSet::from_path(Path::new("/dev/zero")).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("/dev/zero: ") && msg.contains("16 MiB limit for signature files"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -260,14 +260,7 @@ impl SignatureSet {
     /// # Errors
     /// A [`SignatureError`] naming the file, the entry and what is wrong.
     pub fn from_path(path: &Path) -> Result<Self, SignatureError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| SignatureError {
-            origin: origin.clone(),
-            line: None,
-            entry: None,
-            problem: format!("cannot read the file: {e}"),
-        })?;
-        Self::parse(&origin, &text)
+        load::from_path(path)
     }
 
     /// Parses and validates signature text; `origin` names it in errors.

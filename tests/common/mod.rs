@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: where the shared captures are, and running the
 //! library core or the binary over a capture.
-#![allow(dead_code)]
+// Included by several test crates, each using a part; `pub` is for the including crate.
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

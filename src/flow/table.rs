@@ -1,8 +1,9 @@
 //! The flow table of one worker: key to flow state, with idle expiry in packet time and a cap
 //! on the number of flows. It never reads a clock; "now" is the latest packet timestamp seen.
 
+use std::cmp::Reverse;
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 
 use super::{Flow, FlowKey};
 use crate::capture::Timestamp;
@@ -107,6 +108,43 @@ impl EndReason {
     }
 }
 
+/// Flows of one timeout class by deadline, earliest first (first queued first on a tie). A
+/// heap, not a FIFO: a packet may be up to a minute older than the clock, so deadlines are
+/// not queued in order, and expiry must find every flow idle by now, whenever it runs (which
+/// flows are idle when a full shard evicts must not depend on when a sweep last ran).
+#[derive(Debug, Default)]
+struct ExpiryQueue {
+    heap: BinaryHeap<Reverse<(Timestamp, u64, u64, FlowKey)>>,
+    pushed: u64,
+}
+
+impl ExpiryQueue {
+    fn push(&mut self, deadline: Timestamp, key: FlowKey, id: u64) {
+        self.heap.push(Reverse((deadline, self.pushed, id, key)));
+        self.pushed += 1;
+    }
+
+    fn peek(&self) -> Option<(Timestamp, FlowKey, u64)> {
+        self.heap.peek().map(|Reverse((d, _, id, k))| (*d, *k, *id))
+    }
+
+    fn pop(&mut self) {
+        self.heap.pop();
+    }
+
+    fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&FlowKey, &u64) -> bool) {
+        self.heap.retain(|Reverse((_, _, id, k))| keep(k, id));
+    }
+
+    fn clear(&mut self) {
+        self.heap.clear();
+    }
+}
+
 /// Expiry is checked at most this often, in packet time.
 const SWEEP_INTERVAL_NS: u64 = Timestamp::NANOS_PER_SEC;
 
@@ -114,7 +152,7 @@ const SWEEP_INTERVAL_NS: u64 = Timestamp::NANOS_PER_SEC;
 /// besides the map, borrowed apart so the map can stay borrowed by one probe).
 struct Starter<'t> {
     next_id: &'t mut u64,
-    queues: &'t mut [VecDeque<(Timestamp, FlowKey, u64)>; TimeoutClass::COUNT],
+    queues: &'t mut [ExpiryQueue; TimeoutClass::COUNT],
     groups: &'t mut [Group],
     queued: &'t mut bool,
     timeouts: Timeouts,
@@ -138,7 +176,7 @@ impl Starter<'_> {
                 .0
                 .saturating_add(1),
         );
-        self.queues[TimeoutClass::of(&flow).queue()].push_back((deadline, key, id));
+        self.queues[TimeoutClass::of(&flow).queue()].push(deadline, key, id);
         let g = &mut self.groups[group];
         g.order.push_back((key, id));
         g.len += 1;
@@ -162,7 +200,7 @@ pub struct FlowTable<T> {
     map: HashMap<FlowKey, (Flow, T), foldhash::fast::RandomState>,
     /// Per timeout class: (deadline, key, flow id), deadlines non-decreasing within a class
     /// because packet time only moves forward here. Entries may be stale; they are checked.
-    queues: [VecDeque<(Timestamp, FlowKey, u64)>; TimeoutClass::COUNT],
+    queues: [ExpiryQueue; TimeoutClass::COUNT],
     /// Shares of the flow cap, each evicting its own oldest flow when full.
     groups: Vec<Group>,
     timeouts: Timeouts,
@@ -383,18 +421,18 @@ impl<T: Default> FlowTable<T> {
                 .0
                 .saturating_add(1),
         );
-        self.queues[TimeoutClass::TcpClosed.queue()].push_back((deadline, key, id));
+        self.queues[TimeoutClass::TcpClosed.queue()].push(deadline, key, id);
         self.queued = true;
     }
 
     fn expire_idle(&mut self, ended: &mut impl FnMut(Flow, T, EndReason)) {
         let now = self.now;
         for q in 0..self.queues.len() {
-            while let Some(&(deadline, key, id)) = self.queues[q].front() {
+            while let Some((deadline, key, id)) = self.queues[q].peek() {
                 if deadline > now {
                     break;
                 }
-                self.queues[q].pop_front();
+                self.queues[q].pop();
                 let Some((flow, _)) = self.map.get(&key) else {
                     continue;
                 };
@@ -416,7 +454,7 @@ impl<T: Default> FlowTable<T> {
                         ended(f, t, EndReason::Idle);
                     }
                 } else {
-                    self.queues[TimeoutClass::of(flow).queue()].push_back((idle_at, key, id));
+                    self.queues[TimeoutClass::of(flow).queue()].push(idle_at, key, id);
                 }
             }
         }
@@ -437,7 +475,7 @@ impl<T: Default> FlowTable<T> {
         }
         for q in &mut self.queues {
             if q.len() > bound {
-                q.retain(|(_, k, id)| live(k, id));
+                q.retain(|k, id| live(k, id));
             }
         }
     }

@@ -38,12 +38,119 @@ pub struct NameBinding {
     pub expires: Timestamp,
 }
 
+/// Dispatch sequence numbers: the dispatcher numbers the packets it routes, and every change
+/// to a store is stamped with the number of the packet that made it. A worker looks a store
+/// up as of its packet's number, so it sees exactly what one thread would have seen at that
+/// packet, however far the dispatcher has gone ahead: the output does not depend on the
+/// number of threads. Old versions are dropped once every worker is past them.
+pub type Seq = u64;
+
+/// A value with the dispatch numbers between which it is visible: from `since`, before `until`.
+#[derive(Debug, Clone)]
+struct Version<V> {
+    value: V,
+    since: Seq,
+    until: Seq,
+}
+
+impl<V> Version<V> {
+    fn new(value: V, since: Seq) -> Self {
+        Self {
+            value,
+            since,
+            until: Seq::MAX,
+        }
+    }
+
+    fn is_live(&self) -> bool {
+        self.until == Seq::MAX
+    }
+
+    fn visible_at(&self, seq: Seq) -> bool {
+        self.since <= seq && seq < self.until
+    }
+}
+
+/// Versions retired (by eviction or replacement) and when: dropped for good once no worker can
+/// still look them up.
+#[derive(Debug)]
+struct Retired<K>(std::sync::Mutex<std::collections::VecDeque<(K, Seq)>>);
+
+impl<K> Default for Retired<K> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(std::collections::VecDeque::new()))
+    }
+}
+
+impl<K: Copy> Retired<K> {
+    fn push(&self, key: K, at: Seq) {
+        if let Ok(mut q) = self.0.lock() {
+            q.push_back((key, at));
+        }
+    }
+
+    /// Keys with versions retired before `horizon` (no worker can look them up any more).
+    fn take_before(&self, horizon: Seq) -> Vec<K> {
+        let Ok(mut q) = self.0.lock() else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        while q.front().is_some_and(|(_, at)| *at <= horizon) {
+            if let Some((k, _)) = q.pop_front() {
+                out.push(k);
+            }
+        }
+        out
+    }
+}
+
 /// Names bound to addresses by DNS answers.
 #[derive(Debug)]
 pub struct DnsBindings {
-    map: DashMap<IpAddr, Vec<NameBinding>, foldhash::fast::RandomState>,
+    map: DashMap<IpAddr, Vec<Version<NameBinding>>, foldhash::fast::RandomState>,
+    order: InsertionOrder<IpAddr>,
+    retired: Retired<IpAddr>,
+    /// Addresses with a live binding.
+    live: std::sync::atomic::AtomicUsize,
     capacity: usize,
     evictions: AtomicU64,
+}
+
+/// Keys in the order they were first stored, to choose what to evict. The map's own order
+/// depends on a random hash seed and the machine's core count, so a victim picked from it made
+/// the output differ from run to run; this one depends on the packets alone. Only the
+/// dispatcher stores (one thread, in packet order), so the lock is never contended.
+#[derive(Debug)]
+struct InsertionOrder<K>(std::sync::Mutex<std::collections::VecDeque<K>>);
+
+impl<K> Default for InsertionOrder<K> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(std::collections::VecDeque::new()))
+    }
+}
+
+/// Keys looked at, oldest first, when choosing one to evict.
+const EVICTION_SCAN: usize = 64;
+
+impl<K: Copy + PartialEq> InsertionOrder<K> {
+    fn push(&self, k: K) {
+        if let Ok(mut q) = self.0.lock() {
+            q.push_back(k);
+        }
+    }
+
+    /// Takes out the key, among the oldest [`EVICTION_SCAN`], that `score` ranks lowest
+    /// (the first on a tie).
+    fn take_victim<S: Ord>(&self, score: impl Fn(&K) -> S) -> Option<K> {
+        let mut q = self.0.lock().ok()?;
+        let at = q
+            .iter()
+            .take(EVICTION_SCAN)
+            .enumerate()
+            .min_by_key(|(i, k)| (score(k), *i))
+            .map(|(i, _)| i)?;
+        q.remove(at)
+    }
 }
 
 impl DnsBindings {
@@ -51,69 +158,133 @@ impl DnsBindings {
     pub fn new(capacity: usize) -> Self {
         Self {
             map: DashMap::default(),
+            order: InsertionOrder::default(),
+            retired: Retired::default(),
+            live: std::sync::atomic::AtomicUsize::new(0),
             capacity: capacity.max(1),
             evictions: AtomicU64::new(0),
         }
     }
 
     /// Binds `names` to `addr` from `seen` for `ttl` seconds (the record's raw TTL, read
-    /// through [`ttl_secs`]; at least 10 seconds).
-    pub fn bind(&self, addr: IpAddr, names: Arc<[Box<str>]>, seen: Timestamp, ttl: u32) {
+    /// through [`ttl_secs`]; at least 10 seconds), as of dispatch number `seq`. Versions no
+    /// worker can see any more (retired before `horizon`) are dropped on the way.
+    pub fn bind(
+        &self,
+        addr: IpAddr,
+        names: Arc<[Box<str>]>,
+        seen: Timestamp,
+        ttl: u32,
+        (seq, horizon): (Seq, Seq),
+    ) {
+        self.purge(horizon);
         let expires = seen.plus_secs(ttl_secs(ttl).max(MIN_TTL_SECS));
-        if !self.map.contains_key(&addr) && self.map.len() >= self.capacity {
-            self.evict_one(seen);
+        let is_live = |l: &Vec<Version<NameBinding>>| l.iter().any(Version::is_live);
+        if !self.map.get(&addr).is_some_and(|l| is_live(&l)) {
+            if self.live.load(Ordering::Relaxed) >= self.capacity {
+                self.evict_one(seen, seq);
+            }
+            self.order.push(addr);
+            self.live.fetch_add(1, Ordering::Relaxed);
         }
         let mut entry = self.map.entry(addr).or_default();
         let list = entry.value_mut();
-        if let Some(b) = list.iter_mut().find(|b| b.names == names) {
-            // The same answer again: keep the first sighting, extend the lifetime.
-            b.expires = b.expires.max(expires);
-            return;
+        let mut first_seen = seen;
+        let mut expires = expires;
+        if let Some(b) = list
+            .iter_mut()
+            .find(|b| b.is_live() && b.value.names == names)
+        {
+            // The same answer again: keep the first sighting, extend the lifetime, as a new
+            // version (a worker behind this packet still sees the old lifetime).
+            if b.value.expires >= expires {
+                return;
+            }
+            first_seen = b.value.seen;
+            b.until = seq;
+            self.retired.push(addr, seq);
+        } else if list.iter().filter(|b| b.is_live()).count() >= BINDINGS_PER_ADDRESS {
+            let live: Vec<usize> = (0..list.len()).filter(|&i| list[i].is_live()).collect();
+            let victim = live
+                .iter()
+                .copied()
+                .find(|&i| list[i].value.expires < seen)
+                .unwrap_or(live[0]);
+            list[victim].until = seq;
+            self.retired.push(addr, seq);
         }
-        if list.len() >= BINDINGS_PER_ADDRESS {
-            let victim = list.iter().position(|b| b.expires < seen).unwrap_or(0);
-            list.remove(victim);
-        }
-        list.push(NameBinding {
-            names,
-            seen,
-            expires,
-        });
+        expires = expires.max(first_seen);
+        list.push(Version::new(
+            NameBinding {
+                names,
+                seen: first_seen,
+                expires,
+            },
+            seq,
+        ));
     }
 
-    fn evict_one(&self, now: Timestamp) {
-        // Prefer an address whose bindings have all expired; else any. Bounded scan.
-        let victim = self
-            .map
-            .iter()
-            .take(64)
-            .min_by_key(|e| e.value().iter().map(|b| b.expires).max().unwrap_or(now))
-            .map(|e| *e.key());
-        if let Some(k) = victim {
-            self.map.remove(&k);
+    fn evict_one(&self, now: Timestamp, seq: Seq) {
+        // Among the oldest addresses, the one whose bindings expire first (all expired, if
+        // any has). Bounded scan.
+        let expires = |a: &IpAddr| {
+            self.map
+                .get(a)
+                .and_then(|e| {
+                    e.value()
+                        .iter()
+                        .filter(|b| b.is_live())
+                        .map(|b| b.value.expires)
+                        .max()
+                })
+                .unwrap_or(now)
+        };
+        if let Some(k) = self.order.take_victim(expires) {
+            if let Some(mut e) = self.map.get_mut(&k) {
+                for b in e.value_mut().iter_mut().filter(|b| b.is_live()) {
+                    b.until = seq;
+                }
+            }
+            self.retired.push(k, seq);
+            self.live.fetch_sub(1, Ordering::Relaxed);
             self.evictions.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// The binding for `addr` in force at `at`: seen at or before `at` and not expired; the
-    /// most recent such answer wins.
+    /// Drops versions retired before `horizon`, and addresses left with none.
+    fn purge(&self, horizon: Seq) {
+        for k in self.retired.take_before(horizon) {
+            self.map.remove_if_mut(&k, |_, list| {
+                list.retain(|b| b.until > horizon);
+                list.is_empty()
+            });
+        }
+    }
+
+    /// The binding for `addr` in force at `at` as of now (the latest versions).
     pub fn lookup(&self, addr: IpAddr, at: Timestamp) -> Option<NameBinding> {
+        self.lookup_as_of(addr, at, Seq::MAX - 1)
+    }
+
+    /// The binding for `addr` in force at `at`, as the store stood at dispatch number `seq`:
+    /// seen at or before `at` and not expired; the most recent such answer wins.
+    pub fn lookup_as_of(&self, addr: IpAddr, at: Timestamp, seq: Seq) -> Option<NameBinding> {
         let entry = self.map.get(&addr)?;
         entry
             .iter()
-            .filter(|b| b.seen <= at && at <= b.expires)
-            .max_by_key(|b| b.seen)
-            .cloned()
+            .filter(|b| b.visible_at(seq) && b.value.seen <= at && at <= b.value.expires)
+            .max_by_key(|b| (b.value.seen, b.since))
+            .map(|b| b.value.clone())
     }
 
     /// Addresses currently held.
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.live.load(Ordering::Relaxed)
     }
 
     /// Whether the store is empty.
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.len() == 0
     }
 
     /// Addresses evicted because the store was full.
@@ -135,10 +306,14 @@ pub struct MdnsEndpoint {
     pub expires: Timestamp,
 }
 
-/// Endpoints learned from mDNS announcements, keyed by (address, port).
+/// Endpoints learned from mDNS announcements, keyed by (address, port); versioned by dispatch
+/// number like [`DnsBindings`].
 #[derive(Debug)]
 pub struct MdnsEndpoints {
-    map: DashMap<(IpAddr, u16), MdnsEndpoint, foldhash::fast::RandomState>,
+    map: DashMap<(IpAddr, u16), Vec<Version<MdnsEndpoint>>, foldhash::fast::RandomState>,
+    order: InsertionOrder<(IpAddr, u16)>,
+    retired: Retired<(IpAddr, u16)>,
+    live: std::sync::atomic::AtomicUsize,
     capacity: usize,
     evictions: AtomicU64,
 }
@@ -148,42 +323,96 @@ impl MdnsEndpoints {
     pub fn new(capacity: usize) -> Self {
         Self {
             map: DashMap::default(),
+            order: InsertionOrder::default(),
+            retired: Retired::default(),
+            live: std::sync::atomic::AtomicUsize::new(0),
             capacity: capacity.max(1),
             evictions: AtomicU64::new(0),
         }
     }
 
-    /// Records an advertised endpoint; an earlier announcement of the same endpoint is kept
-    /// (first sighting) with its lifetime extended.
-    pub fn learn(&self, addr: IpAddr, port: u16, ep: MdnsEndpoint) {
-        if !self.map.contains_key(&(addr, port)) && self.map.len() >= self.capacity {
-            let victim = self
-                .map
-                .iter()
-                .take(64)
-                .min_by_key(|e| e.value().expires)
-                .map(|e| *e.key());
-            if let Some(k) = victim {
-                self.map.remove(&k);
-                self.evictions.fetch_add(1, Ordering::Relaxed);
-            }
+    /// Records an advertised endpoint as of dispatch number `seq`; an earlier announcement of
+    /// the same endpoint is kept (first sighting) with its lifetime extended.
+    pub fn learn(&self, addr: IpAddr, port: u16, ep: MdnsEndpoint, (seq, horizon): (Seq, Seq)) {
+        let key = (addr, port);
+        for k in self.retired.take_before(horizon) {
+            self.map.remove_if_mut(&k, |_, list| {
+                list.retain(|v| v.until > horizon);
+                list.is_empty()
+            });
         }
-        self.map
-            .entry((addr, port))
-            .and_modify(|e| {
-                if e.service_type == ep.service_type {
-                    e.expires = e.expires.max(ep.expires);
-                } else if ep.seen >= e.expires {
-                    *e = ep.clone();
+        let current = self
+            .map
+            .get(&key)
+            .and_then(|l| l.iter().find(|v| v.is_live()).map(|v| v.value.clone()));
+        let next = match &current {
+            None => {
+                if self.live.load(Ordering::Relaxed) >= self.capacity {
+                    self.evict_one(seq);
                 }
-            })
-            .or_insert(ep);
+                self.order.push(key);
+                self.live.fetch_add(1, Ordering::Relaxed);
+                ep
+            }
+            Some(e) if e.service_type == ep.service_type => {
+                if e.expires >= ep.expires {
+                    return;
+                }
+                MdnsEndpoint {
+                    expires: ep.expires,
+                    ..e.clone()
+                }
+            }
+            Some(e) if ep.seen >= e.expires => ep,
+            Some(_) => return,
+        };
+        let mut entry = self.map.entry(key).or_default();
+        let list = entry.value_mut();
+        if current.is_some() {
+            for v in list.iter_mut().filter(|v| v.is_live()) {
+                v.until = seq;
+            }
+            self.retired.push(key, seq);
+        }
+        list.push(Version::new(next, seq));
     }
 
-    /// The endpoint advertised for `(addr, port)` at time `at`.
+    fn evict_one(&self, seq: Seq) {
+        let expires = |k: &(IpAddr, u16)| {
+            self.map
+                .get(k)
+                .and_then(|l| l.iter().find(|v| v.is_live()).map(|v| v.value.expires))
+        };
+        if let Some(k) = self.order.take_victim(expires) {
+            if let Some(mut e) = self.map.get_mut(&k) {
+                for v in e.value_mut().iter_mut().filter(|v| v.is_live()) {
+                    v.until = seq;
+                }
+            }
+            self.retired.push(k, seq);
+            self.live.fetch_sub(1, Ordering::Relaxed);
+            self.evictions.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The endpoint advertised for `(addr, port)` at time `at`, as of now.
     pub fn lookup(&self, addr: IpAddr, port: u16, at: Timestamp) -> Option<MdnsEndpoint> {
-        let e = self.map.get(&(addr, port))?;
-        (e.seen <= at && at <= e.expires).then(|| e.clone())
+        self.lookup_as_of(addr, port, at, Seq::MAX - 1)
+    }
+
+    /// The endpoint advertised for `(addr, port)` at time `at`, as the store stood at dispatch
+    /// number `seq`.
+    pub fn lookup_as_of(
+        &self,
+        addr: IpAddr,
+        port: u16,
+        at: Timestamp,
+        seq: Seq,
+    ) -> Option<MdnsEndpoint> {
+        let list = self.map.get(&(addr, port))?;
+        list.iter()
+            .find(|v| v.visible_at(seq) && v.value.seen <= at && at <= v.value.expires)
+            .map(|v| v.value.clone())
     }
 
     /// Endpoints evicted because the store was full.
@@ -279,6 +508,10 @@ impl BonjourSeen {
 /// Everything shared between workers.
 #[derive(Debug)]
 pub struct Names {
+    /// The dispatch number of the packet being observed (set by the dispatcher).
+    seq: AtomicU64,
+    /// No worker will look up as of a dispatch number below this any more.
+    horizon: AtomicU64,
     /// DNS answers.
     pub dns: DnsBindings,
     /// mDNS endpoints.
@@ -291,10 +524,27 @@ impl Names {
     /// Stores with the given capacity for DNS addresses and mDNS endpoints.
     pub fn new(dns_capacity: usize) -> Self {
         Self {
+            seq: AtomicU64::new(0),
+            horizon: AtomicU64::new(0),
             dns: DnsBindings::new(dns_capacity),
             mdns: MdnsEndpoints::new(dns_capacity),
             bonjour: BonjourSeen::default(),
         }
+    }
+
+    /// The dispatcher is about to observe the packet of dispatch number `seq`; no worker will
+    /// look up as of a number below `horizon` any more.
+    pub fn begin_packet(&self, seq: Seq, horizon: Seq) {
+        self.seq.store(seq, Ordering::Relaxed);
+        self.horizon.store(horizon.min(seq), Ordering::Relaxed);
+    }
+
+    /// (dispatch number, horizon) for a change made now.
+    pub fn stamp(&self) -> (Seq, Seq) {
+        (
+            self.seq.load(Ordering::Relaxed),
+            self.horizon.load(Ordering::Relaxed),
+        )
     }
 
     /// What the stores hold now, for a report (the report never reads the live stores).
@@ -350,6 +600,7 @@ mod tests {
             names(&["1-courier.push.apple.com"]),
             Timestamp::from_parts(100, 0),
             60,
+            (0, 0),
         );
         assert!(
             d.lookup(ip, Timestamp::from_parts(99, 0)).is_none(),
@@ -372,7 +623,13 @@ mod tests {
         let d = DnsBindings::new(10);
         let ip: IpAddr = "17.57.144.116".parse().unwrap();
         let seen = Timestamp::from_parts(100, 0);
-        d.bind(ip, names(&["1-courier.push.apple.com"]), seen, 0x8000_0000);
+        d.bind(
+            ip,
+            names(&["1-courier.push.apple.com"]),
+            seen,
+            0x8000_0000,
+            (0, 0),
+        );
         let b = d.lookup(ip, seen).expect("bound at the answer");
         assert_eq!(b.expires, seen.plus_secs(MIN_TTL_SECS));
         assert!(d.lookup(ip, seen.plus_secs(MIN_TTL_SECS + 1)).is_none());
@@ -388,6 +645,7 @@ mod tests {
                 names(&["x.example"]),
                 Timestamp::from_parts(u64::from(i), 0),
                 30,
+                (u64::from(i), u64::from(i)),
             );
         }
         assert!(d.len() <= 100);

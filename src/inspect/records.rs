@@ -71,7 +71,7 @@ fn bind_answers(msg: &DnsMessage<'_>, ts: Timestamp, shared: &Names) {
             .entry(r.name.as_str())
             .or_insert_with(|| chain_to(msg, &cnames, &r.name))
             .clone();
-        shared.dns.bind(addr, chain, ts, r.ttl);
+        shared.dns.bind(addr, chain, ts, r.ttl, shared.stamp());
     }
 }
 
@@ -151,10 +151,10 @@ fn observe_mdns(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, shared: &Name
                 match addrs.get(target.as_str()) {
                     Some(list) => {
                         for a in list {
-                            shared.mdns.learn(*a, *port, ep.clone());
+                            shared.mdns.learn(*a, *port, ep.clone(), shared.stamp());
                         }
                     }
-                    None => shared.mdns.learn(host, *port, ep),
+                    None => shared.mdns.learn(host, *port, ep, shared.stamp()),
                 }
             }
             RecordData::Txt(strings) => {

@@ -33,6 +33,7 @@ pub(super) struct Slot {
     orig_len: u32,
     key: FlowKey,
     shard: u16,
+    seq: u64,
     quoted_src: Option<IpAddr>,
     dns_valid: Option<bool>,
     src: IpAddr,
@@ -114,6 +115,7 @@ impl Batch {
             orig_len: r.orig_len,
             key: r.key,
             shard: r.shard,
+            seq: r.seq,
             quoted_src: r.quoted_src,
             dns_valid: r.dns_valid,
             src: meta.src,
@@ -162,8 +164,14 @@ impl Batch {
             orig_len: s.orig_len,
             clock: s.clock,
             shard: s.shard,
+            seq: s.seq,
             dns_valid: s.dns_valid,
         }
+    }
+
+    /// The dispatch numbers of its first and last packets.
+    pub(super) fn seqs(&self) -> Option<(u64, u64)> {
+        Some((self.slots.first()?.seq, self.slots.last()?.seq))
     }
 
     pub(super) fn is_full(&self) -> bool {
@@ -195,6 +203,10 @@ mod tests {
         }
 
         fn restart(&mut self, _clock: Timestamp) {}
+
+        fn horizon(&self, next: u64) -> u64 {
+            next
+        }
     }
 
     fn shared_capture(name: &str) -> CaptureFile {

@@ -15,7 +15,7 @@ use crate::decode::{self, PacketMeta, ip_proto};
 use crate::flow::FlowKey;
 use crate::inspect::dns;
 use crate::inspect::dns_tcp::DnsTcpAnswers;
-use crate::inspect::names::Names;
+use crate::inspect::names::{Names, Seq};
 use crate::inspect::{self, records};
 use crate::wire::ports;
 
@@ -36,6 +36,8 @@ pub struct Routed<'a> {
     pub clock: Timestamp,
     /// The flow-table shard its flow lives in (see [`shard_count`]).
     pub shard: u16,
+    /// Its dispatch number: the name stores are looked up as they stood at this packet.
+    pub seq: Seq,
     /// Whether its payload is a well-formed DNS message, where the dispatcher parsed it
     /// (every answer on the DNS and mDNS ports); `None` where it did not look.
     pub dns_valid: Option<bool>,
@@ -69,6 +71,9 @@ pub(crate) trait Sink {
     /// Packet time went back to `clock`: a new stretch of capture. Every flow of every worker
     /// ends here, as at the end of an input.
     fn restart(&mut self, clock: Timestamp);
+    /// The lowest dispatch number a worker may still look the name stores up as of, `next`
+    /// being the number of the packet about to be routed.
+    fn horizon(&self, next: Seq) -> Seq;
 }
 
 /// A packet held while the clock decides whether its time is an outlier or a new stretch.
@@ -88,6 +93,8 @@ pub(crate) struct Dispatcher {
     dns_tcp: DnsTcpAnswers<FlowKey>,
     stats: PacketStats,
     shards: u64,
+    /// Dispatch number of the next packet routed.
+    seq: Seq,
     /// Packets whose time did not fit the clock, waiting for the packets after them.
     held: Vec<Held>,
     /// The next packet is the first of an input after another one.
@@ -102,6 +109,7 @@ impl Dispatcher {
             dns_tcp: DnsTcpAnswers::default(),
             stats: PacketStats::default(),
             shards: shards.max(1) as u64,
+            seq: 0,
             held: Vec::new(),
             input_starts: false,
         }
@@ -214,7 +222,7 @@ impl Dispatcher {
         clock: Timestamp,
         sink: &mut impl Sink,
     ) {
-        if let Some(r) = self.route(pkt, ts, clock) {
+        if let Some(r) = self.route(pkt, ts, clock, &*sink) {
             sink.packet(pkt, &r);
         }
     }
@@ -227,6 +235,7 @@ impl Dispatcher {
         pkt: &Packet<'a>,
         ts: Timestamp,
         clock: Timestamp,
+        sink: &impl Sink,
     ) -> Option<Routed<'a>> {
         let meta = match decode::decode(pkt.link, pkt.data) {
             Ok(m) => m,
@@ -238,10 +247,13 @@ impl Dispatcher {
         // Answers bind names and endpoints that label later flows in any worker: they are
         // read here, in packet order, before any later packet is handed on. Queries only note
         // who searched for what, which any order gives the same; the workers read those.
+        let seq = self.seq;
+        self.seq += 1;
         let mut dns_valid = None;
         if let Some(mdns) = inspect::dns_port(&meta)
             && inspect::is_dns_response(meta.payload)
         {
+            self.names.begin_packet(seq, sink.horizon(seq));
             let msg = dns::parse_message(meta.payload);
             dns_valid = Some(msg.is_ok());
             if let Ok(msg) = msg {
@@ -251,6 +263,7 @@ impl Dispatcher {
         let quoted = meta.icmp.and_then(|i| i.quoted_packet());
         let key = quoted.map_or_else(|| FlowKey::of(&meta), |q| FlowKey::of_quoted(&q));
         if meta.proto == ip_proto::TCP && meta.src_port == ports::DNS {
+            self.names.begin_packet(seq, sink.horizon(seq));
             let names = &self.names;
             self.dns_tcp.push(key, &meta, |m| {
                 records::observe(m, meta.dst, ts, false, names);
@@ -264,6 +277,7 @@ impl Dispatcher {
             orig_len: pkt.orig_len,
             clock,
             shard: (key.symmetric_hash() % self.shards) as u16,
+            seq,
             dns_valid,
         })
     }

@@ -3,6 +3,7 @@
 //! finished flow records stream to the writer's channel as they end.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
@@ -13,7 +14,7 @@ use super::dispatch::{Dispatcher, Routed, Sink, shard_count};
 use super::worker::{EngineConfig, Worker};
 use crate::capture::{Packet, Timestamp};
 use crate::counters::Counters;
-use crate::inspect::names::Names;
+use crate::inspect::names::{Names, Seq};
 use crate::report::record::FlowRecord;
 use crate::signature::SignatureSet;
 
@@ -38,6 +39,10 @@ pub(crate) struct Threads {
 /// The dispatcher's side of the channels: a batch being filled per worker.
 struct Outbox {
     to_workers: Vec<Sender<ToWorker>>,
+    /// Per worker: the dispatch number after the last packet it has handled.
+    done: Vec<Arc<AtomicU64>>,
+    /// Per worker: the dispatch number after the last packet sent to it.
+    sent: Vec<Seq>,
     pool: Receiver<Batch>,
     pool_tx: Sender<Batch>,
     current: Vec<Batch>,
@@ -65,6 +70,7 @@ impl Threads {
         let n = workers.clamp(1, shards);
         let (pool_tx, pool) = bounded(n * (QUEUE_DEPTH + 2));
         let mut to_workers = Vec::with_capacity(n);
+        let mut done = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
             let (tx, rx) = bounded::<ToWorker>(QUEUE_DEPTH);
@@ -77,9 +83,11 @@ impl Threads {
                 records.is_some(),
             );
             let (pool_tx, records) = (pool_tx.clone(), records.clone());
+            let progress = Arc::new(AtomicU64::new(0));
+            done.push(Arc::clone(&progress));
             let handle = std::thread::Builder::new()
                 .name(format!("appletap-worker-{i}"))
-                .spawn(move || run_worker(worker, rx, pool_tx, records))
+                .spawn(move || run_worker(worker, rx, pool_tx, records, progress))
                 .expect("spawning a worker thread");
             handles.push(handle);
         }
@@ -88,6 +96,8 @@ impl Threads {
             dispatcher: Dispatcher::new(names, shards),
             out: Outbox {
                 to_workers,
+                sent: vec![0; done.len()],
+                done,
                 pool,
                 pool_tx,
                 current: (0..n).map(|_| Batch::with_capacity()).collect(),
@@ -173,6 +183,7 @@ fn run_worker(
     rx: Receiver<ToWorker>,
     pool: Sender<Batch>,
     records: Option<Sender<Vec<FlowRecord>>>,
+    progress: Arc<AtomicU64>,
 ) -> (Counters, u64) {
     let send = |done: Vec<FlowRecord>| {
         if let Some(r) = &records
@@ -186,6 +197,11 @@ fn run_worker(
             ToWorker::Batch(mut b) => {
                 for s in &b.slots {
                     worker.process(&b.routed(s));
+                }
+                if let Some((_, last)) = b.seqs() {
+                    // Released after the lookups above: the dispatcher may now drop the name
+                    // store versions only packets up to here could see.
+                    progress.store(last + 1, Ordering::Release);
                 }
                 send(worker.take_records());
                 b.clear();
@@ -217,9 +233,10 @@ impl Outbox {
             let _ = self.pool_tx.try_send(batch);
             return;
         }
+        let end = batch.seqs().map_or(0, |(_, last)| last + 1);
         if self.drop_when_full {
             match self.to_workers[w].try_send(ToWorker::Batch(batch)) {
-                Ok(()) => {}
+                Ok(()) => self.sent[w] = end,
                 Err(TrySendError::Full(ToWorker::Batch(mut b))) => {
                     // Never silent: every dropped packet is counted and reported.
                     self.pipeline_drops += b.slots.len() as u64;
@@ -228,8 +245,8 @@ impl Outbox {
                 }
                 Err(_) => {}
             }
-        } else {
-            let _ = self.to_workers[w].send(ToWorker::Batch(batch));
+        } else if self.to_workers[w].send(ToWorker::Batch(batch)).is_ok() {
+            self.sent[w] = end;
         }
     }
 
@@ -250,6 +267,22 @@ impl Sink for Outbox {
         if self.current[w].is_full() {
             self.send(w);
         }
+    }
+
+    fn horizon(&self, next: Seq) -> Seq {
+        // The lowest dispatch number any worker may still look up as of: the first packet of
+        // a batch still being filled, or the first not yet handled of those sent.
+        let mut h = next;
+        for (w, batch) in self.current.iter().enumerate() {
+            if let Some((first, _)) = batch.seqs() {
+                h = h.min(first);
+            }
+            let done = self.done[w].load(Ordering::Acquire);
+            if done < self.sent[w] {
+                h = h.min(done);
+            }
+        }
+        h
     }
 
     fn restart(&mut self, clock: Timestamp) {

@@ -12,7 +12,7 @@ use crate::decode::ip_proto;
 use crate::flow::table::{EndReason, FlowTable, Timeouts};
 use crate::flow::{Flow, FlowKey};
 use crate::inspect::dns;
-use crate::inspect::names::Names;
+use crate::inspect::names::{Names, Seq};
 use crate::inspect::{self, Inspector};
 use crate::report::record::{FlowRecord, NameRecord};
 use crate::signature::{SignatureSet, Transport};
@@ -121,10 +121,10 @@ impl Worker {
             // Looked up when the flow begins, and again if a late SYN shows the roles were
             // guessed the wrong way round.
             inspector.set_bound(inspect::Bound {
-                dns: names.dns.lookup(flow.server.0, flow.first_ts),
+                dns: names.dns.lookup_as_of(flow.server.0, flow.first_ts, r.seq),
                 mdns: names
                     .mdns
-                    .lookup(flow.server.0, flow.server.1, flow.first_ts),
+                    .lookup_as_of(flow.server.0, flow.server.1, flow.first_ts, r.seq),
             });
         }
         let dns_port = inspect::dns_port(meta);
@@ -280,5 +280,10 @@ impl Sink for Worker {
 
     fn restart(&mut self, clock: crate::capture::Timestamp) {
         Worker::restart(self, clock);
+    }
+
+    fn horizon(&self, next: Seq) -> Seq {
+        // Inline, every packet before `next` has been handled.
+        next
     }
 }

@@ -223,7 +223,7 @@ impl Engine {
             let repeat = !response && inspector.repeated_query(meta.payload);
             if !repeat
                 && (observe || self.keep_records)
-                && let Ok(msg) = inspect::dns::parse_message(meta.payload)
+                && let Ok(msg) = crate::wire::dns::parse_message(meta.payload)
             {
                 if observe {
                     inspect::observe_message(&msg, &meta, mdns, pkt.ts, shared);

@@ -300,7 +300,7 @@ impl Pipeline {
         // searched for what, which any order gives the same; the workers read those.
         if let Some(mdns) = inspect::dns_port(&meta)
             && inspect::is_dns_response(meta.payload)
-            && let Ok(msg) = inspect::dns::parse_message(meta.payload)
+            && let Ok(msg) = crate::wire::dns::parse_message(meta.payload)
         {
             inspect::observe_message(&msg, &meta, mdns, pkt.ts, &self.shared);
         }

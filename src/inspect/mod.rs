@@ -5,12 +5,10 @@
 //! knows there is none to find; after that the flow is only counted. DNS and mDNS are read on
 //! every packet of their ports, since every answer can label later flows ([`observe_dns`]).
 
-pub mod dns;
 pub mod http;
 pub mod quic;
 pub mod records;
 pub mod stream;
-pub mod tls;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -19,6 +17,7 @@ use crate::capture::Timestamp;
 use crate::decode::{PacketMeta, ip_proto, tcp_flags};
 use crate::flow::Direction;
 use crate::shared::Shared;
+use crate::wire::{dns, tls};
 use stream::StreamPrefix;
 
 /// Most client-stream bytes kept while waiting for a ClientHello or an HTTP request head.
@@ -302,7 +301,7 @@ impl Inspector {
         }
         self.probes += 1;
         if matches!(self.state, State::Start) {
-            if quic::is_initial(meta.payload).is_none() {
+            if crate::wire::quic::is_initial(meta.payload).is_none() {
                 self.state = State::Done;
                 return;
             }

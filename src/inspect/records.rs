@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::dns::{DnsMessage, RecordData};
 use crate::capture::Timestamp;
 use crate::shared::{MdnsEndpoint, Shared};
+use crate::wire::dns::{DnsMessage, RecordData};
 
 /// Longest CNAME chain followed; longer chains (or loops) are cut here.
 const MAX_CHAIN: usize = 16;

@@ -1,6 +1,6 @@
 //! QUIC long headers on the wire (QUIC v1, RFC 9000; QUIC v2, RFC 9369): versions, the
 //! long-header packet and its Initial header, the client Initial keys anyone can derive
-//! ([`keys`]) and the frames of an Initial's plaintext ([`frames`]). Everything here is a pure
+//! (`keys`) and the frames of an Initial's plaintext ([`frames`]). Everything here is a pure
 //! function of the bytes given; reassembling a flow's CRYPTO stream is
 //! [`crate::inspect::quic::CryptoAssembler`]'s job.
 //!

@@ -10,7 +10,7 @@ mod common;
 use std::net::IpAddr;
 
 use appletap::capture::Timestamp;
-use appletap::inspect::dns::{self, DnsMessage, RecordData};
+use appletap::wire::dns::{self, DnsMessage, RecordData};
 use appletap::inspect::{Inspector, records};
 use appletap::inspect::names::Names;
 use libfuzzer_sys::fuzz_target;

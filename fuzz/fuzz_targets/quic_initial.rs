@@ -17,8 +17,9 @@
 //! ClientHello message that parses or fails cleanly, and its SNI is a host name.
 #![no_main]
 
-use appletap::inspect::quic::{CryptoAssembler, MAX_CRYPTO_BYTES, QuicProgress, QuicVersion};
-use appletap::inspect::tls;
+use appletap::inspect::quic::{CryptoAssembler, MAX_CRYPTO_BYTES, QuicProgress};
+use appletap::wire::quic::QuicVersion;
+use appletap::wire::tls;
 use libfuzzer_sys::fuzz_target;
 use ring::aead::{self, quic as hp};
 use ring::hkdf;
@@ -194,7 +195,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut asm = CryptoAssembler::new();
     for d in &datagrams {
-        std::hint::black_box(appletap::inspect::quic::is_initial(d));
+        std::hint::black_box(appletap::wire::quic::is_initial(d));
         let progress = asm.push_datagram(d);
         assert!(asm.crypto_prefix().len() <= MAX_CRYPTO_BYTES);
         if progress == QuicProgress::Complete {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use appletap::inspect::tls::{self, ClientHello, TlsProbe};
+use appletap::wire::tls::{self, ClientHello, TlsProbe};
 use libfuzzer_sys::fuzz_target;
 
 /// The documented shape of `ClientHello::sni`: ASCII letters, digits, `-`, `_`, dot-separated

@@ -5,9 +5,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::dns::{self, DnsMessage};
 use super::stream::StreamPrefix;
 use crate::decode::{PacketMeta, tcp_flags};
+use crate::wire::dns::{self, DnsMessage};
 
 /// Bytes of one direction of a DNS/TCP connection held at most: two of the largest messages.
 pub const DNS_STREAM_LIMIT: usize = 2 * (u16::MAX as usize + 2);

@@ -5,14 +5,12 @@
 //! knows there is none to find; after that the flow is only counted. DNS and mDNS are read on
 //! every packet of their ports, since every answer can label later flows ([`observe_dns`]).
 
-pub mod dns;
 pub mod dns_tcp;
 pub mod http;
 pub mod names;
 pub mod quic;
 pub mod records;
 pub mod stream;
-pub mod tls;
 pub mod verify;
 
 use std::collections::HashMap;
@@ -20,7 +18,7 @@ use std::collections::HashMap;
 use crate::capture::Timestamp;
 use crate::decode::{PacketMeta, ip_proto, tcp_flags};
 use crate::flow::Direction;
-use crate::wire::ports;
+use crate::wire::{dns, ports, tls};
 use names::Names;
 use stream::StreamPrefix;
 
@@ -302,7 +300,7 @@ impl Inspector {
         }
         self.probes += 1;
         if matches!(self.state, State::Start) {
-            if quic::is_initial(meta.payload).is_none() {
+            if crate::wire::quic::is_initial(meta.payload).is_none() {
                 self.state = State::Done;
                 return;
             }

@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::dns::{DnsMessage, RecordData};
 use super::names::{MdnsEndpoint, Names, ttl_secs};
 use crate::capture::Timestamp;
+use crate::wire::dns::{DnsMessage, RecordData};
 
 /// Longest CNAME chain followed; longer chains (or loops) are cut here.
 const MAX_CHAIN: usize = 16;

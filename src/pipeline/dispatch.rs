@@ -13,10 +13,10 @@ use crate::capture::{Packet, Timestamp};
 use crate::counters::PacketStats;
 use crate::decode::{self, PacketMeta, ip_proto};
 use crate::flow::FlowKey;
-use crate::inspect::dns;
 use crate::inspect::dns_tcp::DnsTcpAnswers;
 use crate::inspect::names::{Names, Seq};
 use crate::inspect::{self, records};
+use crate::wire::dns;
 use crate::wire::ports;
 
 /// A packet decoded, timed and keyed: what a worker takes.

@@ -11,11 +11,11 @@ use crate::counters::{Counters, Finished};
 use crate::decode::ip_proto;
 use crate::flow::table::{EndReason, FlowTable, Timeouts};
 use crate::flow::{Flow, FlowKey};
-use crate::inspect::dns;
 use crate::inspect::names::{Names, Seq};
 use crate::inspect::{self, Inspector};
 use crate::report::record::{FlowRecord, NameRecord};
 use crate::signature::{SignatureSet, Transport};
+use crate::wire::dns;
 use crate::wire::ports;
 
 /// Settings of the classifier.

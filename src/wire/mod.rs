@@ -2,10 +2,13 @@
 //! length once, then its accessors cannot panic; unknown codes are data. No state lives here:
 //! reassembly and per-flow inspection are in [`crate::inspect`].
 
+pub mod dns;
 pub mod icmp;
 pub mod ip;
 pub mod link;
 pub mod ports;
+pub mod quic;
 pub mod reader;
 pub mod tcp;
+pub mod tls;
 pub mod udp;

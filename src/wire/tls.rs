@@ -1,6 +1,8 @@
-//! TLS ClientHello inspection: owns finding the ClientHello at the start of a client's TCP
-//! stream (record walking and reassembly across records) or in a QUIC CRYPTO stream, and
-//! pulling out the SNI, ALPN and versions a classifier needs.
+//! TLS records and the ClientHello on the wire: owns finding the ClientHello at the start of
+//! a client's TCP stream (record walking, and joining a message spread over several records)
+//! or in a QUIC CRYPTO stream, and pulling out the SNI, ALPN and versions a classifier needs;
+//! also the handshake framing QUIC shares. A pure function of the bytes given: keeping the
+//! stream prefix until it holds the message is [`crate::inspect::stream`]'s job.
 //!
 //! Parsing of the ClientHello body and of each extension is done by `tls-parser`; this
 //! module adds the framing around it, the limits, and the checks `tls-parser` leaves out
@@ -8,6 +10,8 @@
 
 use std::borrow::Cow;
 
+use super::dns::MAX_LABEL_LEN;
+use super::reader::{be16, be24};
 use tls_parser::{
     TlsExtension, parse_tls_client_hello_extension, parse_tls_extension_unknown,
     parse_tls_handshake_client_hello,
@@ -19,16 +23,17 @@ pub const MAX_HANDSHAKE_LEN: usize = 64 * 1024;
 
 /// TLS record header: content type, version, length.
 const RECORD_HEADER_LEN: usize = 5;
-/// Handshake message header: type and a 24-bit length.
-const HANDSHAKE_HEADER_LEN: usize = 4;
+/// Handshake message header: type (1 byte) and a 24-bit length (RFC 8446 §4); QUIC CRYPTO
+/// streams carry the same messages.
+pub(crate) const HANDSHAKE_HEADER_LEN: usize = 4;
 /// Largest record body a peer may send (RFC 8446 §5.2 allows 2^14 + 256 for ciphertext;
 /// `tls-parser` uses the same bound for plaintext, so we stay as lenient as it is).
 const MAX_RECORD_LEN: usize = (1 << 14) + 256;
 const CONTENT_TYPE_HANDSHAKE: u8 = 22;
-const HANDSHAKE_CLIENT_HELLO: u8 = 1;
+/// Handshake message type of ClientHello (RFC 8446 §4).
+pub(crate) const HANDSHAKE_CLIENT_HELLO: u8 = 1;
 /// Host names in SNI are limited like DNS names (RFC 6066 §3 refers to RFC 1035).
 const MAX_SNI_LEN: usize = 255;
-const MAX_LABEL_LEN: usize = 63;
 
 const EXT_SERVER_NAME: u16 = 0;
 const EXT_ALPN: u16 = 16;
@@ -158,12 +163,11 @@ pub fn client_hello_from_handshake(msg: &[u8]) -> Result<ClientHello<'_>, TlsErr
     {
         return Err(TlsError::NotClientHello(ty));
     }
-    let Some(header) = msg.first_chunk::<HANDSHAKE_HEADER_LEN>() else {
+    let Some(body_len) = handshake_body_len(msg) else {
         return Err(TlsError::Incomplete {
             wanted: HANDSHAKE_HEADER_LEN,
         });
     };
-    let body_len = u24(header[1], header[2], header[3]);
     if body_len > MAX_HANDSHAKE_LEN {
         return Err(TlsError::TooLong(body_len));
     }
@@ -263,7 +267,9 @@ fn locate(stream: &[u8]) -> Located<'_> {
             if header[0] != HANDSHAKE_CLIENT_HELLO {
                 return Located::NotTls;
             }
-            let body_len = u24(header[1], header[2], header[3]);
+            let Some(body_len) = handshake_body_len(&header) else {
+                return Located::NotTls;
+            };
             if body_len > MAX_HANDSHAKE_LEN {
                 return Located::NotTls;
             }
@@ -349,11 +355,12 @@ impl<'a> Iterator for Records<'a> {
             self.done = true;
             return Some(Err(RecordError::NotTls));
         }
-        let Some(hdr) = rest.first_chunk::<RECORD_HEADER_LEN>() else {
+        // Content type, version, length: the read of the length checks the whole header.
+        let (Some(declared_len), Some(version)) = (be16(rest, 3), be16(rest, 1)) else {
             self.done = true;
             return Some(Err(RecordError::Truncated));
         };
-        let declared_len = usize::from(u16::from_be_bytes([hdr[3], hdr[4]]));
+        let declared_len = usize::from(declared_len);
         // Zero-length handshake fragments are forbidden (RFC 8446 §5.1) and would let a
         // stream of empty records stall us.
         if declared_len == 0 || declared_len > MAX_RECORD_LEN {
@@ -365,7 +372,7 @@ impl<'a> Iterator for Records<'a> {
         let body = rest.get(RECORD_HEADER_LEN..body_end).unwrap_or(&[]);
         let record = Record {
             start: self.pos,
-            version: u16::from_be_bytes([hdr[1], hdr[2]]),
+            version,
             declared_len,
             body,
         };
@@ -377,8 +384,11 @@ impl<'a> Iterator for Records<'a> {
     }
 }
 
-fn u24(a: u8, b: u8, c: u8) -> usize {
-    (usize::from(a) << 16) | (usize::from(b) << 8) | usize::from(c)
+/// The 24-bit body length of the handshake message that starts `msg` (RFC 8446 §4), once its
+/// header is there.
+#[inline]
+pub(crate) fn handshake_body_len(msg: &[u8]) -> Option<usize> {
+    be24(msg, 1)
 }
 
 /// Parses a ClientHello body (after the handshake header), borrowing from it.
@@ -458,7 +468,7 @@ fn server_name<'a>(raw: &'a [u8], data: &'a [u8]) -> Option<&'a str> {
     };
     // `tls-parser` stops quietly at a short trailing entry and ignores bytes after the
     // list: require the entries to fill the list and the list to fill the extension.
-    let list_len = usize::from(u16::from_be_bytes(*data.first_chunk::<2>()?));
+    let list_len = usize::from(be16(data, 0)?);
     let entries_len: usize = entries.iter().map(|(_, name)| 3 + name.len()).sum();
     if list_len + 2 != data.len() || entries_len != list_len {
         return None;
@@ -494,7 +504,7 @@ fn alpn_list<'a>(raw: &'a [u8], data: &'a [u8]) -> Option<&'a [u8]> {
         return None;
     };
     let list = data.get(2..)?;
-    let list_len = usize::from(u16::from_be_bytes(*data.first_chunk::<2>()?));
+    let list_len = usize::from(be16(data, 0)?);
     let names_len: usize = names.iter().map(|n| 1 + n.len()).sum();
     let names_ok = !names.is_empty() && names.iter().all(|n| !n.is_empty());
     (list_len == list.len() && names_len == list_len && names_ok).then_some(list)

@@ -1,6 +1,7 @@
-//! DNS and mDNS message inspection: owns turning one DNS message (a UDP payload, or a frame
+//! DNS and mDNS messages on the wire: owns turning one DNS message (a UDP payload, or a frame
 //! of a DNS-over-TCP stream) into its header fields, questions and a flat list of resource
-//! records with the record data a classifier uses.
+//! records with the record data a classifier uses. A pure function of the bytes given: what
+//! the records teach about later flows is kept by [`crate::inspect::records`].
 //!
 //! Hand-written rather than `simple-dns` (0.13): on the first 100,000 packets of the
 //! benchmark capture, `simple-dns` parsing plus the conversion of its names took 32% of all
@@ -12,8 +13,22 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use super::reader::{Reader, be16};
+
 /// Fixed DNS header length.
 const HEADER_LEN: usize = 12;
+/// Offsets of the header's 16-bit fields (RFC 1035 §4.1.1).
+mod field {
+    pub(super) const ID: usize = 0;
+    pub(super) const FLAGS: usize = 2;
+    pub(super) const QDCOUNT: usize = 4;
+    pub(super) const ANCOUNT: usize = 6;
+    pub(super) const NSCOUNT: usize = 8;
+    pub(super) const ARCOUNT: usize = 10;
+}
+/// Longest label (RFC 1035 §2.3.4): the length byte's two top bits are left for compression
+/// pointers. Host names in TLS SNI follow the same rule.
+pub const MAX_LABEL_LEN: usize = 63;
 /// Smallest question on the wire: a root name (1 byte), QTYPE, QCLASS.
 const MIN_QUESTION_LEN: usize = 5;
 /// Smallest resource record: a root name, TYPE, CLASS, TTL, RDLENGTH.
@@ -172,27 +187,41 @@ impl RecordData<'_> {
     }
 }
 
+/// A header field: `header` is a whole header, so the read cannot fail.
+#[inline]
+fn word(header: &[u8; HEADER_LEN], at: usize) -> u16 {
+    be16(header, at).unwrap_or(0)
+}
+
+/// The four section counts of `header`: questions, answers, authority, additional.
+#[inline]
+fn counts(header: &[u8; HEADER_LEN]) -> [usize; 4] {
+    [
+        field::QDCOUNT,
+        field::ANCOUNT,
+        field::NSCOUNT,
+        field::ARCOUNT,
+    ]
+    .map(|at| usize::from(word(header, at)))
+}
+
 /// Parses one DNS or mDNS message (a whole UDP payload).
 pub fn parse_message(payload: &[u8]) -> Result<DnsMessage<'_>, DnsError> {
     let Some(header) = payload.first_chunk::<HEADER_LEN>() else {
         return Err(DnsError::Truncated);
     };
-    let count = |i: usize| usize::from(u16::from_be_bytes([header[i], header[i + 1]]));
-    let (qd, an, ns, ar) = (count(4), count(6), count(8), count(10));
+    let [qd, an, ns, ar] = counts(header);
     // Counts the payload cannot hold are refused before anything is reserved for them.
     if payload.len() < HEADER_LEN + qd * MIN_QUESTION_LEN + (an + ns + ar) * MIN_RECORD_LEN {
         return Err(DnsError::Truncated);
     }
-    let flags = u16::from_be_bytes([header[2], header[3]]);
-    let mut r = Reader {
-        msg: payload,
-        pos: HEADER_LEN,
-    };
+    let flags = word(header, field::FLAGS);
+    let mut r = Reader::at(payload, HEADER_LEN);
     let mut questions = Vec::with_capacity(qd);
     for _ in 0..qd {
-        let name = r.name()?;
-        let qtype = r.u16()?;
-        let qclass = r.u16()?;
+        let name = read_name(&mut r)?;
+        let qtype = read_u16(&mut r)?;
+        let qclass = read_u16(&mut r)?;
         questions.push(Question {
             name,
             qtype,
@@ -208,14 +237,14 @@ pub fn parse_message(payload: &[u8]) -> Result<DnsMessage<'_>, DnsError> {
     ];
     for (section, n) in sections {
         for _ in 0..n {
-            if let Some(rec) = r.record(section)? {
+            if let Some(rec) = read_record(&mut r, section)? {
                 records.push(rec);
             }
         }
     }
     Ok(DnsMessage {
         raw: payload,
-        id: u16::from_be_bytes([header[0], header[1]]),
+        id: word(header, field::ID),
         flags,
         is_response: flags & 0x8000 != 0,
         opcode: ((flags >> 11) & 0xf) as u8,
@@ -230,10 +259,10 @@ pub fn parse_message(payload: &[u8]) -> Result<DnsMessage<'_>, DnsError> {
 /// a 2-byte length, then the message). Bytes after the frame are left alone: the next frame
 /// starts at `raw.len() + 2`.
 pub fn parse_tcp_message(payload: &[u8]) -> Result<DnsMessage<'_>, DnsError> {
-    let Some(prefix) = payload.first_chunk::<2>() else {
+    let Some(len) = be16(payload, 0) else {
         return Err(DnsError::Incomplete { wanted: 2 });
     };
-    let len = usize::from(u16::from_be_bytes(*prefix));
+    let len = usize::from(len);
     if len < HEADER_LEN {
         return Err(DnsError::Truncated);
     }
@@ -259,9 +288,8 @@ pub fn query_content(payload: &[u8]) -> &[u8] {
 }
 
 fn without_trailing_opt(payload: &[u8]) -> Option<&[u8]> {
-    let header = payload.first_chunk::<HEADER_LEN>()?;
-    let count = |i: usize| usize::from(u16::from_be_bytes([header[i], header[i + 1]]));
-    let (qd, records) = (count(4), count(6) + count(8) + count(10));
+    let [qd, an, ns, ar] = counts(payload.first_chunk::<HEADER_LEN>()?);
+    let records = an + ns + ar;
     if records == 0 {
         return None;
     }
@@ -273,9 +301,9 @@ fn without_trailing_opt(payload: &[u8]) -> Option<&[u8]> {
     for _ in 0..records {
         let start = pos;
         pos = skip_name(payload, pos)?;
-        let fixed = payload.get(pos..pos + 10)?;
-        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
-        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        // TYPE, CLASS, TTL, RDLENGTH: the read of RDLENGTH checks all ten bytes are there.
+        let rdlen = usize::from(be16(payload, pos + 8)?);
+        let rtype = be16(payload, pos)?;
         pos += 10 + rdlen;
         last = (start, rtype);
     }
@@ -296,142 +324,123 @@ fn skip_name(msg: &[u8], mut pos: usize) -> Option<usize> {
     }
 }
 
-/// A cursor over one message; names may point anywhere before them in `msg`.
-struct Reader<'a> {
-    msg: &'a [u8],
-    pos: usize,
+#[inline]
+fn read_u16(r: &mut Reader<'_>) -> Result<u16, DnsError> {
+    r.u16().ok_or(DnsError::Truncated)
 }
 
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], DnsError> {
-        let bytes = self
-            .msg
-            .get(self.pos..self.pos + n)
-            .ok_or(DnsError::Truncated)?;
-        self.pos += n;
-        Ok(bytes)
-    }
-
-    fn u16(&mut self) -> Result<u16, DnsError> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn u32(&mut self) -> Result<u32, DnsError> {
-        self.take(4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    /// Reads the name at the cursor (following compression pointers) in the form described
-    /// at [`Record::name`], and moves past it.
-    fn name(&mut self) -> Result<String, DnsError> {
-        let mut out = Vec::with_capacity(32);
-        self.pos = name_at(self.msg, self.pos, &mut out)?;
-        if out.is_ascii() {
-            // ASCII is valid UTF-8: no second pass.
-            Ok(String::from_utf8(out).unwrap_or_default())
-        } else {
-            Ok(match String::from_utf8(out) {
-                Ok(s) => s,
-                Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-            })
-        }
-    }
-
-    /// One resource record; `None` for an OPT pseudo-record.
-    fn record(&mut self, section: Section) -> Result<Option<Record<'a>>, DnsError> {
-        let name = self.name()?;
-        let rtype = self.u16()?;
-        let class = self.u16()?;
-        let ttl = self.u32()?;
-        let rdlen = usize::from(self.u16()?);
-        let rdata_at = self.pos;
-        let rdata = self.take(rdlen)?;
-        if rtype == rtype::OPT {
-            return Ok(None);
-        }
-        let data = if rdata.is_empty() {
-            // mDNS announces TXT records with no strings at all as an empty RDATA; empty
-            // data of another type is data we cannot use.
-            if rtype == rtype::TXT {
-                RecordData::Txt(Vec::new())
-            } else {
-                RecordData::Other(rtype)
-            }
-        } else {
-            self.rdata(rtype, rdata, rdata_at)?
-        };
-        Ok(Some(Record {
-            section,
-            name,
-            rtype,
-            class: class & !MDNS_CLASS_BIT,
-            cache_flush: class & MDNS_CLASS_BIT != 0,
-            ttl,
-            data,
-        }))
-    }
-
-    /// The data of a record of type `rtype`, which is `rdata`, found at `at` in the message.
-    fn rdata(&self, rtype: u16, rdata: &'a [u8], at: usize) -> Result<RecordData<'a>, DnsError> {
-        // A name inside the data may point back into the message, but must end inside it.
-        let name_in = |start: usize| -> Result<String, DnsError> {
-            let mut r = Reader {
-                msg: self.msg,
-                pos: start,
-            };
-            let name = r.name().map_err(|e| match e {
-                DnsError::Truncated => DnsError::Malformed("name runs past its record"),
-                e => e,
-            })?;
-            if r.pos == at + rdata.len() {
-                Ok(name)
-            } else if r.pos < at + rdata.len() {
-                Err(DnsError::Malformed(
-                    "bytes left after a name in record data",
-                ))
-            } else {
-                Err(DnsError::Malformed("name runs past its record"))
-            }
-        };
-        Ok(match rtype {
-            rtype::A => RecordData::A(Ipv4Addr::from(
-                <[u8; 4]>::try_from(rdata).map_err(|_| DnsError::Malformed("A record length"))?,
-            )),
-            rtype::AAAA => RecordData::Aaaa(Ipv6Addr::from(
-                <[u8; 16]>::try_from(rdata)
-                    .map_err(|_| DnsError::Malformed("AAAA record length"))?,
-            )),
-            rtype::CNAME => RecordData::Cname(name_in(at)?),
-            rtype::PTR => RecordData::Ptr(name_in(at)?),
-            rtype::SRV => {
-                let Some(fixed) = rdata.first_chunk::<6>() else {
-                    return Err(DnsError::Malformed("SRV record length"));
-                };
-                let word = |i: usize| u16::from_be_bytes([fixed[i], fixed[i + 1]]);
-                RecordData::Srv {
-                    priority: word(0),
-                    weight: word(2),
-                    port: word(4),
-                    target: name_in(at + 6)?,
-                }
-            }
-            rtype::TXT => {
-                let mut strings = Vec::new();
-                let mut rest = rdata;
-                while let Some((&len, tail)) = rest.split_first() {
-                    let s = tail
-                        .get(..usize::from(len))
-                        .ok_or(DnsError::Malformed("TXT string runs past its record"))?;
-                    if s.first().is_some_and(|&b| b != b'=') {
-                        strings.push(s);
-                    }
-                    rest = &tail[usize::from(len)..];
-                }
-                RecordData::Txt(strings)
-            }
-            other => RecordData::Other(other),
+/// Reads the name at the cursor (following compression pointers, which may point anywhere
+/// before it in the message) in the form described at [`Record::name`], and moves past it.
+fn read_name(r: &mut Reader<'_>) -> Result<String, DnsError> {
+    let mut out = Vec::with_capacity(32);
+    let end = name_at(r.buffer(), r.position(), &mut out)?;
+    r.seek(end);
+    if out.is_ascii() {
+        // ASCII is valid UTF-8: no second pass.
+        Ok(String::from_utf8(out).unwrap_or_default())
+    } else {
+        Ok(match String::from_utf8(out) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         })
     }
+}
+
+/// One resource record; `None` for an OPT pseudo-record.
+fn read_record<'a>(r: &mut Reader<'a>, section: Section) -> Result<Option<Record<'a>>, DnsError> {
+    let name = read_name(r)?;
+    let rtype = read_u16(r)?;
+    let class = read_u16(r)?;
+    let ttl = r.u32().ok_or(DnsError::Truncated)?;
+    let rdlen = usize::from(read_u16(r)?);
+    let rdata_at = r.position();
+    let rdata = r.bytes(rdlen).ok_or(DnsError::Truncated)?;
+    if rtype == rtype::OPT {
+        return Ok(None);
+    }
+    let data = if rdata.is_empty() {
+        // mDNS announces TXT records with no strings at all as an empty RDATA; empty
+        // data of another type is data we cannot use.
+        if rtype == rtype::TXT {
+            RecordData::Txt(Vec::new())
+        } else {
+            RecordData::Other(rtype)
+        }
+    } else {
+        rdata_of(r.buffer(), rtype, rdata, rdata_at)?
+    };
+    Ok(Some(Record {
+        section,
+        name,
+        rtype,
+        class: class & !MDNS_CLASS_BIT,
+        cache_flush: class & MDNS_CLASS_BIT != 0,
+        ttl,
+        data,
+    }))
+}
+
+/// The data of a record of type `rtype`, which is `rdata`, found at `at` in `msg`.
+fn rdata_of<'a>(
+    msg: &'a [u8],
+    rtype: u16,
+    rdata: &'a [u8],
+    at: usize,
+) -> Result<RecordData<'a>, DnsError> {
+    // A name inside the data may point back into the message, but must end inside it.
+    let name_in = |start: usize| -> Result<String, DnsError> {
+        let mut r = Reader::at(msg, start);
+        let name = read_name(&mut r).map_err(|e| match e {
+            DnsError::Truncated => DnsError::Malformed("name runs past its record"),
+            e => e,
+        })?;
+        if r.position() == at + rdata.len() {
+            Ok(name)
+        } else if r.position() < at + rdata.len() {
+            Err(DnsError::Malformed(
+                "bytes left after a name in record data",
+            ))
+        } else {
+            Err(DnsError::Malformed("name runs past its record"))
+        }
+    };
+    Ok(match rtype {
+        rtype::A => RecordData::A(Ipv4Addr::from(
+            <[u8; 4]>::try_from(rdata).map_err(|_| DnsError::Malformed("A record length"))?,
+        )),
+        rtype::AAAA => RecordData::Aaaa(Ipv6Addr::from(
+            <[u8; 16]>::try_from(rdata).map_err(|_| DnsError::Malformed("AAAA record length"))?,
+        )),
+        rtype::CNAME => RecordData::Cname(name_in(at)?),
+        rtype::PTR => RecordData::Ptr(name_in(at)?),
+        rtype::SRV => {
+            let mut srv = Reader::new(rdata);
+            let (Some(priority), Some(weight), Some(port)) = (srv.u16(), srv.u16(), srv.u16())
+            else {
+                return Err(DnsError::Malformed("SRV record length"));
+            };
+            RecordData::Srv {
+                priority,
+                weight,
+                port,
+                target: name_in(at + 6)?,
+            }
+        }
+        rtype::TXT => {
+            let mut strings = Vec::new();
+            let mut r = Reader::new(rdata);
+            while !r.is_empty() {
+                let s = r
+                    .u8_prefixed()
+                    .ok_or(DnsError::Malformed("TXT string runs past its record"))?;
+                if s.first().is_some_and(|&b| b != b'=') {
+                    strings.push(s);
+                }
+            }
+            RecordData::Txt(strings)
+        }
+        other => RecordData::Other(other),
+    })
 }
 
 /// Appends the text of the name at `pos` of `msg` to `out` and returns where the name ends
@@ -448,6 +457,7 @@ fn name_at(msg: &[u8], mut pos: usize, out: &mut Vec<u8>) -> Result<usize, DnsEr
         let len = *msg.get(pos).ok_or(DnsError::Truncated)?;
         match len & 0xc0 {
             0x00 if len == 0 => return Ok(end.unwrap_or(pos + 1)),
+            // A label: with the top bits clear, at most `MAX_LABEL_LEN` bytes.
             0x00 => {
                 let len = usize::from(len);
                 let label = msg.get(pos + 1..pos + 1 + len).ok_or(DnsError::Truncated)?;

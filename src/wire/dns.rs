@@ -37,14 +37,19 @@ const MIN_RECORD_LEN: usize = 11;
 const MDNS_CLASS_BIT: u16 = 0x8000;
 /// Longest name on the wire, length bytes and the root's zero included (RFC 1035 §3.1).
 const MAX_NAME_WIRE: usize = 255;
-/// Record types whose data the classifier reads.
-#[allow(unreachable_pub)] // TEMP
-mod rtype {
+/// Record types whose data the classifier reads (other types are kept as their number).
+pub mod rtype {
+    /// IPv4 address.
     pub const A: u16 = 1;
+    /// Canonical name.
     pub const CNAME: u16 = 5;
+    /// Pointer (DNS-SD browsing).
     pub const PTR: u16 = 12;
+    /// Text strings (DNS-SD key=value pairs).
     pub const TXT: u16 = 16;
+    /// IPv6 address.
     pub const AAAA: u16 = 28;
+    /// Service location (DNS-SD instance to host and port).
     pub const SRV: u16 = 33;
     /// Pseudo-record carrying EDNS(0) options; not a record about a name.
     pub const OPT: u16 = 41;

@@ -1,12 +1,14 @@
 //! appletap: a passive classifier of Apple services in network traffic.
 //!
-//! Packets come from a capture file or a live interface ([`capture`]), are decoded to their
-//! IP and transport headers ([`decode`]), grouped into bidirectional flows ([`flow`]) and
-//! labelled against the Apple signature set ([`signature`], [`classify`]); finished flows
-//! become [`flow::record::FlowRecord`]s and per-service [`tally`] counters, rendered by
-//! [`report`]. The [`engine`] ties decode, flows and labels together as a sans-IO core: it
-//! takes bytes and packet timestamps and never reads a clock or a socket, so a capture file
-//! always replays to the same output.
+//! Packets flow one way through the modules: [`capture`] (files, live interfaces, memory)
+//! hands borrowed bytes to [`wire`] (checked views over link, IP, transport, DNS, TLS and QUIC
+//! bytes) and [`decode`] (bytes to addresses, ports and payload); [`pipeline`]'s dispatcher
+//! decodes each packet once, keeps the clock, reads DNS answers into the name stores and routes
+//! the packet to the worker that owns its flow; a worker keeps [`flow`]s, [`inspect`]s their
+//! payloads, labels them against the [`signature`] set ([`classify`]) and counts them
+//! ([`counters`]); [`report`] renders the merged counters, and [`app`] runs the commands. The
+//! core takes bytes and packet timestamps and never reads a clock or a socket, so a capture file
+//! always replays to the same output, for any number of threads.
 //!
 //! ```
 //! use std::sync::Arc;

@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Each top-level module's place in the data flow. `signature` (the rules), `cli` (the
-/// arguments) and `wire::reader` (the one byte reader) are leaves anything may use.
+/// arguments), `limits` (bounded file reads) and `wire::reader` (the one byte reader) are leaves
+/// anything may use.
 fn rank(module_path: &[&str]) -> Option<u32> {
     Some(match module_path {
-        ["wire", "reader", ..] | ["signature", ..] | ["cli", ..] => 0,
+        ["wire", "reader", ..] | ["signature", ..] | ["cli", ..] | ["limits", ..] => 0,
         ["capture", ..] => 1,
         ["wire", ..] => 2,
         ["decode", ..] => 3,

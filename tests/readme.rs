@@ -79,7 +79,11 @@ fn scratch() -> (tempfile::TempDir, PathBuf) {
 
 fn run(command: &str, cwd: &Path) -> String {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_appletap")).parent().unwrap();
-    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
     let out = Command::new("sh")
         .arg("-c")
         .arg(command)

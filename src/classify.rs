@@ -600,6 +600,25 @@ pub fn decide_by_endpoint(
 mod tests {
     use super::*;
 
+    #[test]
+    fn unanswered_flows_count_at_most_possible_use() {
+        use crate::flow::FlowState as S;
+        let c = Some(Confidence::Certain);
+        for st in [S::Unanswered, S::Rejected, S::Unreachable] {
+            assert_eq!(Confidence::of_use(c, st), Some(Confidence::Possible));
+            assert_eq!(Confidence::of_use(None, st), None);
+        }
+        for st in [
+            S::Established,
+            S::Closed,
+            S::Reset,
+            S::Partial,
+            S::Multicast,
+        ] {
+            assert_eq!(Confidence::of_use(c, st), c);
+        }
+    }
+
     fn sigs() -> SignatureSet {
         SignatureSet::builtin().unwrap()
     }

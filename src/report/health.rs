@@ -342,7 +342,9 @@ fn counted(ports: &[PortOutcomes], basis: &Basis) -> String {
     for p in ports {
         total.add(&p.counted());
     }
-    let mut s = if total.attempts == 0 {
+    let mut s = if total.attempts == 0 && total.midflow > 0 {
+        return plural(total.midflow, "flow", "flows") + " seen mid-flow";
+    } else if total.attempts == 0 {
         "no attempt counts".to_string()
     } else {
         let clients = if basis.clients == basis.active_clients {

@@ -400,7 +400,7 @@ mod tests {
             };
             for i in 0..n {
                 a.note_unanswered(ip(i), t, 1);
-                if i % 7 == 0 {
+                if i.is_multiple_of(7) {
                     a.note_active(ip(i));
                 }
             }
@@ -419,13 +419,13 @@ mod tests {
             port: 5223,
         };
         for i in 0..100_000u32 {
-            let w = if stable_hash(&(i * 31)) % 2 == 0 {
+            let w = if stable_hash(&(i * 31)).is_multiple_of(2) {
                 &mut a
             } else {
                 &mut b
             };
             w.note_unanswered(ip(i), t, 1);
-            if i % 7 == 0 {
+            if i.is_multiple_of(7) {
                 w.note_active(ip(i));
             }
         }

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
+use crate::flow::FlowState;
 use crate::signature::{
     AddressRule, BonjourRule, HostRule, PortRule, ServiceId, SignatureSet, Transport,
 };
@@ -39,6 +40,22 @@ impl Confidence {
     /// Parses a level name.
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// How sure it is that a flow labelled with `label` *used* its service, given how the flow
+    /// went: the label says where the flow went; use needs an answer. A flow the server never
+    /// answered (a SYN or request with no reply, refused by RST, or undeliverable per an ICMP
+    /// error) is at most `possible` use, whatever its label: one spoofed packet makes such a
+    /// flow, so it must not count as `likely` use of the service (issue 13). Flows whose
+    /// answer the capture may not show (seen mid-flow, sent to a group address) keep their
+    /// label's confidence.
+    pub fn of_use(label: Option<Self>, state: FlowState) -> Option<Self> {
+        match state {
+            FlowState::Unanswered | FlowState::Rejected | FlowState::Unreachable => {
+                label.map(|c| c.min(Self::Possible))
+            }
+            _ => label,
+        }
     }
 }
 
@@ -582,6 +599,25 @@ pub fn decide_by_endpoint(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unanswered_flows_count_at_most_possible_use() {
+        use crate::flow::FlowState as S;
+        let c = Some(Confidence::Certain);
+        for st in [S::Unanswered, S::Rejected, S::Unreachable] {
+            assert_eq!(Confidence::of_use(c, st), Some(Confidence::Possible));
+            assert_eq!(Confidence::of_use(None, st), None);
+        }
+        for st in [
+            S::Established,
+            S::Closed,
+            S::Reset,
+            S::Partial,
+            S::Multicast,
+        ] {
+            assert_eq!(Confidence::of_use(c, st), c);
+        }
+    }
 
     fn sigs() -> SignatureSet {
         SignatureSet::builtin().unwrap()

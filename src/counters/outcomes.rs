@@ -1,8 +1,12 @@
 //! Connection outcomes and unexpected traffic, counted per worker: per Apple service and server
 //! port, how connection attempts ended (answered, rejected, unanswered, unreachable); and
 //! traffic that does not fit the signature set (Apple endpoints on unlisted ports, Apple
-//! service ports on non-Apple endpoints). Verdicts and their wording are the report's
-//! ([`crate::report::health`]).
+//! service ports on non-Apple endpoints); and who is behind failed attempts ([`activity`]: which
+//! clients did anything else, where unanswered attempts went), so that attempts a spoofer can
+//! make for one packet each do not decide a verdict. Verdicts and their wording are the
+//! report's ([`crate::report::health`]).
+
+pub mod activity;
 
 use std::collections::BTreeMap;
 
@@ -12,6 +16,8 @@ use super::Finished;
 use crate::classify::{Confidence, Signal};
 use crate::flow::{FlowState, is_global};
 use crate::signature::{ServiceId, SignatureSet, Transport};
+use crate::wire::ports;
+pub use activity::{Activity, Basis, HealthKey, Target};
 
 /// Most distinct (kind, endpoint, port) lines of unexpected traffic remembered.
 const MAX_UNEXPECTED: usize = 10_000;
@@ -87,6 +93,8 @@ pub struct Audit {
     pub unexpected: BTreeMap<UnexpectedKey, u64>,
     /// Flows of unexpected traffic past the bound.
     pub unexpected_dropped: u64,
+    /// Who completed exchanges and who made unanswered attempts, where.
+    pub activity: Activity,
 }
 
 impl Audit {
@@ -100,6 +108,29 @@ impl Audit {
         let conf = f.decision.confidence;
         let service = f.decision.service;
         let apple = service.is_some_and(|s| sigs.service(s).apple);
+        let state = flow.state();
+        let client = flow.client.0;
+        match state {
+            FlowState::Established | FlowState::Closed | FlowState::Reset => {
+                self.activity.note_active(client);
+            }
+            // Seen mid-flow with traffic both ways, or a DNS answer to it: it talks.
+            FlowState::Partial
+                if flow.packets[1] > 0 && (flow.packets[0] > 0 || port == ports::DNS) =>
+            {
+                self.activity.note_active(client);
+            }
+            FlowState::Unanswered => {
+                let target = Target {
+                    proto: transport,
+                    server: flow.server.0,
+                    port,
+                };
+                self.activity
+                    .note_unanswered(client, target, flow.total_packets());
+            }
+            _ => {}
+        }
         // Health: Apple services labelled at least `likely`; a port-only guess is not enough
         // to call a service blocked.
         if let Some(service) = service
@@ -107,7 +138,7 @@ impl Audit {
             && conf >= Some(Confidence::Likely)
         {
             let mut o = Outcomes::default();
-            match flow.state() {
+            match state {
                 FlowState::Established | FlowState::Closed | FlowState::Reset => {
                     o.attempts = 1;
                     o.established = 1;
@@ -128,6 +159,10 @@ impl Audit {
                     o.midflow = 1;
                 }
                 _ => {}
+            }
+            if o.attempts > 0 {
+                self.activity
+                    .note_apple(client, (service, transport, port), o.unanswered > 0);
             }
             if o != Outcomes::default() {
                 self.health
@@ -219,5 +254,6 @@ impl Audit {
             }
         }
         self.unexpected_dropped += other.unexpected_dropped;
+        self.activity.merge(&other.activity);
     }
 }

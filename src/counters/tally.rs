@@ -68,7 +68,8 @@ impl Tally {
         t.flows += 1;
         t.packets += f.flow.packets[0] + f.flow.packets[1];
         t.bytes += f.flow.bytes[0] + f.flow.bytes[1];
-        match f.decision.confidence {
+        // Use, not destination: a flow nobody answered counts at most `possible`.
+        match Confidence::of_use(f.decision.confidence, f.flow.state()) {
             Some(Confidence::Certain) => t.certain += 1,
             Some(Confidence::Likely) => t.likely += 1,
             Some(Confidence::Possible) => t.possible += 1,

@@ -1,6 +1,7 @@
 //! The per-service report: built from merged tallies and counters, rendered as a table for
 //! people or one JSON document for tools.
 
+pub mod floods;
 pub mod health;
 pub mod record;
 mod table;
@@ -16,6 +17,7 @@ use crate::counters::outcomes::{UnexpectedKey, UnexpectedKind};
 use crate::decode::Skip;
 use crate::inspect::names::NamesSnapshot;
 use crate::signature::SignatureSet;
+use floods::FloodsAndScans;
 use health::{HealthLine, health_lines};
 
 pub use table::{render_audit, render_table};
@@ -103,6 +105,10 @@ pub struct Report {
     pub health: Vec<HealthLine>,
     /// Traffic that does not fit the signature set.
     pub unexpected: Vec<UnexpectedLine>,
+    /// Unanswered attempts that look like a flood (many single-packet sources, one
+    /// destination) or a scan (one source, many hosts or ports): kept apart from the health of
+    /// the services they hit.
+    pub floods_and_scans: FloodsAndScans,
 }
 
 /// One line of unexpected traffic.
@@ -320,6 +326,7 @@ impl Report {
             drops,
             health,
             unexpected,
+            floods_and_scans: FloodsAndScans::build(sigs, &counters.outcomes.activity),
         }
     }
 }

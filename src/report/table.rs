@@ -159,7 +159,8 @@ pub fn render_table(r: &Report) -> String {
     out
 }
 
-/// The health and unexpected-traffic sections, for people (also all `appletap audit` prints).
+/// The health, floods-and-scans and unexpected-traffic sections, for people (also all
+/// `appletap audit` prints).
 pub fn render_audit(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "\nHEALTH OF APPLE SERVICES");
@@ -173,6 +174,7 @@ pub fn render_audit(r: &Report) -> String {
             h.verdict.as_str().to_ascii_uppercase(),
             h.reason
         );
+        let _ = writeln!(out, "         counted: {}", h.counted);
         if let Some(a) = &h.allow {
             let mut allow = a.ports.join(", ");
             if !a.hosts.is_empty() {
@@ -185,6 +187,32 @@ pub fn render_audit(r: &Report) -> String {
                 a.sources.join(", ")
             );
         }
+    }
+    let f = &r.floods_and_scans;
+    let _ = writeln!(out, "\nFLOODS AND SCANS");
+    if f.floods.is_empty() && f.scans.is_empty() {
+        let _ = writeln!(out, "  none");
+    }
+    for l in &f.floods {
+        let _ = writeln!(out, "  [FLOOD] {}", l.reason);
+    }
+    for l in &f.scans {
+        let _ = writeln!(out, "  [SCAN] {}", l.reason);
+    }
+    if f.clients_seen > f.clients_followed {
+        let _ = writeln!(
+            out,
+            "  (followed {} of about {} clients, chosen by a hash of their address; the \
+             attempts of the others are not counted in verdicts)",
+            f.clients_followed, f.clients_seen
+        );
+    }
+    if f.targets_seen > f.targets_followed {
+        let _ = writeln!(
+            out,
+            "  (followed {} of about {} destinations of unanswered attempts)",
+            f.targets_followed, f.targets_seen
+        );
     }
     let _ = writeln!(out, "\nUNEXPECTED TRAFFIC");
     if r.unexpected.is_empty() && r.unclassified_apple_names.is_empty() {

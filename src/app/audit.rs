@@ -21,6 +21,7 @@ struct AuditDoc<'a> {
     health: &'a [HealthLine],
     unexpected: &'a [crate::report::UnexpectedLine],
     unclassified_apple_names: &'a [crate::report::NameCount],
+    floods_and_scans: &'a crate::report::floods::FloodsAndScans,
     drops: &'a Drops,
 }
 
@@ -61,6 +62,7 @@ pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
                 health: &r.health,
                 unexpected: &r.unexpected,
                 unclassified_apple_names: &r.unclassified_apple_names,
+                floods_and_scans: &r.floods_and_scans,
                 drops: &r.drops,
             })? + "\n"
         }

@@ -10,6 +10,7 @@ mod common;
 
 use std::fs::OpenOptions;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -543,6 +544,7 @@ fn live_pipeline(ns: &Netns, script: &str, bound: Duration) -> (Option<i32>, Dur
         .arg(env!("CARGO_BIN_EXE_appletap"))
         .arg(&err_file)
         .stdout(Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap();
     let status = loop {
@@ -550,8 +552,11 @@ fn live_pipeline(ns: &Netns, script: &str, bound: Duration) -> (Option<i32>, Dur
             break s;
         }
         if start.elapsed() > bound {
-            let _ = child.kill();
-            let _ = ns.command(&["pkill", "-INT", "-x", "appletap"]).status();
+            // The script's own process group: appletap and head, nothing else.
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
             panic!("`{script}` did not end within {bound:?}");
         }
         std::thread::sleep(Duration::from_millis(20));

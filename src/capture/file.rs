@@ -422,3 +422,6 @@ impl Read for StreamReader {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod stream_tests;

@@ -25,14 +25,14 @@ const FIXTURES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/link")
 
 /// A packet copied out of the reader, for comparisons.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Owned {
+pub(super) struct Owned {
     ts: u64,
     link: u32,
     data: Vec<u8>,
     orig_len: u32,
 }
 
-fn read_all(capture: &mut CaptureFile) -> (Vec<Owned>, Option<CaptureError>) {
+pub(super) fn read_all(capture: &mut CaptureFile) -> (Vec<Owned>, Option<CaptureError>) {
     let mut packets = Vec::new();
     while let Some(next) = capture.next_packet() {
         match next {
@@ -52,20 +52,20 @@ fn read_all(capture: &mut CaptureFile) -> (Vec<Owned>, Option<CaptureError>) {
     (packets, None)
 }
 
-fn from_bytes(bytes: &[u8]) -> Result<CaptureFile, CaptureError> {
+pub(super) fn from_bytes(bytes: &[u8]) -> Result<CaptureFile, CaptureError> {
     CaptureFile::from_reader("test.cap".to_owned(), Box::new(Cursor::new(bytes.to_vec())))
 }
 
-fn read_path(path: &Path) -> (Vec<Owned>, Option<CaptureError>) {
+pub(super) fn read_path(path: &Path) -> (Vec<Owned>, Option<CaptureError>) {
     let mut capture = CaptureFile::open(path).unwrap();
     read_all(&mut capture)
 }
 
-fn shared(name: &str) -> PathBuf {
+pub(super) fn shared(name: &str) -> PathBuf {
     Path::new(PCAPS_DIR).join(name)
 }
 
-fn fixture(name: &str) -> PathBuf {
+pub(super) fn fixture(name: &str) -> PathBuf {
     Path::new(FIXTURES_DIR).join(name)
 }
 
@@ -83,10 +83,10 @@ fn shared_captures() -> Vec<PathBuf> {
 }
 
 /// A reader that hands out at most `chunk` bytes per call, like a pipe.
-struct Trickle {
-    bytes: Vec<u8>,
-    at: usize,
-    chunk: usize,
+pub(super) struct Trickle {
+    pub(super) bytes: Vec<u8>,
+    pub(super) at: usize,
+    pub(super) chunk: usize,
 }
 
 impl Read for Trickle {
@@ -890,94 +890,4 @@ fn damaged_captures_never_panic() {
             }
         }
     }
-}
-
-// ----- streams read on a thread of their own -----
-
-/// A capture read through a [`StreamReader`] (as a FIFO or pipe is) over `reader`.
-fn streamed(
-    reader: impl Read + Send + 'static,
-    stop: StopCheck,
-) -> Result<CaptureFile, CaptureError> {
-    let reader = StreamReader::start(move || Ok(Box::new(reader) as Box<dyn Read + Send>), stop);
-    CaptureFile::start(PathBuf::from("stream"), Box::new(reader), None)
-}
-
-#[test]
-fn a_stream_read_on_its_own_thread_gives_the_same_packets_and_errors() {
-    for path in [shared("ndpi__iphone.pcap"), fixture("iphone-mixed.pcapng")] {
-        let bytes = std::fs::read(&path).unwrap();
-        let (expected, _) = read_path(&path);
-        for chunk in [1, 4096, BUFFER_LEN] {
-            let reader = Trickle {
-                bytes: bytes.clone(),
-                at: 0,
-                chunk,
-            };
-            let (packets, err) = read_all(&mut streamed(reader, never).unwrap());
-            assert!(err.is_none(), "{err:?}");
-            assert_eq!(packets, expected, "{} in chunks of {chunk}", path.display());
-        }
-        // Cut inside a record: the same truncation as from a file.
-        let cut = bytes.len() - 10;
-        let (packets, err) = read_all(&mut from_bytes(&bytes[..cut]).unwrap());
-        let reader = Cursor::new(bytes[..cut].to_vec());
-        let (streamed_packets, streamed_err) = read_all(&mut streamed(reader, never).unwrap());
-        assert_eq!(streamed_packets, packets);
-        assert_eq!(
-            streamed_err
-                .unwrap()
-                .to_string()
-                .replace("stream", "test.cap"),
-            err.unwrap().to_string()
-        );
-    }
-}
-
-/// A reader whose bytes run out and then never come: a writer gone quiet.
-struct Quiet(Cursor<Vec<u8>>);
-
-impl Read for Quiet {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.0.read(buf)? {
-            0 => loop {
-                std::thread::park();
-            },
-            n => Ok(n),
-        }
-    }
-}
-
-static STOP_NOW: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-fn stop_now() -> bool {
-    STOP_NOW.load(std::sync::atomic::Ordering::SeqCst)
-}
-
-#[test]
-fn a_stop_ends_a_wait_for_bytes_that_never_come_after_the_packets_read() {
-    let bytes = std::fs::read(shared("ndpi__iphone.pcap")).unwrap();
-    let (expected, _) = read_path(&shared("ndpi__iphone.pcap"));
-    // The whole file, then half a record header: the reader waits for the rest.
-    let mut quiet = bytes.clone();
-    quiet.extend_from_slice(&bytes[24..32]);
-    let mut capture = streamed(Quiet(Cursor::new(quiet)), stop_now).unwrap();
-    let setter = std::thread::spawn(|| {
-        std::thread::sleep(Duration::from_millis(200));
-        STOP_NOW.store(true, std::sync::atomic::Ordering::SeqCst);
-    });
-    let started = std::time::Instant::now();
-    let (packets, err) = read_all(&mut capture);
-    setter.join().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(2));
-    assert_eq!(
-        packets, expected,
-        "every packet before the wait is handed out"
-    );
-    let err = err.expect("the stop");
-    assert!(is_stop(&err), "{err}");
-    // A damaged file is not a stop.
-    let mut damaged = bytes;
-    damaged[0] ^= 0xff;
-    assert!(!is_stop(&from_bytes(&damaged).unwrap_err()));
 }

@@ -187,8 +187,30 @@ fn fifo() -> (tempfile::TempDir, std::path::PathBuf) {
     (dir, path)
 }
 
-/// Gives appletap time to block where the test wants it (in open, in read).
-fn let_it_block() {
+/// Waits until appletap catches SIGINT and SIGTERM (its handler is installed: the signal
+/// cannot kill it before it has a report to print), then gives it time to block where the
+/// test wants it (in open, in read).
+fn let_it_block(pid: u32) {
+    let status = format!("/proc/{pid}/status");
+    let start = Instant::now();
+    loop {
+        let caught = std::fs::read_to_string(&status)
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("SigCgt:"))?;
+                u64::from_str_radix(line["SigCgt:".len()..].trim(), 16).ok()
+            })
+            .unwrap_or(0);
+        // Bit n-1 for signal n: SIGINT is 2, SIGTERM 15.
+        if caught & (1 << 1) != 0 && caught & (1 << 14) != 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "appletap never installed its signal handler"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     std::thread::sleep(Duration::from_millis(300));
 }
 
@@ -320,7 +342,7 @@ fn sigint_while_a_fifo_has_no_writer_ends_at_once_with_the_report() {
         .arg(&path)
         .spawn()
         .unwrap();
-    let_it_block(); // in open(): a FIFO opens once a writer does
+    let_it_block(child.id()); // in open(): a FIFO opens once a writer does
     let (code, stdout, stderr) = signal_waiting(child, "INT");
     check_stopped_report(code, &stdout, &stderr, 0);
     assert!(stderr.contains(&path.display().to_string()), "{stderr}");
@@ -335,7 +357,7 @@ fn sigterm_while_stdin_is_an_idle_pipe_ends_at_once_with_the_report() {
         .spawn()
         .unwrap();
     let stdin = child.stdin.take().unwrap();
-    let_it_block();
+    let_it_block(child.id());
     let (code, stdout, stderr) = signal_waiting(child, "TERM");
     drop(stdin);
     check_stopped_report(code, &stdout, &stderr, 0);
@@ -348,7 +370,7 @@ fn sigterm_while_stdin_is_an_idle_pipe_ends_at_once_with_the_report() {
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(&scan(1000, 0)).unwrap();
-    let_it_block();
+    let_it_block(child.id());
     let (code, stdout, stderr) = signal_waiting(child, "TERM");
     drop(stdin);
     check_stopped_report(code, &stdout, &stderr, 1000);
@@ -365,7 +387,7 @@ fn sigint_while_a_fifo_writer_is_quiet_mid_record_reports_what_was_read() {
     // Opening for writing waits for appletap to open the FIFO for reading.
     let mut writer = OpenOptions::new().write(true).open(&path).unwrap();
     writer.write_all(&scan(300, 30)).unwrap();
-    let_it_block();
+    let_it_block(child.id());
     let (code, stdout, stderr) = signal_waiting(child, "INT");
     drop(writer);
     check_stopped_report(code, &stdout, &stderr, 300);
@@ -381,7 +403,7 @@ fn fifo_closed_mid_record_reports_what_was_read_and_where_it_broke() {
         .unwrap();
     let mut writer = OpenOptions::new().write(true).open(&path).unwrap();
     writer.write_all(&scan(300, 30)).unwrap();
-    let_it_block();
+    let_it_block(child.id());
     drop(writer);
     let (code, stdout, stderr) = wait_bounded(child, Duration::from_secs(30));
     assert_eq!(code, Some(1), "{stderr}");
@@ -626,7 +648,7 @@ fn sigterm_during_audit_of_an_interface_prints_the_audit_at_once() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_secs(1)); // the capture is open
+    let_it_block(child.id()); // the capture is open
     let (code, stdout, stderr) = signal_waiting(child, "TERM");
     assert_eq!(code, Some(0), "{stderr}");
     let stdout = String::from_utf8(stdout).unwrap();

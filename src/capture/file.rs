@@ -408,9 +408,9 @@ impl Read for StreamReader {
                     self.at = 0;
                 }
                 Ok(Chunk::Opened) => {}
-                Ok(Chunk::End | Chunk::Failed(_)) => self.ended = Some(Ended::Eof),
+                Ok(Chunk::End) => self.ended = Some(Ended::Eof),
                 Err(Waited::Stopped) => self.ended = Some(Ended::Stopped),
-                Err(Waited::Failed(e)) => {
+                Ok(Chunk::Failed(e)) | Err(Waited::Failed(e)) => {
                     // The first time, the error itself (its source intact); a copy after.
                     self.ended = Some(Ended::Failed(e.kind(), e.to_string()));
                     return Err(e);

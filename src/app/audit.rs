@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::live::{LiveParams, run_live};
-use super::output::write_stdout;
+use super::output::{write_stderr, write_stdout};
 use super::read::run_files;
 use super::{EXIT_AUDIT_FAILED, EXIT_PARTIAL};
 use crate::cli::{AuditArgs, FailOn, Format};
@@ -69,7 +69,7 @@ pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
     };
     write_stdout(&text);
     for e in &run.errors {
-        eprintln!("appletap: {e}");
+        write_stderr(&format!("appletap: {e}\n"));
     }
     let worst = r.health.iter().map(|h| h.verdict).max();
     let tripped = match args.fail_on {

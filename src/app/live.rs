@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::output::{FlowSink, Writer, render, write_stdout};
+use super::output::{
+    FlowSink, Writer, output_closed, outputs_gone, render, write_stderr, write_stdout,
+};
 use super::{
     EXIT_PARTIAL, Run, classifier_config, install_signal_handler, load_signatures, stopping,
 };
@@ -48,6 +50,10 @@ fn live_report(
     r
 }
 
+/// How often live mode asks whether its outputs lost their reader: `| head -1` exited, and
+/// with no traffic nothing may be written that would tell.
+const OUTPUT_POLL: Duration = Duration::from_millis(100);
+
 /// Settings of one live capture.
 pub(super) struct LiveParams<'a> {
     pub(super) iface: &'a str,
@@ -74,7 +80,11 @@ pub(super) fn run_live(
         classifier_config(p.classify, true),
         writer.tx.clone(),
     );
+    // Standard output carries the report or the flow records; with `--flows -` standard
+    // error carries the report.
+    let stderr_too = p.classify.flows.as_deref() == Some(Path::new("-"));
     let started = Instant::now();
+    let mut next_poll = started;
     let mut next_report = p.interval.map(|i| started + i);
     let deadline = p.duration.map(|d| started + Duration::from_secs(d));
     let mut error = None;
@@ -98,8 +108,14 @@ pub(super) fn run_live(
         // and on every idle pass.
         if n.is_multiple_of(64) || idle {
             let now = Instant::now();
-            if stopping() || deadline.is_some_and(|d| now >= d) {
+            if stopping() || deadline.is_some_and(|d| now >= d) || output_closed() {
                 break;
+            }
+            if now >= next_poll {
+                next_poll = now + OUTPUT_POLL;
+                if outputs_gone(stderr_too) {
+                    break;
+                }
             }
             if let (Some(at), Some(every)) = (next_report, p.interval)
                 && now >= at
@@ -136,7 +152,7 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
     let to_stderr = args.classify.flows.as_deref() == Some(Path::new("-"));
     let emit = |text: String| {
         if to_stderr {
-            eprint!("{text}");
+            write_stderr(&text);
         } else {
             write_stdout(&text);
         }
@@ -158,7 +174,7 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
     })?;
     emit(render(&run.report, args.format, false)?);
     for e in &run.errors {
-        eprintln!("appletap: {e}");
+        write_stderr(&format!("appletap: {e}\n"));
     }
     Ok(if run.failed {
         ExitCode::from(EXIT_PARTIAL)

@@ -31,10 +31,19 @@ pub const EXIT_AUDIT_FAILED: u8 = 3;
 static STOP: AtomicBool = AtomicBool::new(false);
 
 fn install_signal_handler() {
-    // A second signal while flushing is ignored: the final report is on its way.
-    let _ = ctrlc::set_handler(|| STOP.store(true, Ordering::SeqCst));
+    // ctrlc runs this on a thread of its own, not in the signal handler: it may write and exit.
+    let _ = ctrlc::set_handler(|| {
+        if STOP.swap(true, Ordering::SeqCst) {
+            // A second signal: the first one's report is not coming (an output that stopped
+            // reading holds the flush up) or is not wanted. Without this only SIGKILL would
+            // end a run stuck that way.
+            output::write_stderr("appletap: a second signal: ending now, without the report\n");
+            std::process::exit(i32::from(EXIT_PARTIAL));
+        }
+    });
 }
 
+/// Whether a signal asked the run to stop (a [`crate::capture::file::StopCheck`]).
 fn stopping() -> bool {
     STOP.load(Ordering::Relaxed)
 }

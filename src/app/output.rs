@@ -1,10 +1,12 @@
 //! Where a run's output goes: flow records through a writer thread to a file or standard
-//! output, reports rendered as a table or JSON, standard output that a closed pipe ends
-//! quietly, and the progress bar on a terminal.
+//! output, reports rendered as a table or JSON, standard output and error that a closed pipe
+//! ends quietly (and live mode notices, [`output_closed`]), and the progress bar on a terminal.
 
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
+use std::os::fd::AsFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use anyhow::Result;
@@ -96,7 +98,9 @@ impl FlowSink {
 
     fn fail(&mut self, e: io::Error) {
         // A reader that went away (`| head`) is not an error; anything else is reported.
-        if e.kind() != io::ErrorKind::BrokenPipe {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            CLOSED.store(true, Ordering::SeqCst);
+        } else {
             self.error = Some(format!(
                 "writing flow records to {} failed: {e}",
                 self.label
@@ -177,8 +181,53 @@ pub(super) fn render(report: &Report, format: Format, pretty: bool) -> Result<St
     })
 }
 
+/// Set when an output's reader went away: a write failed with a broken pipe (the report,
+/// the flow records or a message), or [`outputs_gone`] saw it.
+static CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a write found its reader gone (`| head` exited): live mode then ends, quietly.
+pub(super) fn output_closed() -> bool {
+    CLOSED.load(Ordering::Relaxed)
+}
+
+/// Notes a broken pipe; other write errors are as quiet as before (nowhere to report them).
+fn note(result: io::Result<()>) {
+    if result.is_err_and(|e| e.kind() == io::ErrorKind::BrokenPipe) {
+        CLOSED.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Writes to standard output; a closed pipe (`| head`) ends output quietly.
 pub(super) fn write_stdout(text: &str) {
     let mut out = io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+    note(out.write_all(text.as_bytes()).and_then(|()| out.flush()));
+}
+
+/// Writes to standard error; a closed pipe ends output quietly (`eprint!` would panic).
+pub(super) fn write_stderr(text: &str) {
+    let mut err = io::stderr().lock();
+    note(err.write_all(text.as_bytes()).and_then(|()| err.flush()));
+}
+
+/// Whether standard output, and standard error when `stderr_too`, lost its reader (a pipe
+/// whose reading end is closed), asked without writing: live mode with no traffic has
+/// nothing to write and must still end when `| head` has exited. Sets [`output_closed`].
+pub(super) fn outputs_gone(stderr_too: bool) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let (out, err) = (io::stdout(), io::stderr());
+    let mut fds = vec![PollFd::new(out.as_fd(), PollFlags::empty())];
+    if stderr_too {
+        fds.push(PollFd::new(err.as_fd(), PollFlags::empty()));
+    }
+    // POLLERR: a pipe with no reader; POLLHUP: a socket or terminal that hung up.
+    let gone = poll(&mut fds, PollTimeout::ZERO).is_ok_and(|_| {
+        fds.iter().any(|f| {
+            f.revents()
+                .is_some_and(|r| r.intersects(PollFlags::POLLERR | PollFlags::POLLHUP))
+        })
+    });
+    if gone {
+        CLOSED.store(true, Ordering::SeqCst);
+    }
+    gone
 }

@@ -1,17 +1,16 @@
 //! `appletap read`: capture files in order through the classifier, one report at the end.
 
-use std::io;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Result;
 
-use super::output::{FlowSink, Writer, progress_bar, render, write_stdout};
+use super::output::{FlowSink, Writer, progress_bar, render, write_stderr, write_stdout};
 use super::{
     EXIT_PARTIAL, Run, classifier_config, install_signal_handler, load_signatures, stopping,
 };
-use crate::capture::file::CaptureFile;
+use crate::capture::file::{CaptureFile, is_stop};
 use crate::capture::{Next, PacketSource};
 use crate::cli::{ClassifyOpt, ReadArgs};
 use crate::pipeline::Classifier;
@@ -39,20 +38,26 @@ pub(super) fn run_files(
             break;
         }
         let name = path.display().to_string();
+        // A FIFO, pipe or terminal may keep us waiting in open or read: a signal ends the wait.
         let opened = if path == Path::new("-") {
-            CaptureFile::from_reader("standard input".into(), Box::new(io::stdin()))
+            CaptureFile::from_stdin("standard input".into(), stopping)
         } else {
-            CaptureFile::open(path)
+            CaptureFile::open_stoppable(path, stopping)
         };
         let mut cap = match opened {
             Ok(c) => c,
             Err(e) => {
                 failed = true;
+                let error = if is_stop(&e) {
+                    stopped_note(&name, 0)
+                } else {
+                    e.to_string()
+                };
                 inputs.push(InputSummary {
                     file: name,
                     format: None,
                     packets: 0,
-                    error: Some(e.to_string()),
+                    error: Some(error),
                 });
                 continue;
             }
@@ -65,6 +70,10 @@ pub(super) fn run_files(
                 Next::Packet(pkt) => classifier.push(&pkt),
                 Next::Idle => {}
                 Next::End => break,
+                Next::Error(e) if is_stop(&e) => {
+                    error = Some(stopped_note(&name, cap.records_read()));
+                    break;
+                }
                 Next::Error(e) => {
                     error = Some(e.to_string());
                     break;
@@ -73,9 +82,7 @@ pub(super) fn run_files(
             n += 1;
             if n.is_multiple_of(8192) {
                 if stopping() {
-                    error = Some(format!(
-                        "{name}: stopped by a signal after {n} packets; the report covers them"
-                    ));
+                    error = Some(stopped_note(&name, n));
                     break;
                 }
                 if let Some(b) = &bar {
@@ -124,16 +131,21 @@ pub(super) fn run_files(
     })
 }
 
+/// What a report says of an input a signal stopped.
+fn stopped_note(name: &str, packets: u64) -> String {
+    format!("{name}: stopped by a signal after {packets} packets; the report covers them")
+}
+
 pub(super) fn read(args: &ReadArgs) -> Result<ExitCode> {
     let run = run_files(&args.files, &args.classify, args.no_progress)?;
     let text = render(&run.report, args.format, true)?;
     if args.classify.flows.as_deref() == Some(Path::new("-")) {
-        eprint!("{text}");
+        write_stderr(&text);
     } else {
         write_stdout(&text);
     }
     for e in &run.errors {
-        eprintln!("appletap: {e}");
+        write_stderr(&format!("appletap: {e}\n"));
     }
     Ok(if run.failed {
         ExitCode::from(EXIT_PARTIAL)

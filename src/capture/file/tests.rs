@@ -25,14 +25,14 @@ const FIXTURES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/link")
 
 /// A packet copied out of the reader, for comparisons.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Owned {
+pub(super) struct Owned {
     ts: u64,
     link: u32,
     data: Vec<u8>,
     orig_len: u32,
 }
 
-fn read_all(capture: &mut CaptureFile) -> (Vec<Owned>, Option<CaptureError>) {
+pub(super) fn read_all(capture: &mut CaptureFile) -> (Vec<Owned>, Option<CaptureError>) {
     let mut packets = Vec::new();
     while let Some(next) = capture.next_packet() {
         match next {
@@ -52,20 +52,20 @@ fn read_all(capture: &mut CaptureFile) -> (Vec<Owned>, Option<CaptureError>) {
     (packets, None)
 }
 
-fn from_bytes(bytes: &[u8]) -> Result<CaptureFile, CaptureError> {
+pub(super) fn from_bytes(bytes: &[u8]) -> Result<CaptureFile, CaptureError> {
     CaptureFile::from_reader("test.cap".to_owned(), Box::new(Cursor::new(bytes.to_vec())))
 }
 
-fn read_path(path: &Path) -> (Vec<Owned>, Option<CaptureError>) {
+pub(super) fn read_path(path: &Path) -> (Vec<Owned>, Option<CaptureError>) {
     let mut capture = CaptureFile::open(path).unwrap();
     read_all(&mut capture)
 }
 
-fn shared(name: &str) -> PathBuf {
+pub(super) fn shared(name: &str) -> PathBuf {
     Path::new(PCAPS_DIR).join(name)
 }
 
-fn fixture(name: &str) -> PathBuf {
+pub(super) fn fixture(name: &str) -> PathBuf {
     Path::new(FIXTURES_DIR).join(name)
 }
 
@@ -83,10 +83,10 @@ fn shared_captures() -> Vec<PathBuf> {
 }
 
 /// A reader that hands out at most `chunk` bytes per call, like a pipe.
-struct Trickle {
-    bytes: Vec<u8>,
-    at: usize,
-    chunk: usize,
+pub(super) struct Trickle {
+    pub(super) bytes: Vec<u8>,
+    pub(super) at: usize,
+    pub(super) chunk: usize,
 }
 
 impl Read for Trickle {

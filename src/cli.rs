@@ -11,6 +11,11 @@ pub const MAX_THREADS: u64 = 256;
 /// Most flows held at once (`--max-flows`): at a few hundred bytes to a few KiB per flow, more
 /// would not fit a sane machine's memory anyway.
 pub const MAX_FLOWS: u64 = 100_000_000;
+/// Flows held at once by default (`--max-flows`): at about 1 KiB per flow held (measured with
+/// `scripts/scan-memory.sh`, README "Memory"), the flow table then peaks near 150 MiB and the
+/// whole process stays under 256 MiB at any number of distinct flows and threads, so a small
+/// sensor runs in its defaults. Far above the flows a home or small office network has open.
+pub const DEFAULT_MAX_FLOWS: u64 = 100_000;
 /// Longest report interval (`live --interval`): a day.
 pub const MAX_INTERVAL_SECS: u64 = 86_400;
 /// Longest capture (`--duration`): ten years of 365.25 days. Added to a monotonic clock
@@ -61,8 +66,8 @@ pub struct ClassifyOpt {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_THREADS))]
     pub threads: Option<u64>,
     /// Most flows held in memory at once; the oldest is evicted (and counted) beyond it.
-    /// 1 to 100,000,000.
-    #[arg(long, value_name = "N", default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=MAX_FLOWS))]
+    /// Each flow held costs about 1 KiB. 1 to 100,000,000.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS, value_parser = clap::value_parser!(u64).range(1..=MAX_FLOWS))]
     pub max_flows: u64,
     /// Signature set selection.
     #[command(flatten)]

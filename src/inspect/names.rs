@@ -17,6 +17,19 @@ use crate::capture::Timestamp;
 /// records answers up to a queue length ahead of the workers' lookups, and a lookup must not
 /// find its answer already pushed out by later ones, or the output would depend on threads.
 const BINDINGS_PER_ADDRESS: usize = 16;
+/// Most addresses the DNS bindings store holds, whatever `--max-flows` allows: at about
+/// 250-450 bytes per address with one binding (measured, `scripts/scan-memory.sh`), 50,000
+/// addresses cost about 20 MiB. A binding matters only until the flows it labels start, so
+/// this many addresses answered within the lifetime of their answers is far more than a small
+/// network's resolver hands out; beyond it the least useful address is evicted and counted.
+pub const DNS_ADDRESSES: usize = 50_000;
+/// Most endpoints the mDNS endpoints store holds, whatever `--max-flows` allows (about 450
+/// bytes each, measured): a link with more than 10,000 devices advertising services at once
+/// is not a small network.
+pub const MDNS_ENDPOINTS: usize = 10_000;
+/// Fewest entries a name store holds, however small `--max-flows` is (a few hundred KiB): a
+/// tiny flow cap must not starve the stores that label the flows it keeps.
+pub const NAME_STORE_MIN: usize = 1_000;
 /// Minimum lifetime given to a binding, so a TTL of 0 still labels the connection it precedes.
 const MIN_TTL_SECS: u64 = 10;
 
@@ -521,6 +534,18 @@ pub struct Names {
 }
 
 impl Names {
+    /// The stores of a classifier holding at most `max_flows` flows: each holds as many
+    /// entries as flows can be held, but at least [`NAME_STORE_MIN`] and at most
+    /// [`DNS_ADDRESSES`] DNS addresses and [`MDNS_ENDPOINTS`] mDNS endpoints (so a large
+    /// `--max-flows` does not let the name stores grow with it).
+    pub fn for_max_flows(max_flows: usize) -> Self {
+        Self {
+            dns: DnsBindings::new(max_flows.clamp(NAME_STORE_MIN, DNS_ADDRESSES)),
+            mdns: MdnsEndpoints::new(max_flows.clamp(NAME_STORE_MIN, MDNS_ENDPOINTS)),
+            bonjour: BonjourSeen::default(),
+        }
+    }
+
     /// Stores with the given capacity for DNS addresses and mDNS endpoints.
     pub fn new(dns_capacity: usize) -> Self {
         Self {

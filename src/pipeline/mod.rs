@@ -85,7 +85,7 @@ impl Engine {
     }
 
     fn build(sigs: Arc<SignatureSet>, config: EngineConfig, keep_records: bool) -> Self {
-        let names = Arc::new(Names::new(config.max_flows));
+        let names = Arc::new(Names::for_max_flows(config.max_flows));
         Self {
             worker: Worker::new(
                 Arc::clone(&sigs),
@@ -202,7 +202,7 @@ impl Classifier {
         } else {
             // N threads in all: this one reads, decodes and dispatches, N - 1 workers
             // classify. (On a 2-core machine three busy threads measured slower than two.)
-            let names = Arc::new(Names::new(config.engine.max_flows));
+            let names = Arc::new(Names::for_max_flows(config.engine.max_flows));
             Self(Mode::Threads(Box::new(Threads::new(
                 sigs,
                 names,

@@ -18,8 +18,24 @@ use crate::inspect::names::{Names, Seq};
 use crate::report::record::FlowRecord;
 use crate::signature::SignatureSet;
 
-/// Batches queued per worker before the dispatcher waits (offline) or drops (live).
+/// Batches queued per worker before the dispatcher waits (offline) or drops (live), with few
+/// workers: enough to ride out a worker's pauses without holding the reading thread.
 const QUEUE_DEPTH: usize = 16;
+/// Batches queued in all, shared out among the workers: each batch costs its slots (about
+/// 40 KiB), and with a capture file up to two of its 1 MiB blocks, or with a live capture up
+/// to 256 KiB of copied packets. Without a total, `--threads 256` queued 64 times what
+/// `--threads 2` does. Up to 4 workers get the full [`QUEUE_DEPTH`], so throughput with few
+/// threads is unchanged.
+const QUEUED_BATCHES: usize = 4 * QUEUE_DEPTH;
+/// Batches queued per worker however many workers there are: one being filled while another
+/// waits keeps a worker busy.
+const MIN_QUEUE_DEPTH: usize = 2;
+
+/// Batches queued per worker with `workers` workers: [`QUEUED_BATCHES`] shared out, between
+/// [`MIN_QUEUE_DEPTH`] and [`QUEUE_DEPTH`].
+pub(crate) fn queue_depth(workers: usize) -> usize {
+    (QUEUED_BATCHES / workers.max(1)).clamp(MIN_QUEUE_DEPTH, QUEUE_DEPTH)
+}
 
 enum ToWorker {
     Batch(Batch),
@@ -68,12 +84,13 @@ impl Threads {
         let shards = shard_count(config.max_flows);
         // More workers than shards would have nothing to do.
         let n = workers.clamp(1, shards);
-        let (pool_tx, pool) = bounded(n * (QUEUE_DEPTH + 2));
+        let depth = queue_depth(n);
+        let (pool_tx, pool) = bounded(n * (depth + 2));
         let mut to_workers = Vec::with_capacity(n);
         let mut done = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
-            let (tx, rx) = bounded::<ToWorker>(QUEUE_DEPTH);
+            let (tx, rx) = bounded::<ToWorker>(depth);
             to_workers.push(tx);
             let worker = Worker::new(
                 Arc::clone(&sigs),

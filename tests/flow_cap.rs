@@ -125,8 +125,6 @@ fn the_flow_cap_is_one_total_for_any_number_of_threads() {
 }
 
 #[test]
-#[ignore = "fails: --max-flows 10 --threads 8 evicts 2878 flows of the shared captures, one \
-            thread 2879 (the same flows and records; one ends at a restart instead)"]
 fn evictions_are_the_same_for_any_number_of_threads() {
     for max_flows in [10, 100] {
         let one = run(1, max_flows).totals.evicted;

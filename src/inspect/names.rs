@@ -540,6 +540,8 @@ impl Names {
     /// `--max-flows` does not let the name stores grow with it).
     pub fn for_max_flows(max_flows: usize) -> Self {
         Self {
+            seq: AtomicU64::new(0),
+            horizon: AtomicU64::new(0),
             dns: DnsBindings::new(max_flows.clamp(NAME_STORE_MIN, DNS_ADDRESSES)),
             mdns: MdnsEndpoints::new(max_flows.clamp(NAME_STORE_MIN, MDNS_ENDPOINTS)),
             bonjour: BonjourSeen::default(),

@@ -103,8 +103,7 @@ impl Batch {
     }
 
     /// Adds a routed packet of `pkt`.
-    pub(super) fn push(&mut self, pkt: &Packet<'_>, r: &Routed<'_>) {
-        let meta = &r.meta;
+    pub(super) fn push(&mut self, pkt: &Packet<'_>, meta: &PacketMeta<'_>, r: &Routed) {
         let payload = self.put(pkt.block, meta.payload);
         let icmp = meta
             .icmp
@@ -131,7 +130,7 @@ impl Batch {
     }
 
     /// The routed packet of a slot, borrowing its bytes from this batch.
-    pub(super) fn routed(&self, s: &Slot) -> Routed<'_> {
+    pub(super) fn routed(&self, s: &Slot) -> (PacketMeta<'_>, Routed) {
         let bytes = |(block, start, len): Place| {
             let whole = match block {
                 ARENA => &self.data[..],
@@ -156,8 +155,7 @@ impl Batch {
                 quoted: bytes(quoted),
             }),
         };
-        Routed {
-            meta,
+        let route = Routed {
             key: s.key,
             quoted_src: s.quoted_src,
             ts: s.ts,
@@ -166,7 +164,8 @@ impl Batch {
             shard: s.shard,
             seq: s.seq,
             dns_valid: s.dns_valid,
-        }
+        };
+        (meta, route)
     }
 
     /// The dispatch numbers of its first and last packets.
@@ -196,9 +195,9 @@ mod tests {
     struct Fill(Batch, Vec<Vec<u8>>);
 
     impl Sink for Fill {
-        fn packet(&mut self, pkt: &Packet<'_>, r: &Routed<'_>) {
-            self.1.push(r.meta.payload.to_vec());
-            self.0.push(pkt, r);
+        fn packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta<'_>, r: &Routed) {
+            self.1.push(meta.payload.to_vec());
+            self.0.push(pkt, meta, r);
             assert!(self.0.blocks.len() <= BLOCKS_PER_BATCH);
         }
 
@@ -234,7 +233,7 @@ mod tests {
             "earlier packets stayed in their blocks"
         );
         for (slot, payload) in batch.slots.iter().zip(&expected) {
-            assert_eq!(batch.routed(slot).meta.payload, &payload[..]);
+            assert_eq!(batch.routed(slot).0.payload, &payload[..]);
         }
         batch.clear();
         assert!(
@@ -265,6 +264,6 @@ mod tests {
         Dispatcher::new(Arc::new(Names::new(10)), 1).push(&pkt, &mut fill);
         let batch = fill.0;
         assert_eq!(batch.slots[0].payload.0, ARENA);
-        assert_eq!(batch.routed(&batch.slots[0]).meta.payload, &frame[..]);
+        assert_eq!(batch.routed(&batch.slots[0]).0.payload, &frame[..]);
     }
 }

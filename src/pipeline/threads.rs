@@ -14,6 +14,7 @@ use super::dispatch::{Dispatcher, Routed, Sink, shard_count};
 use super::worker::{EngineConfig, Worker};
 use crate::capture::{Packet, Timestamp};
 use crate::counters::Counters;
+use crate::decode::PacketMeta;
 use crate::inspect::names::{Names, Seq};
 use crate::report::record::FlowRecord;
 use crate::signature::SignatureSet;
@@ -213,7 +214,8 @@ fn run_worker(
         match msg {
             ToWorker::Batch(mut b) => {
                 for s in &b.slots {
-                    worker.process(&b.routed(s));
+                    let (meta, route) = b.routed(s);
+                    worker.process(&meta, &route);
                 }
                 if let Some((_, last)) = b.seqs() {
                     // Released after the lookups above: the dispatcher may now drop the name
@@ -278,9 +280,9 @@ impl Outbox {
 
 impl Sink for Outbox {
     #[inline]
-    fn packet(&mut self, pkt: &Packet<'_>, r: &Routed<'_>) {
+    fn packet(&mut self, pkt: &Packet<'_>, meta: &PacketMeta<'_>, r: &Routed) {
         let w = usize::from(r.shard) % self.current.len();
-        self.current[w].push(pkt, r);
+        self.current[w].push(pkt, meta, r);
         if self.current[w].is_full() {
             self.send(w);
         }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::dispatch::{Routed, Sink, shard_cap, shard_count};
 use crate::classify::{self, NameFacts, ServerFacts};
 use crate::counters::{Counters, Finished};
-use crate::decode::ip_proto;
+use crate::decode::{PacketMeta, ip_proto};
 use crate::flow::table::{EndReason, FlowTable, Timeouts};
 use crate::flow::{Flow, FlowKey};
 use crate::inspect::names::{Names, Seq};
@@ -75,8 +75,7 @@ impl Worker {
     }
 
     /// Handles one packet of this worker's flows.
-    pub(crate) fn process(&mut self, r: &Routed<'_>) {
-        let meta = &r.meta;
+    pub(crate) fn process(&mut self, meta: &PacketMeta<'_>, r: &Routed) {
         self.counters.packets.read += 1;
         self.counters.packets.bytes += u64::from(r.orig_len);
         self.counters.packets.decoded += 1;
@@ -274,8 +273,8 @@ fn end_flow(
 }
 
 impl Sink for Worker {
-    fn packet(&mut self, _pkt: &crate::capture::Packet<'_>, r: &Routed<'_>) {
-        self.process(r);
+    fn packet(&mut self, _pkt: &crate::capture::Packet<'_>, meta: &PacketMeta<'_>, r: &Routed) {
+        self.process(meta, r);
     }
 
     fn restart(&mut self, clock: crate::capture::Timestamp) {

@@ -172,17 +172,15 @@ impl<K: Ord + Hash + Clone, V: Default> Sample<K, V> {
     /// The entry of `key`, or `None` when the table is full of smaller hashes.
     pub fn entry(&mut self, key: &K) -> Option<&mut V> {
         let k = (stable_hash(key), key.clone());
-        if !self.map.contains_key(&k) {
-            if self.map.len() >= self.cap {
-                let largest = self.map.last_key_value().map(|(l, _)| l.0);
-                if largest.is_some_and(|l| k.0 > l) {
-                    return None;
-                }
-                self.map.pop_last();
+        // One search while the table has room (this runs for every flow that ends).
+        if self.map.len() >= self.cap && !self.map.contains_key(&k) {
+            let largest = self.map.last_key_value().map(|(l, _)| l.0);
+            if largest.is_some_and(|l| k.0 > l) {
+                return None;
             }
-            self.map.insert(k.clone(), V::default());
+            self.map.pop_last();
         }
-        self.map.get_mut(&k)
+        Some(self.map.entry(k).or_default())
     }
 
     /// Adds another table, merging values with `add`.

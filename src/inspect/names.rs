@@ -117,16 +117,79 @@ impl<K: Copy> Retired<K> {
     }
 }
 
-/// Names bound to addresses by DNS answers.
+/// What both name stores keep: per key a list of versions, the live keys in insertion order
+/// (to choose what to evict), the retired versions (to drop them once no worker can see them),
+/// and the counts. Only the dispatcher changes it; workers read it through `map`.
 #[derive(Debug)]
-pub struct DnsBindings {
-    map: DashMap<IpAddr, Vec<Version<NameBinding>>, foldhash::fast::RandomState>,
-    order: InsertionOrder<IpAddr>,
-    retired: Retired<IpAddr>,
-    /// Addresses with a live binding.
+struct Versions<K: Eq + std::hash::Hash, V> {
+    map: DashMap<K, Vec<Version<V>>, foldhash::fast::RandomState>,
+    order: InsertionOrder<K>,
+    retired: Retired<K>,
+    /// Keys with a live version.
     live: std::sync::atomic::AtomicUsize,
     capacity: usize,
     evictions: AtomicU64,
+}
+
+impl<K: Eq + std::hash::Hash + Copy, V> Versions<K, V> {
+    fn new(capacity: usize) -> Self {
+        Self {
+            map: DashMap::default(),
+            order: InsertionOrder::default(),
+            retired: Retired::default(),
+            live: std::sync::atomic::AtomicUsize::new(0),
+            capacity: capacity.max(1),
+            evictions: AtomicU64::new(0),
+        }
+    }
+
+    /// Drops versions retired before `horizon`, and keys left with none.
+    fn purge(&self, horizon: Seq) {
+        for k in self.retired.take_before(horizon) {
+            self.map.remove_if_mut(&k, |_, list| {
+                list.retain(|v| v.until > horizon);
+                list.is_empty()
+            });
+        }
+    }
+
+    /// Whether `key` has a live version.
+    fn is_live(&self, key: &K) -> bool {
+        self.map
+            .get(key)
+            .is_some_and(|l| l.iter().any(Version::is_live))
+    }
+
+    /// Makes room for a new live key at dispatch number `seq`: evicts the oldest-inserted key
+    /// that `expires` ranks lowest when the store is full.
+    fn admit<S: Ord>(&self, key: K, seq: Seq, expires: impl Fn(&[Version<V>]) -> S) {
+        if self.live.load(Ordering::Relaxed) >= self.capacity {
+            let score = |k: &K| self.map.get(k).map(|l| expires(&l));
+            if let Some(victim) = self.order.take_victim(score) {
+                self.retire(victim, seq);
+                self.live.fetch_sub(1, Ordering::Relaxed);
+                self.evictions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.order.push(key);
+        self.live.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Ends every live version of `key` at dispatch number `seq`.
+    fn retire(&self, key: K, seq: Seq) {
+        if let Some(mut e) = self.map.get_mut(&key) {
+            for v in e.value_mut().iter_mut().filter(|v| v.is_live()) {
+                v.until = seq;
+            }
+        }
+        self.retired.push(key, seq);
+    }
+}
+
+/// Names bound to addresses by DNS answers.
+#[derive(Debug)]
+pub struct DnsBindings {
+    store: Versions<IpAddr, NameBinding>,
 }
 
 /// Keys in the order they were first stored, to choose what to evict. The map's own order
@@ -170,12 +233,7 @@ impl DnsBindings {
     /// An empty store holding at most `capacity` addresses.
     pub fn new(capacity: usize) -> Self {
         Self {
-            map: DashMap::default(),
-            order: InsertionOrder::default(),
-            retired: Retired::default(),
-            live: std::sync::atomic::AtomicUsize::new(0),
-            capacity: capacity.max(1),
-            evictions: AtomicU64::new(0),
+            store: Versions::new(capacity),
         }
     }
 
@@ -190,20 +248,23 @@ impl DnsBindings {
         ttl: u32,
         (seq, horizon): (Seq, Seq),
     ) {
-        self.purge(horizon);
+        let store = &self.store;
+        store.purge(horizon);
         let expires = seen.plus_secs(ttl_secs(ttl).max(MIN_TTL_SECS));
-        let is_live = |l: &Vec<Version<NameBinding>>| l.iter().any(Version::is_live);
-        if !self.map.get(&addr).is_some_and(|l| is_live(&l)) {
-            if self.live.load(Ordering::Relaxed) >= self.capacity {
-                self.evict_one(seen, seq);
-            }
-            self.order.push(addr);
-            self.live.fetch_add(1, Ordering::Relaxed);
+        if !store.is_live(&addr) {
+            // Among the oldest addresses, the one whose bindings expire first (all expired,
+            // if any has).
+            store.admit(addr, seq, |list| {
+                list.iter()
+                    .filter(|b| b.is_live())
+                    .map(|b| b.value.expires)
+                    .max()
+                    .unwrap_or(seen)
+            });
         }
-        let mut entry = self.map.entry(addr).or_default();
+        let mut entry = store.map.entry(addr).or_default();
         let list = entry.value_mut();
         let mut first_seen = seen;
-        let mut expires = expires;
         if let Some(b) = list
             .iter_mut()
             .find(|b| b.is_live() && b.value.names == names)
@@ -215,7 +276,7 @@ impl DnsBindings {
             }
             first_seen = b.value.seen;
             b.until = seq;
-            self.retired.push(addr, seq);
+            store.retired.push(addr, seq);
         } else if list.iter().filter(|b| b.is_live()).count() >= BINDINGS_PER_ADDRESS {
             let live: Vec<usize> = (0..list.len()).filter(|&i| list[i].is_live()).collect();
             let victim = live
@@ -224,54 +285,16 @@ impl DnsBindings {
                 .find(|&i| list[i].value.expires < seen)
                 .unwrap_or(live[0]);
             list[victim].until = seq;
-            self.retired.push(addr, seq);
+            store.retired.push(addr, seq);
         }
-        expires = expires.max(first_seen);
         list.push(Version::new(
             NameBinding {
                 names,
                 seen: first_seen,
-                expires,
+                expires: expires.max(first_seen),
             },
             seq,
         ));
-    }
-
-    fn evict_one(&self, now: Timestamp, seq: Seq) {
-        // Among the oldest addresses, the one whose bindings expire first (all expired, if
-        // any has). Bounded scan.
-        let expires = |a: &IpAddr| {
-            self.map
-                .get(a)
-                .and_then(|e| {
-                    e.value()
-                        .iter()
-                        .filter(|b| b.is_live())
-                        .map(|b| b.value.expires)
-                        .max()
-                })
-                .unwrap_or(now)
-        };
-        if let Some(k) = self.order.take_victim(expires) {
-            if let Some(mut e) = self.map.get_mut(&k) {
-                for b in e.value_mut().iter_mut().filter(|b| b.is_live()) {
-                    b.until = seq;
-                }
-            }
-            self.retired.push(k, seq);
-            self.live.fetch_sub(1, Ordering::Relaxed);
-            self.evictions.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Drops versions retired before `horizon`, and addresses left with none.
-    fn purge(&self, horizon: Seq) {
-        for k in self.retired.take_before(horizon) {
-            self.map.remove_if_mut(&k, |_, list| {
-                list.retain(|b| b.until > horizon);
-                list.is_empty()
-            });
-        }
     }
 
     /// The binding for `addr` in force at `at` as of now (the latest versions).
@@ -282,7 +305,7 @@ impl DnsBindings {
     /// The binding for `addr` in force at `at`, as the store stood at dispatch number `seq`:
     /// seen at or before `at` and not expired; the most recent such answer wins.
     pub fn lookup_as_of(&self, addr: IpAddr, at: Timestamp, seq: Seq) -> Option<NameBinding> {
-        let entry = self.map.get(&addr)?;
+        let entry = self.store.map.get(&addr)?;
         entry
             .iter()
             .filter(|b| b.visible_at(seq) && b.value.seen <= at && at <= b.value.expires)
@@ -292,7 +315,7 @@ impl DnsBindings {
 
     /// Addresses currently held.
     pub fn len(&self) -> usize {
-        self.live.load(Ordering::Relaxed)
+        self.store.live.load(Ordering::Relaxed)
     }
 
     /// Whether the store is empty.
@@ -302,7 +325,7 @@ impl DnsBindings {
 
     /// Addresses evicted because the store was full.
     pub fn evictions(&self) -> u64 {
-        self.evictions.load(Ordering::Relaxed)
+        self.store.evictions.load(Ordering::Relaxed)
     }
 }
 
@@ -323,48 +346,32 @@ pub struct MdnsEndpoint {
 /// number like [`DnsBindings`].
 #[derive(Debug)]
 pub struct MdnsEndpoints {
-    map: DashMap<(IpAddr, u16), Vec<Version<MdnsEndpoint>>, foldhash::fast::RandomState>,
-    order: InsertionOrder<(IpAddr, u16)>,
-    retired: Retired<(IpAddr, u16)>,
-    live: std::sync::atomic::AtomicUsize,
-    capacity: usize,
-    evictions: AtomicU64,
+    store: Versions<(IpAddr, u16), MdnsEndpoint>,
 }
 
 impl MdnsEndpoints {
     /// An empty store holding at most `capacity` endpoints.
     pub fn new(capacity: usize) -> Self {
         Self {
-            map: DashMap::default(),
-            order: InsertionOrder::default(),
-            retired: Retired::default(),
-            live: std::sync::atomic::AtomicUsize::new(0),
-            capacity: capacity.max(1),
-            evictions: AtomicU64::new(0),
+            store: Versions::new(capacity),
         }
     }
 
     /// Records an advertised endpoint as of dispatch number `seq`; an earlier announcement of
     /// the same endpoint is kept (first sighting) with its lifetime extended.
     pub fn learn(&self, addr: IpAddr, port: u16, ep: MdnsEndpoint, (seq, horizon): (Seq, Seq)) {
-        let key = (addr, port);
-        for k in self.retired.take_before(horizon) {
-            self.map.remove_if_mut(&k, |_, list| {
-                list.retain(|v| v.until > horizon);
-                list.is_empty()
-            });
-        }
-        let current = self
+        let (store, key) = (&self.store, (addr, port));
+        store.purge(horizon);
+        let current = store
             .map
             .get(&key)
             .and_then(|l| l.iter().find(|v| v.is_live()).map(|v| v.value.clone()));
         let next = match &current {
             None => {
-                if self.live.load(Ordering::Relaxed) >= self.capacity {
-                    self.evict_one(seq);
-                }
-                self.order.push(key);
-                self.live.fetch_add(1, Ordering::Relaxed);
+                let expires = |list: &[Version<MdnsEndpoint>]| {
+                    list.iter().find(|v| v.is_live()).map(|v| v.value.expires)
+                };
+                store.admit(key, seq, expires);
                 ep
             }
             Some(e) if e.service_type == ep.service_type => {
@@ -379,33 +386,14 @@ impl MdnsEndpoints {
             Some(e) if ep.seen >= e.expires => ep,
             Some(_) => return,
         };
-        let mut entry = self.map.entry(key).or_default();
-        let list = entry.value_mut();
         if current.is_some() {
-            for v in list.iter_mut().filter(|v| v.is_live()) {
-                v.until = seq;
-            }
-            self.retired.push(key, seq);
+            store.retire(key, seq);
         }
-        list.push(Version::new(next, seq));
-    }
-
-    fn evict_one(&self, seq: Seq) {
-        let expires = |k: &(IpAddr, u16)| {
-            self.map
-                .get(k)
-                .and_then(|l| l.iter().find(|v| v.is_live()).map(|v| v.value.expires))
-        };
-        if let Some(k) = self.order.take_victim(expires) {
-            if let Some(mut e) = self.map.get_mut(&k) {
-                for v in e.value_mut().iter_mut().filter(|v| v.is_live()) {
-                    v.until = seq;
-                }
-            }
-            self.retired.push(k, seq);
-            self.live.fetch_sub(1, Ordering::Relaxed);
-            self.evictions.fetch_add(1, Ordering::Relaxed);
-        }
+        store
+            .map
+            .entry(key)
+            .or_default()
+            .push(Version::new(next, seq));
     }
 
     /// The endpoint advertised for `(addr, port)` at time `at`, as of now.
@@ -422,7 +410,7 @@ impl MdnsEndpoints {
         at: Timestamp,
         seq: Seq,
     ) -> Option<MdnsEndpoint> {
-        let list = self.map.get(&(addr, port))?;
+        let list = self.store.map.get(&(addr, port))?;
         list.iter()
             .find(|v| v.visible_at(seq) && v.value.seen <= at && at <= v.value.expires)
             .map(|v| v.value.clone())
@@ -430,7 +418,7 @@ impl MdnsEndpoints {
 
     /// Endpoints evicted because the store was full.
     pub fn evictions(&self) -> u64 {
-        self.evictions.load(Ordering::Relaxed)
+        self.store.evictions.load(Ordering::Relaxed)
     }
 }
 

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::clock::Clock;
-use crate::capture::{Packet, Timestamp};
+use crate::capture::{OwnedPacket, Packet, Timestamp};
 use crate::counters::PacketStats;
 use crate::decode::{self, PacketMeta, ip_proto};
 use crate::flow::FlowKey;
@@ -75,15 +75,6 @@ pub(crate) trait Sink {
     fn horizon(&self, next: Seq) -> Seq;
 }
 
-/// A packet held while the clock decides whether its time is an outlier or a new stretch.
-#[derive(Debug)]
-struct Held {
-    ts: Timestamp,
-    link: crate::capture::LinkType,
-    data: Vec<u8>,
-    orig_len: u32,
-}
-
 /// The dispatcher's state: the clock, the name stores it feeds, DNS/TCP answer streams, and
 /// the packets it skipped.
 pub(crate) struct Dispatcher {
@@ -95,7 +86,7 @@ pub(crate) struct Dispatcher {
     /// Dispatch number of the next packet routed.
     seq: Seq,
     /// Packets whose time did not fit the clock, waiting for the packets after them.
-    held: Vec<Held>,
+    held: Vec<OwnedPacket>,
     /// The next packet is the first of an input after another one.
     input_starts: bool,
 }
@@ -167,12 +158,7 @@ impl Dispatcher {
     }
 
     fn hold(&mut self, pkt: &Packet<'_>) {
-        self.held.push(Held {
-            ts: pkt.ts,
-            link: pkt.link,
-            data: pkt.data.to_vec(),
-            orig_len: pkt.orig_len,
-        });
+        self.held.push(OwnedPacket::copy_of(pkt));
     }
 
     fn restart(&mut self, ts: Timestamp, sink: &mut impl Sink) {
@@ -277,17 +263,5 @@ impl Dispatcher {
     /// The name stores this dispatcher feeds.
     pub(crate) fn names(&self) -> &Arc<Names> {
         &self.names
-    }
-}
-
-impl Held {
-    fn packet(&self) -> Packet<'_> {
-        Packet {
-            ts: self.ts,
-            link: self.link,
-            data: &self.data,
-            orig_len: self.orig_len,
-            block: None,
-        }
     }
 }

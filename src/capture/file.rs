@@ -10,7 +10,7 @@
 //!
 //! A regular file is read directly. Anything else (a FIFO, a pipe, standard input, a device)
 //! may block for ever in `open` or `read`, so it is opened and read on a thread of its own
-//! ([`StreamReader`]) and the parser waits for its bytes with a timeout, asking a
+//! (`StreamReader`) and the parser waits for its bytes with a timeout, asking a
 //! [`StopCheck`] whether to give up: a signal then ends the wait promptly.
 
 use std::fs::File;
@@ -286,7 +286,7 @@ struct StreamReader {
     ended: Option<Ended>,
 }
 
-/// How a [`StreamReader`] ended.
+/// How a `StreamReader` ended.
 enum Ended {
     Eof,
     Stopped,

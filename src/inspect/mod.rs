@@ -3,7 +3,7 @@
 //!
 //! Each flow's [`Inspector`] looks at client-to-server payload only until it has a name or
 //! knows there is none to find; after that the flow is only counted. DNS and mDNS are read on
-//! every packet of their ports, since every answer can label later flows ([`observe_dns`]).
+//! every packet of their ports, since every answer can label later flows (the dispatcher reads them: [`crate::pipeline::dispatch`]).
 
 pub mod dns_tcp;
 pub mod http;

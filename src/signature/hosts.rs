@@ -152,7 +152,7 @@ impl fmt::Display for HostPattern {
 /// A match: which pattern (index into the rule list) and how specific it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostMatch {
-    /// Index of the matching pattern, in the order given to [`HostIndex::build`].
+    /// Index of the matching pattern, in the order given to `HostIndex::build`.
     pub index: usize,
     /// Labels of the name the match covered, times 4, plus the kind (exact 3 > glob 2 >
     /// subtree 1): larger is more specific.

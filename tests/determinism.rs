@@ -6,34 +6,13 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::*;
 
 /// `appletap read` as JSON with flow records; the report and the sorted records.
 fn read(threads: &str, extra: &[&str], paths: &[PathBuf]) -> (serde_json::Value, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let flows = dir.path().join("flows.jsonl");
-    let out = Command::new(env!("CARGO_BIN_EXE_appletap"))
-        .args(["read", "--format", "json", "--threads", threads, "--flows"])
-        .arg(&flows)
-        .args(extra)
-        .args(paths)
-        .output()
-        .expect("runs");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut records: Vec<String> = std::fs::read_to_string(&flows)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    records.sort();
-    (serde_json::from_slice(&out.stdout).unwrap(), records)
+    let (report, records) = read_with_records(threads, extra, paths);
+    (serde_json::from_str(&report).unwrap(), records)
 }
 
 const THREADS: [&str; 5] = ["2", "3", "5", "8", "64"];

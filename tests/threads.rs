@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::*;
 
 /// Asserts two sorted record lists are equal, showing only the first difference.
@@ -25,29 +23,7 @@ fn run(threads: &str, path: &std::path::Path) -> (String, Vec<String>) {
 }
 
 fn run_many(threads: &str, paths: &[std::path::PathBuf]) -> (String, Vec<String>) {
-    let dir = tempfile::tempdir().unwrap();
-    let flows = dir.path().join("flows.jsonl");
-    let out = Command::new(env!("CARGO_BIN_EXE_appletap"))
-        .args(["read", "--format", "json", "--threads", threads, "--flows"])
-        .arg(&flows)
-        .args(paths)
-        .output()
-        .expect("runs");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Records leave workers as flows end, so their order depends on the threads; the set
-    // of records does not.
-    let mut records: Vec<String> = std::fs::read_to_string(&flows)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
-    records.sort();
-    (String::from_utf8(out.stdout).unwrap(), records)
+    read_with_records(threads, &[], paths)
 }
 
 #[test]

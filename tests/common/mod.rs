@@ -88,3 +88,35 @@ pub fn appletap(args: &[&str]) -> Output {
         .output()
         .expect("runs")
 }
+
+/// `appletap read --format json --threads N --flows F EXTRA... PATHS...`: the report as printed
+/// and the flow records, sorted (records leave workers as flows end, so their order depends on
+/// the threads; the set of records does not).
+pub fn read_with_records(
+    threads: &str,
+    extra: &[&str],
+    paths: &[PathBuf],
+) -> (String, Vec<String>) {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("flows.jsonl");
+    let out = Command::new(env!("CARGO_BIN_EXE_appletap"))
+        .args(["read", "--format", "json", "--threads", threads, "--flows"])
+        .arg(&flows)
+        .args(extra)
+        .args(paths)
+        .output()
+        .expect("runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut records: Vec<String> = std::fs::read_to_string(&flows)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
+    records.sort();
+    (String::from_utf8(out.stdout).unwrap(), records)
+}

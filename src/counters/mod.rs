@@ -9,7 +9,6 @@ pub mod tally;
 
 use crate::classify::Decision;
 use crate::flow::Flow;
-use crate::flow::table::EndReason;
 use crate::signature::SignatureSet;
 
 pub use outcomes::Outcomes;
@@ -37,8 +36,6 @@ pub struct Counters {
     pub tally: Tally,
     /// Connection outcomes per Apple service and port, and unexpected traffic.
     pub outcomes: outcomes::Audit,
-    /// Flows that left the flow table, by why (see [`EndReason`]).
-    pub ended: [u64; EndReason::ALL.len()],
 }
 
 impl Counters {
@@ -48,13 +45,11 @@ impl Counters {
             packets: PacketStats::default(),
             tally: Tally::new(sigs),
             outcomes: outcomes::Audit::default(),
-            ended: [0; EndReason::ALL.len()],
         }
     }
 
-    /// Counts a finished flow in the tallies and the outcomes, and why it ended.
-    pub fn add_flow(&mut self, sigs: &SignatureSet, f: &Finished<'_>, why: EndReason) {
-        self.ended[why.index()] += 1;
+    /// Counts a finished flow in the tallies and the outcomes.
+    pub fn add_flow(&mut self, sigs: &SignatureSet, f: &Finished<'_>) {
         self.tally.add_flow(sigs, f);
         self.outcomes.add_flow(sigs, f);
     }
@@ -64,8 +59,5 @@ impl Counters {
         self.packets.merge(&other.packets);
         self.tally.merge(&other.tally);
         self.outcomes.merge(&other.outcomes);
-        for (a, b) in self.ended.iter_mut().zip(other.ended) {
-            *a += b;
-        }
     }
 }

@@ -88,26 +88,6 @@ pub enum EndReason {
     Flush,
 }
 
-impl EndReason {
-    /// Every reason, in counter order.
-    pub const ALL: [Self; 4] = [Self::Idle, Self::Reused, Self::Evicted, Self::Flush];
-
-    /// The reason's slot in per-reason counters.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// Stable name (metrics label values).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Idle => "idle",
-            Self::Reused => "reused",
-            Self::Evicted => "evicted",
-            Self::Flush => "end-of-input",
-        }
-    }
-}
-
 /// Flows of one timeout class by deadline, earliest first (first queued first on a tie). A
 /// heap, not a FIFO: a packet may be up to a minute older than the clock, so deadlines are
 /// not queued in order, and expiry must find every flow idle by now, whenever it runs (which

@@ -577,6 +577,7 @@ impl Names {
             dns_evictions: self.dns.evictions(),
             mdns_evictions: self.mdns.evictions(),
             bonjour_dropped: self.bonjour.dropped(),
+            dns_tcp_streams_dropped: 0,
         }
     }
 }
@@ -596,6 +597,9 @@ pub struct NamesSnapshot {
     pub mdns_evictions: u64,
     /// Bonjour observations dropped at a bound.
     pub bonjour_dropped: u64,
+    /// DNS-over-TCP answer streams the dispatcher gave up to stay within its bound (set by
+    /// the dispatcher, which owns them).
+    pub dns_tcp_streams_dropped: u64,
 }
 
 #[cfg(test)]

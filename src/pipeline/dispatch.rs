@@ -14,7 +14,7 @@ use crate::counters::PacketStats;
 use crate::decode::{self, PacketMeta, ip_proto};
 use crate::flow::FlowKey;
 use crate::inspect::dns_tcp::DnsTcpAnswers;
-use crate::inspect::names::{Names, Seq};
+use crate::inspect::names::{Names, NamesSnapshot, Seq};
 use crate::inspect::{self, records};
 use crate::wire::dns;
 use crate::wire::ports;
@@ -258,6 +258,14 @@ impl Dispatcher {
     /// The packets skipped here and the clock's restarts.
     pub(crate) fn stats(&self) -> &PacketStats {
         &self.stats
+    }
+
+    /// The name stores as they stand, with the DNS-over-TCP streams this dispatcher dropped.
+    pub(crate) fn snapshot(&self) -> NamesSnapshot {
+        NamesSnapshot {
+            dns_tcp_streams_dropped: self.dns_tcp.dropped(),
+            ..self.names.snapshot()
+        }
     }
 
     /// The name stores this dispatcher feeds.

@@ -139,7 +139,7 @@ impl Engine {
         } else {
             t.add_worker(self.worker.counters(), active, evicted);
         }
-        t.names = self.dispatcher.names().snapshot();
+        t.names = self.dispatcher.snapshot();
         t
     }
 
@@ -253,13 +253,7 @@ impl Classifier {
     pub fn progress(&mut self) -> Totals {
         match &mut self.0 {
             Mode::Inline { engine, .. } => engine.totals(true),
-            Mode::Threads(t) => {
-                let names = t.names().snapshot();
-                Totals {
-                    names,
-                    ..t.progress()
-                }
-            }
+            Mode::Threads(t) => t.progress(),
         }
     }
 
@@ -277,12 +271,7 @@ impl Classifier {
                 t.active_flows = 0;
                 t
             }
-            Mode::Threads(t) => {
-                let names = Arc::clone(t.names());
-                let mut totals = t.finish();
-                totals.names = names.snapshot();
-                totals
-            }
+            Mode::Threads(t) => t.finish(),
         }
     }
 }

@@ -126,11 +126,6 @@ impl Threads {
         }
     }
 
-    /// The name stores.
-    pub(crate) fn names(&self) -> &Arc<Names> {
-        self.dispatcher.names()
-    }
-
     /// Dispatches one packet to the worker that owns its flow.
     #[inline]
     pub(crate) fn push(&mut self, pkt: &Packet<'_>) {
@@ -171,6 +166,7 @@ impl Threads {
                 t.add_worker(&c, flows, evicted);
             }
         }
+        t.names = self.dispatcher.snapshot();
         t
     }
 
@@ -192,6 +188,7 @@ impl Threads {
                 t.add_worker(&c, 0, evicted);
             }
         }
+        t.names = dispatcher.snapshot();
         t
     }
 }

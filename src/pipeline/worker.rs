@@ -9,7 +9,7 @@ use super::dispatch::{Routed, Sink, shard_cap, shard_count};
 use crate::classify::{self, NameFacts, ServerFacts};
 use crate::counters::{Counters, Finished};
 use crate::decode::{PacketMeta, ip_proto};
-use crate::flow::table::{EndReason, FlowTable, Timeouts};
+use crate::flow::table::{FlowTable, Timeouts};
 use crate::flow::{Flow, FlowKey};
 use crate::inspect::names::{Names, Seq};
 use crate::inspect::{self, Inspector};
@@ -110,7 +110,11 @@ impl Worker {
         let known_port = |proto: u8, port: u16| {
             Transport::from_ip_proto(proto).is_some_and(|t| sigs.port_rule(t, port).is_some())
         };
-        let ended = |f, x, why| end_flow(sigs, counters, records.as_mut(), &f, &x, why);
+        // Why a flow ended (idle, reused, evicted, end of input) is not counted: whether an
+        // idle flow ends at a sweep or at the end of the input depends on when its worker last
+        // swept, so the count would differ with the number of threads (evictions, which do
+        // not, are counted by the table).
+        let ended = |f, x, _why| end_flow(sigs, counters, records.as_mut(), &f, &x);
         let (flow, inspector) = table.lookup_keyed(key, group, meta, r.ts, known_port, ended);
         let was_finished = flow.tcp_finished();
         let is_new = flow.total_packets() == 0;
@@ -171,7 +175,7 @@ impl Worker {
     pub(crate) fn finish(&mut self) {
         let (sigs, counters, records) = (&self.sigs, &mut self.counters, &mut self.records);
         self.table
-            .drain(|f, x, why| end_flow(sigs, counters, records.as_mut(), &f, &x, why));
+            .drain(|f, x, _why| end_flow(sigs, counters, records.as_mut(), &f, &x));
     }
 
     /// Packet time went back to `clock`: a new stretch of capture. Every flow ends here, as at
@@ -185,7 +189,7 @@ impl Worker {
     pub(crate) fn snapshot(&self) -> Counters {
         let mut c = self.counters.clone();
         self.table
-            .for_each(|f, x| end_flow(&self.sigs, &mut c, None, f, x, EndReason::Flush));
+            .for_each(|f, x| end_flow(&self.sigs, &mut c, None, f, x));
         c
     }
 
@@ -216,7 +220,6 @@ fn end_flow(
     records: Option<&mut Vec<FlowRecord>>,
     flow: &Flow,
     inspector: &Inspector,
-    why: EndReason,
 ) {
     let n = inspector.names();
     let bound = inspector.bound();
@@ -252,7 +255,6 @@ fn end_flow(
             decision: &decision,
             name,
         },
-        why,
     );
     let Some(records) = records else {
         return;

@@ -176,6 +176,8 @@ pub struct StateCounters {
     pub bonjour_dropped: u64,
     /// Flows with unclassified Apple names past the list's bound.
     pub apple_names_dropped: u64,
+    /// DNS-over-TCP answer streams given up to stay within their bound.
+    pub dns_tcp_streams_dropped: u64,
 }
 
 /// One skip reason's count.
@@ -321,6 +323,7 @@ impl Report {
                 dns_evictions: names.dns_evictions,
                 mdns_evictions: names.mdns_evictions,
                 bonjour_dropped: names.bonjour_dropped,
+                dns_tcp_streams_dropped: names.dns_tcp_streams_dropped,
                 apple_names_dropped: names_dropped,
             },
             drops,

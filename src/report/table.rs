@@ -144,11 +144,20 @@ pub fn render_table(r: &Report) -> String {
     }
     out.push_str(&render_audit(r));
     let s = &r.state;
-    if s.dns_evictions + s.mdns_evictions + s.bonjour_dropped + s.apple_names_dropped > 0 {
+    let dropped = s.dns_evictions
+        + s.mdns_evictions
+        + s.bonjour_dropped
+        + s.apple_names_dropped
+        + s.dns_tcp_streams_dropped;
+    if dropped > 0 {
         let _ = writeln!(
             out,
-            "\nbounded state dropped: {} DNS addresses, {} mDNS endpoints, {} Bonjour observations, {} Apple-name flows",
-            s.dns_evictions, s.mdns_evictions, s.bonjour_dropped, s.apple_names_dropped
+            "\nbounded state dropped: {} DNS addresses, {} mDNS endpoints, {} Bonjour observations, {} Apple-name flows, {} DNS-over-TCP streams",
+            s.dns_evictions,
+            s.mdns_evictions,
+            s.bonjour_dropped,
+            s.apple_names_dropped,
+            s.dns_tcp_streams_dropped
         );
     }
     for i in &r.inputs {

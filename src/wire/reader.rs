@@ -234,17 +234,6 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// A field prefixed by a two-byte length.
-    #[inline]
-    pub fn u16_prefixed(&mut self) -> Option<&'a [u8]> {
-        let save = self.pos;
-        let n = usize::from(self.u16()?);
-        self.bytes(n).or_else(|| {
-            self.pos = save;
-            None
-        })
-    }
-
     /// A field prefixed by a three-byte length.
     #[inline]
     pub fn u24_prefixed(&mut self) -> Option<&'a [u8]> {

@@ -96,9 +96,30 @@ pub struct LiveArgs {
     /// Bytes captured per packet, 64 to 262144 (libpcap's largest).
     #[arg(long, value_name = "BYTES", default_value_t = 65_535, value_parser = clap::value_parser!(i32).range(64..=i64::from(MAX_SNAPLEN)))]
     pub snaplen: i32,
+    /// How packets are captured: `libpcap` (the default, portable) or `af-packet` (Linux:
+    /// several AF_PACKET sockets sharing the traffic by flow, see --readers).
+    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = CaptureBackend::Libpcap)]
+    pub capture: CaptureBackend,
+    /// With --capture af-packet: sockets reading in parallel, each on its own thread with its
+    /// own classifier; the kernel hands each flow to one of them (default: the machine's
+    /// cores). The report is the same for any number. 1 to 64.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_READERS))]
+    pub readers: Option<u64>,
     /// Classifier options.
     #[command(flatten)]
     pub classify: ClassifyOpt,
+}
+
+/// Most readers (`live --readers`).
+pub const MAX_READERS: u64 = 64;
+
+/// How `live` captures packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureBackend {
+    /// libpcap, one reading thread (any system).
+    Libpcap,
+    /// Linux AF_PACKET sockets with memory-mapped rings in a fanout group, one per reader.
+    AfPacket,
 }
 
 /// `appletap interfaces`.

@@ -35,6 +35,8 @@ pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
                 interval: None,
                 duration: Some(args.duration),
                 classify: &args.classify,
+                backend: crate::cli::CaptureBackend::Libpcap,
+                readers: None,
             };
             run_live(&params, |_| Ok(()))?
         }

@@ -16,12 +16,12 @@ use super::{
 };
 use crate::capture::live::{CaptureDrops, LiveCapture};
 use crate::capture::{Next, PacketSource};
-use crate::cli::{ClassifyOpt, Format, LiveArgs};
+use crate::cli::{CaptureBackend, ClassifyOpt, Format, LiveArgs};
 use crate::pipeline::{Classifier, Totals};
 use crate::report::{Drops, InputSummary, Report};
 use crate::signature::SignatureSet;
 
-fn live_report(
+pub(super) fn live_report(
     sigs: &SignatureSet,
     iface: &str,
     t: &Totals,
@@ -52,7 +52,7 @@ fn live_report(
 
 /// How often live mode asks whether its outputs lost their reader: `| head -1` exited, and
 /// with no traffic nothing may be written that would tell.
-const OUTPUT_POLL: Duration = Duration::from_millis(100);
+pub(super) const OUTPUT_POLL: Duration = Duration::from_millis(100);
 
 /// Settings of one live capture.
 pub(super) struct LiveParams<'a> {
@@ -62,6 +62,10 @@ pub(super) struct LiveParams<'a> {
     pub(super) interval: Option<Duration>,
     pub(super) duration: Option<u64>,
     pub(super) classify: &'a ClassifyOpt,
+    /// libpcap, or AF_PACKET sockets ([`super::readers`]).
+    pub(super) backend: CaptureBackend,
+    /// AF_PACKET sockets reading in parallel (default: the machine's cores).
+    pub(super) readers: Option<u64>,
 }
 
 /// Captures live until a signal, the duration or a capture error; calls `on_interval` with a
@@ -70,6 +74,9 @@ pub(super) fn run_live(
     p: &LiveParams<'_>,
     mut on_interval: impl FnMut(&Report) -> Result<()>,
 ) -> Result<Run> {
+    if p.backend == CaptureBackend::AfPacket {
+        return super::readers::run_readers(p, on_interval);
+    }
     let sigs = load_signatures(&p.classify.sig)?;
     let mut cap = LiveCapture::open(p.iface, p.filter, p.snaplen)?;
     let sink = FlowSink::open(p.classify, &[])?;
@@ -164,7 +171,10 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
         interval: Some(Duration::from_secs(args.interval)),
         duration: args.duration,
         classify: &args.classify,
+        backend: args.capture,
+        readers: args.readers,
     };
+    super::readers::check_options(&params)?;
     let run = run_live(&params, |report| {
         emit(render(report, args.format, false)?);
         if args.format == Format::Table {

@@ -1,8 +1,11 @@
 //! Packet sources: what a packet is when it leaves a capture (bytes, timestamp, link type,
 //! the shared buffer it lies in), and the sources that yield packets: capture files
 //! ([`file`](mod@file): classic pcap in `pcap.rs`, pcapng in `pcapng.rs`), live
-//! interfaces ([`live`]) and packets held in memory ([`memory`]), all behind [`PacketSource`].
+//! interfaces through libpcap ([`live`]) and packets held in memory ([`memory`]), all behind
+//! [`PacketSource`]; and live interfaces through Linux AF_PACKET sockets ([`af_packet`]),
+//! which hand over packets a ring block at a time.
 
+pub mod af_packet;
 pub mod buffer;
 pub mod error;
 pub mod file;

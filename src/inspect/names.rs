@@ -513,6 +513,10 @@ pub struct Names {
     seq: AtomicU64,
     /// No worker will look up as of a dispatch number below this any more.
     horizon: AtomicU64,
+    /// Where dispatch numbers come from when several dispatchers feed these stores (live
+    /// capture with several readers): one count for all, so that an answer one reader saw is
+    /// visible to the packets every reader numbers after it. `None`: each dispatcher counts.
+    shared_seq: Option<AtomicU64>,
     /// DNS answers.
     pub dns: DnsBindings,
     /// mDNS endpoints.
@@ -530,6 +534,7 @@ impl Names {
         Self {
             seq: AtomicU64::new(0),
             horizon: AtomicU64::new(0),
+            shared_seq: None,
             dns: DnsBindings::new(max_flows.clamp(NAME_STORE_MIN, DNS_ADDRESSES)),
             mdns: MdnsEndpoints::new(max_flows.clamp(NAME_STORE_MIN, MDNS_ENDPOINTS)),
             bonjour: BonjourSeen::default(),
@@ -541,9 +546,34 @@ impl Names {
         Self {
             seq: AtomicU64::new(0),
             horizon: AtomicU64::new(0),
+            shared_seq: None,
             dns: DnsBindings::new(dns_capacity),
             mdns: MdnsEndpoints::new(dns_capacity),
             bonjour: BonjourSeen::default(),
+        }
+    }
+
+    /// Stores for several dispatchers at once (live capture with several readers, each with
+    /// its own classifier), sized as [`Names::for_max_flows`]: dispatch numbers are drawn from
+    /// one count shared by all of them (see [`Names::next_seq`]).
+    pub fn shared_by_dispatchers(max_flows: usize) -> Self {
+        Self {
+            shared_seq: Some(AtomicU64::new(0)),
+            ..Self::for_max_flows(max_flows)
+        }
+    }
+
+    /// The dispatch number of the next packet a dispatcher routes: its own count `own`, or the
+    /// count shared by every dispatcher of these stores.
+    #[inline]
+    pub fn next_seq(&self, own: &mut Seq) -> Seq {
+        match &self.shared_seq {
+            None => {
+                let seq = *own;
+                *own += 1;
+                seq
+            }
+            Some(count) => count.fetch_add(1, Ordering::Relaxed),
         }
     }
 

@@ -220,8 +220,7 @@ impl Dispatcher {
         // Answers bind names and endpoints that label later flows in any worker: they are
         // read here, in packet order, before any later packet is handed on. Queries only note
         // who searched for what, which any order gives the same; the workers read those.
-        let seq = self.seq;
-        self.seq += 1;
+        let seq = self.names.next_seq(&mut self.seq);
         let mut dns_valid = None;
         if let Some(mdns) = inspect::dns_port(&meta)
             && inspect::is_dns_response(meta.payload)

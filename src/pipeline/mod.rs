@@ -86,6 +86,15 @@ impl Engine {
 
     fn build(sigs: Arc<SignatureSet>, config: EngineConfig, keep_records: bool) -> Self {
         let names = Arc::new(Names::for_max_flows(config.max_flows));
+        Self::with_names(sigs, config, keep_records, names)
+    }
+
+    fn with_names(
+        sigs: Arc<SignatureSet>,
+        config: EngineConfig,
+        keep_records: bool,
+        names: Arc<Names>,
+    ) -> Self {
         Self {
             worker: Worker::new(
                 Arc::clone(&sigs),
@@ -212,6 +221,24 @@ impl Classifier {
                 records,
             ))))
         }
+    }
+
+    /// A classifier on the calling thread that feeds and reads `names`, stores shared with
+    /// other classifiers (live capture with several readers: see
+    /// [`Names::shared_by_dispatchers`]), so a DNS answer one of them reads labels the flows
+    /// of all. Records of finished flows go to `records`.
+    pub fn inline_sharing(
+        sigs: Arc<SignatureSet>,
+        config: EngineConfig,
+        records: Option<Sender<Vec<FlowRecord>>>,
+        names: Arc<Names>,
+    ) -> Self {
+        let engine = Box::new(Engine::with_names(sigs, config, records.is_some(), names));
+        Self(Mode::Inline {
+            engine,
+            records,
+            since_flush: 0,
+        })
     }
 
     /// Classifies one packet.

@@ -1,0 +1,231 @@
+//! `appletap live --capture af-packet --readers N`: N AF_PACKET sockets in one fanout group,
+//! each read on its own thread into its own classifier, for links one reading thread cannot
+//! carry. The kernel hands every flow to one socket (a symmetric hash of addresses and ports),
+//! so each classifier holds whole flows; the name stores (DNS answers, mDNS endpoints,
+//! Bonjour) are shared, so an answer one reader saw labels the flows of every reader; reports
+//! merge the readers' counters. The report is thus the same for any N.
+//!
+//! Known difference with N > 1: an ICMP error is hashed by its own addresses, not by the flow
+//! it quotes, so it reaches that flow's reader only by chance; where it does not, it is
+//! counted as a flow of its own (as when the quoted flow was not seen) instead of explaining
+//! why the flow got no answer.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+
+use super::live::{LiveParams, OUTPUT_POLL, live_report};
+use super::output::{FlowSink, Writer, output_closed, outputs_gone};
+use super::{Run, classifier_config, install_signal_handler, load_signatures, stopping};
+use crate::capture::af_packet::{AfPacketCapture, ReadOutcome};
+use crate::capture::live::CaptureDrops;
+use crate::cli::CaptureBackend;
+use crate::inspect::names::Names;
+use crate::pipeline::{Classifier, Totals};
+use crate::report::Report;
+
+/// How long a reader waits for a ring block before it looks at its mailbox and the stop flag:
+/// the bound on how late a report or the end of a run can be.
+const READ_TIMEOUT: Duration = Duration::from_millis(100);
+/// How long the reporting thread waits for a reader's counters before it reports without them.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+
+/// Refuses option combinations that cannot mean what they say.
+///
+/// # Errors
+/// Which option to drop or add.
+pub(super) fn check_options(p: &LiveParams<'_>) -> Result<()> {
+    match p.backend {
+        CaptureBackend::Libpcap if p.readers.is_some() => {
+            bail!("--readers needs --capture af-packet (libpcap reads on one thread)")
+        }
+        CaptureBackend::AfPacket if p.classify.threads.is_some() => bail!(
+            "--threads does not apply to --capture af-packet: each of the --readers N readers classifies on its own thread"
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// What a reader hands back: its counters, its socket's drop counters.
+type Snapshot = (Totals, CaptureDrops);
+
+/// A reader's end: its final counters and drops, and the error that stopped it, if any.
+type Ended = (Totals, CaptureDrops, Option<String>);
+
+/// Captures with `p.readers` AF_PACKET sockets until a signal, the duration or a capture
+/// error; calls `on_interval` with a merged report every interval.
+pub(super) fn run_readers(
+    p: &LiveParams<'_>,
+    mut on_interval: impl FnMut(&Report) -> Result<()>,
+) -> Result<Run> {
+    let sigs = load_signatures(&p.classify.sig)?;
+    let n = p.readers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |c| c.get()),
+        |r| usize::try_from(r).unwrap_or(1),
+    );
+    // A fanout group id of this process's own (groups are per network namespace); one socket
+    // needs no group.
+    let group = (n > 1).then(|| (std::process::id() & 0xffff) as u16);
+    let caps = (0..n)
+        .map(|_| AfPacketCapture::open(p.iface, p.filter, p.snaplen, group))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sink = FlowSink::open(p.classify, &[])?;
+    install_signal_handler();
+    let writer = Writer::start(sink);
+    let mut config = classifier_config(p.classify, true);
+    let max_flows = config.engine.max_flows;
+    // The flow cap is shared out among the readers, and the name stores shared by all.
+    config.engine.max_flows = (max_flows / n).max(1);
+    let names = Arc::new(Names::shared_by_dispatchers(max_flows));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ended_tx, ended_rx) = unbounded::<usize>();
+    let mut readers = Vec::with_capacity(n);
+    for (i, cap) in caps.into_iter().enumerate() {
+        let classifier = Classifier::inline_sharing(
+            Arc::clone(&sigs),
+            config.engine,
+            writer.tx.clone(),
+            Arc::clone(&names),
+        );
+        let (ask, mailbox) = unbounded::<Sender<Snapshot>>();
+        let (stop, ended_tx) = (Arc::clone(&stop), ended_tx.clone());
+        let handle = std::thread::Builder::new()
+            .name(format!("appletap-reader-{i}"))
+            .spawn(move || {
+                let end = read_loop(cap, classifier, &stop, &mailbox);
+                let _ = ended_tx.send(i);
+                end
+            })?;
+        readers.push(Reader { ask, handle });
+    }
+    drop(ended_tx);
+
+    let stderr_too = p.classify.flows.as_deref() == Some(Path::new("-"));
+    let started = Instant::now();
+    let mut next_report = p.interval.map(|i| started + i);
+    let deadline = p.duration.map(|d| started + Duration::from_secs(d));
+    loop {
+        // A reader ending by itself has failed: the run ends with it.
+        if ended_rx.recv_timeout(OUTPUT_POLL).is_ok() {
+            break;
+        }
+        let now = Instant::now();
+        if stopping()
+            || deadline.is_some_and(|d| now >= d)
+            || output_closed()
+            || outputs_gone(stderr_too)
+        {
+            break;
+        }
+        if let (Some(at), Some(every)) = (next_report, p.interval)
+            && now >= at
+        {
+            next_report = Some(at + every);
+            if let Some((t, drops)) = snapshot(&readers) {
+                on_interval(&live_report(&sigs, p.iface, &t, drops, None))?;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut merged: Option<(Totals, CaptureDrops)> = None;
+    let mut error = None;
+    for r in readers {
+        drop(r.ask);
+        let Ok((t, d, e)) = r.handle.join() else {
+            error.get_or_insert_with(|| "a reader thread panicked".to_string());
+            continue;
+        };
+        if e.is_some() && error.is_none() {
+            error = e;
+        }
+        merge(&mut merged, t, d);
+    }
+    let sink = writer.finish();
+    let Some((totals, drops)) = merged else {
+        bail!("no reader finished");
+    };
+    let report = live_report(&sigs, p.iface, &totals, drops, error.clone());
+    let errors: Vec<String> = sink.error.into_iter().chain(error).collect();
+    Ok(Run {
+        report,
+        failed: !errors.is_empty(),
+        errors,
+    })
+}
+
+/// The reporting thread's handle on one reader.
+struct Reader {
+    /// Where to ask for the reader's counters.
+    ask: Sender<Sender<Snapshot>>,
+    handle: JoinHandle<Ended>,
+}
+
+/// Reads one socket into its classifier until `stop`, answering requests for its counters
+/// between ring blocks.
+fn read_loop(
+    mut cap: AfPacketCapture,
+    mut classifier: Classifier,
+    stop: &AtomicBool,
+    mailbox: &Receiver<Sender<Snapshot>>,
+) -> Ended {
+    let mut error = None;
+    while !stop.load(Ordering::Relaxed) {
+        match cap.read(READ_TIMEOUT, |pkt| classifier.push(pkt)) {
+            Ok(ReadOutcome::Packets(_)) => {}
+            Ok(ReadOutcome::Idle) => classifier.idle(),
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+        while let Ok(reply) = mailbox.try_recv() {
+            let _ = reply.send((classifier.progress(), cap.drops()));
+        }
+    }
+    let drops = cap.drops();
+    (classifier.finish(), drops, error)
+}
+
+/// Every reader's counters now, merged (as if every flow held ended now).
+fn snapshot(readers: &[Reader]) -> Option<Snapshot> {
+    let replies: Vec<Receiver<Snapshot>> = readers
+        .iter()
+        .map(|r| {
+            let (tx, rx) = bounded(1);
+            let _ = r.ask.send(tx);
+            rx
+        })
+        .collect();
+    let mut merged = None;
+    for rx in replies {
+        let (t, d) = rx.recv_timeout(SNAPSHOT_WAIT).ok()?;
+        merge(&mut merged, t, d);
+    }
+    merged
+}
+
+/// Adds one reader's counters and drops to `into`. The name stores are shared, so their
+/// snapshot is taken once (the latest); the DNS-over-TCP streams each reader's dispatcher gave
+/// up are its own, and add up. Interface drops are the interface's, not a socket's: every
+/// reader reads the same number.
+fn merge(into: &mut Option<Snapshot>, t: Totals, d: CaptureDrops) {
+    let Some((acc, drops)) = into else {
+        *into = Some((t, d));
+        return;
+    };
+    acc.counters.merge(&t.counters);
+    acc.active_flows += t.active_flows;
+    acc.evicted += t.evicted;
+    acc.pipeline_drops += t.pipeline_drops;
+    let tcp_dropped = acc.names.dns_tcp_streams_dropped + t.names.dns_tcp_streams_dropped;
+    acc.names = t.names;
+    acc.names.dns_tcp_streams_dropped = tcp_dropped;
+    drops.received += d.received;
+    drops.kernel += d.kernel;
+    drops.interface = drops.interface.max(d.interface);
+}

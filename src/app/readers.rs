@@ -5,23 +5,25 @@
 //! Bonjour) are shared, so an answer one reader saw labels the flows of every reader; reports
 //! merge the readers' counters. The report is thus the same for any N.
 //!
-//! Known difference with N > 1: an ICMP error is hashed by its own addresses, not by the flow
-//! it quotes, so it reaches that flow's reader only by chance; where it does not, it is
-//! counted as a flow of its own (as when the quoted flow was not seen) instead of explaining
-//! why the flow got no answer.
+//! An ICMP error is hashed by its own addresses, not by the flow it quotes, so it may reach a
+//! reader that does not hold that flow: that reader passes it on, round the ring of readers,
+//! until one holds the flow (and notes why the flow got no answer) or every other one has been
+//! asked (then the last one counts it as a flow of its own, as one reader would have). The
+//! kernel's hash has a secret seed, so which reader holds a flow cannot be computed.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 
 use super::live::{LiveParams, OUTPUT_POLL, live_report};
 use super::output::{FlowSink, Writer, output_closed, outputs_gone};
 use super::{Run, classifier_config, install_signal_handler, load_signatures, stopping};
+use crate::capture::OwnedPacket;
 use crate::capture::af_packet::{AfPacketCapture, ReadOutcome};
 use crate::capture::live::CaptureDrops;
 use crate::cli::CaptureBackend;
@@ -83,7 +85,9 @@ pub(super) fn run_readers(
     config.engine.max_flows = (max_flows / n).max(1);
     let names = Arc::new(Names::shared_by_dispatchers(max_flows));
     let stop = Arc::new(AtomicBool::new(false));
-    let (ended_tx, ended_rx) = unbounded::<usize>();
+    let barrier = Arc::new(Barrier::new(n));
+    let inboxes: Vec<(Sender<Passed>, Receiver<Passed>)> = (0..n).map(|_| unbounded()).collect();
+    let (ended_tx, ended_rx) = unbounded::<()>();
     let mut readers = Vec::with_capacity(n);
     for (i, cap) in caps.into_iter().enumerate() {
         let classifier = Classifier::inline_sharing(
@@ -91,29 +95,30 @@ pub(super) fn run_readers(
             config.engine,
             writer.tx.clone(),
             Arc::clone(&names),
+            n > 1,
         );
         let (ask, mailbox) = unbounded::<Sender<Snapshot>>();
-        let (stop, ended_tx) = (Arc::clone(&stop), ended_tx.clone());
+        let (stop, barrier) = (Arc::clone(&stop), Arc::clone(&barrier));
+        let ring = Ring {
+            readers: n,
+            inbox: inboxes[i].1.clone(),
+            next: inboxes[(i + 1) % n].0.clone(),
+            barrier,
+            failed: ended_tx.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name(format!("appletap-reader-{i}"))
-            .spawn(move || {
-                let end = read_loop(cap, classifier, &stop, &mailbox);
-                let _ = ended_tx.send(i);
-                end
-            })?;
+            .spawn(move || read_loop(cap, classifier, &stop, &mailbox, &ring))?;
         readers.push(Reader { ask, handle });
     }
-    drop(ended_tx);
+    drop((ended_tx, inboxes));
 
     let stderr_too = p.classify.flows.as_deref() == Some(Path::new("-"));
     let started = Instant::now();
     let mut next_report = p.interval.map(|i| started + i);
     let deadline = p.duration.map(|d| started + Duration::from_secs(d));
-    loop {
-        // A reader ending by itself has failed: the run ends with it.
-        if ended_rx.recv_timeout(OUTPUT_POLL).is_ok() {
-            break;
-        }
+    // A reader ending by itself has failed: the run ends with it.
+    while let Err(RecvTimeoutError::Timeout) = ended_rx.recv_timeout(OUTPUT_POLL) {
         let now = Instant::now();
         if stopping()
             || deadline.is_some_and(|d| now >= d)
@@ -165,13 +170,52 @@ struct Reader {
     handle: JoinHandle<Ended>,
 }
 
+/// An ICMP error passed on to the next reader, and how many readers have had it.
+type Passed = (OwnedPacket, usize);
+
+/// A reader's place in the ring that passes ICMP errors on.
+struct Ring {
+    readers: usize,
+    inbox: Receiver<Passed>,
+    next: Sender<Passed>,
+    /// Where the readers wait for each other at the end, so that nothing passed on is lost.
+    barrier: Arc<Barrier>,
+    /// Tells the reporting thread that this reader failed, so that every reader stops.
+    failed: Sender<()>,
+}
+
+impl Ring {
+    /// Passes on what `classifier` kept, each packet having been with `had` readers.
+    fn pass_on(&self, classifier: &mut Classifier, had: usize) {
+        for p in classifier.take_passed_on() {
+            let _ = self.next.send((p, had));
+        }
+    }
+
+    /// Handles what other readers passed on; returns whether there was anything.
+    fn take_in(&self, classifier: &mut Classifier) -> bool {
+        let mut any = false;
+        while let Ok((p, had)) = self.inbox.try_recv() {
+            any = true;
+            if had + 1 >= self.readers {
+                classifier.push_last_stop(&p.packet());
+            } else {
+                classifier.push(&p.packet());
+                self.pass_on(classifier, had + 1);
+            }
+        }
+        any
+    }
+}
+
 /// Reads one socket into its classifier until `stop`, answering requests for its counters
-/// between ring blocks.
+/// between ring blocks and handling the ICMP errors other readers pass on.
 fn read_loop(
     mut cap: AfPacketCapture,
     mut classifier: Classifier,
     stop: &AtomicBool,
     mailbox: &Receiver<Sender<Snapshot>>,
+    ring: &Ring,
 ) -> Ended {
     let mut error = None;
     while !stop.load(Ordering::Relaxed) {
@@ -183,9 +227,20 @@ fn read_loop(
                 break;
             }
         }
+        ring.pass_on(&mut classifier, 1);
+        ring.take_in(&mut classifier);
         while let Ok(reply) = mailbox.try_recv() {
             let _ = reply.send((classifier.progress(), cap.drops()));
         }
+    }
+    if error.is_some() {
+        let _ = ring.failed.send(());
+    }
+    // Every reader stops reading (a failed one too: it comes here); then what is passed on
+    // moves one reader a round, and has been with every reader after as many rounds.
+    for _ in 0..ring.readers {
+        ring.barrier.wait();
+        ring.take_in(&mut classifier);
     }
     let drops = cap.drops();
     (classifier.finish(), drops, error)

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use crate::capture::Packet;
+use crate::capture::{OwnedPacket, Packet};
 use crate::counters::{Counters, PacketStats};
 use crate::inspect::names::{Names, NamesSnapshot};
 use crate::report::record::FlowRecord;
@@ -227,13 +227,18 @@ impl Classifier {
     /// other classifiers (live capture with several readers: see
     /// [`Names::shared_by_dispatchers`]), so a DNS answer one of them reads labels the flows
     /// of all. Records of finished flows go to `records`.
+    ///
+    /// With `pass_on_icmp`, ICMP errors quoting a flow it does not hold are kept for
+    /// [`Classifier::take_passed_on`] rather than handled (another reader may hold the flow).
     pub fn inline_sharing(
         sigs: Arc<SignatureSet>,
         config: EngineConfig,
         records: Option<Sender<Vec<FlowRecord>>>,
         names: Arc<Names>,
+        pass_on_icmp: bool,
     ) -> Self {
-        let engine = Box::new(Engine::with_names(sigs, config, records.is_some(), names));
+        let mut engine = Box::new(Engine::with_names(sigs, config, records.is_some(), names));
+        engine.worker.pass_on_unheld_icmp(pass_on_icmp);
         Self(Mode::Inline {
             engine,
             records,
@@ -258,6 +263,27 @@ impl Classifier {
                 }
             }
             Mode::Threads(t) => t.push(pkt),
+        }
+    }
+
+    /// The ICMP errors kept for another reader since the last call (see
+    /// [`Classifier::inline_sharing`]), uncounted here.
+    pub fn take_passed_on(&mut self) -> Vec<OwnedPacket> {
+        match &mut self.0 {
+            Mode::Inline { engine, .. } => engine.worker.take_passed_on(),
+            Mode::Threads(_) => Vec::new(),
+        }
+    }
+
+    /// Classifies one packet, handling it here even if it is an ICMP error quoting a flow
+    /// not held here: every other reader has been asked and holds none.
+    pub fn push_last_stop(&mut self, pkt: &Packet<'_>) {
+        if let Mode::Inline { engine, .. } = &mut self.0 {
+            engine.worker.last_stop(true);
+            engine.process(pkt);
+            engine.worker.last_stop(false);
+        } else {
+            self.push(pkt);
         }
     }
 

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use super::dispatch::{Routed, Sink, shard_cap, shard_count};
+use crate::capture::OwnedPacket;
 use crate::classify::{self, NameFacts, ServerFacts};
 use crate::counters::{Counters, Finished};
 use crate::decode::{PacketMeta, ip_proto};
@@ -47,6 +48,12 @@ pub(crate) struct Worker {
     /// Records of flows that ended since they were last taken; `None` when nobody reads
     /// them (then no record text is made at all).
     records: Option<Vec<FlowRecord>>,
+    /// With several readers (live AF_PACKET capture): ICMP errors quoting a flow this worker
+    /// does not hold, kept for another reader that may hold it (see
+    /// [`Worker::pass_on_unheld_icmp`]). `None`: handled here, as the only worker of a flow.
+    pass_on: Option<Vec<OwnedPacket>>,
+    /// Every other reader was asked about the packets pushed now: handle them here.
+    last_stop: bool,
 }
 
 impl Worker {
@@ -71,7 +78,35 @@ impl Worker {
             sigs,
             names,
             records: keep_records.then(Vec::new),
+            pass_on: None,
+            last_stop: false,
         }
+    }
+
+    /// With `on`, an ICMP error that quotes a flow this worker does not hold is not handled
+    /// here but kept, uncounted, for [`Worker::take_passed_on`]: with several readers the
+    /// kernel hands an ICMP error to a reader by its own addresses, not by the flow it quotes,
+    /// and only the reader holding that flow can tell why the flow got no answer.
+    pub(crate) fn pass_on_unheld_icmp(&mut self, on: bool) {
+        match (on, &self.pass_on) {
+            (true, None) => self.pass_on = Some(Vec::new()),
+            (false, Some(_)) => self.pass_on = None,
+            _ => {}
+        }
+    }
+
+    /// With `on`, the packets handled next are handled here whatever they quote: every other
+    /// reader was asked and holds none of their flows.
+    pub(crate) fn last_stop(&mut self, on: bool) {
+        self.last_stop = on;
+    }
+
+    /// The ICMP errors kept for another reader since the last call.
+    pub(crate) fn take_passed_on(&mut self) -> Vec<OwnedPacket> {
+        self.pass_on
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Handles one packet of this worker's flows.
@@ -275,7 +310,15 @@ fn end_flow(
 }
 
 impl Sink for Worker {
-    fn packet(&mut self, _pkt: &crate::capture::Packet<'_>, meta: &PacketMeta<'_>, r: &Routed) {
+    fn packet(&mut self, pkt: &crate::capture::Packet<'_>, meta: &PacketMeta<'_>, r: &Routed) {
+        if let Some(kept) = &mut self.pass_on
+            && r.quoted_src.is_some()
+            && !self.last_stop
+            && self.table.get_mut(&r.key).is_none()
+        {
+            kept.push(OwnedPacket::copy_of(pkt));
+            return;
+        }
         self.process(meta, r);
     }
 

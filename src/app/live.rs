@@ -21,7 +21,7 @@ use crate::pipeline::{Classifier, Totals};
 use crate::report::{Drops, InputSummary, Report};
 use crate::signature::SignatureSet;
 
-pub(super) fn live_report(
+fn live_report(
     sigs: &SignatureSet,
     iface: &str,
     t: &Totals,
@@ -52,7 +52,7 @@ pub(super) fn live_report(
 
 /// How often live mode asks whether its outputs lost their reader: `| head -1` exited, and
 /// with no traffic nothing may be written that would tell.
-pub(super) const OUTPUT_POLL: Duration = Duration::from_millis(100);
+const OUTPUT_POLL: Duration = Duration::from_millis(100);
 
 /// Settings of one live capture.
 pub(super) struct LiveParams<'a> {
@@ -74,10 +74,21 @@ pub(super) fn run_live(
     p: &LiveParams<'_>,
     mut on_interval: impl FnMut(&Report) -> Result<()>,
 ) -> Result<Run> {
-    if p.backend == CaptureBackend::AfPacket {
-        return super::readers::run_readers(p, on_interval);
-    }
     let sigs = load_signatures(&p.classify.sig)?;
+    if p.backend == CaptureBackend::AfPacket {
+        let params = super::readers::ReadersParams {
+            iface: p.iface,
+            filter: p.filter,
+            snaplen: p.snaplen,
+            interval: p.interval,
+            duration: p.duration,
+            classify: p.classify,
+            readers: p.readers,
+            sigs: &sigs,
+        };
+        let report = |t: &Totals, drops, error| live_report(&sigs, p.iface, t, drops, error);
+        return super::readers::run_readers(&params, &report, on_interval);
+    }
     let mut cap = LiveCapture::open(p.iface, p.filter, p.snaplen)?;
     let sink = FlowSink::open(p.classify, &[])?;
     install_signal_handler();
@@ -174,7 +185,7 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
         backend: args.capture,
         readers: args.readers,
     };
-    super::readers::check_options(&params)?;
+    super::readers::check_options(args.capture, args.readers, &args.classify)?;
     let run = run_live(&params, |report| {
         emit(render(report, args.format, false)?);
         if args.format == Format::Table {

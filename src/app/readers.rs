@@ -20,20 +20,22 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 
-use super::live::{LiveParams, OUTPUT_POLL, live_report};
 use super::output::{FlowSink, Writer, output_closed, outputs_gone};
-use super::{Run, classifier_config, install_signal_handler, load_signatures, stopping};
+use super::{Run, classifier_config, install_signal_handler, stopping};
 use crate::capture::OwnedPacket;
 use crate::capture::af_packet::{AfPacketCapture, ReadOutcome};
 use crate::capture::live::CaptureDrops;
-use crate::cli::CaptureBackend;
+use crate::cli::{CaptureBackend, ClassifyOpt};
 use crate::inspect::names::Names;
 use crate::pipeline::{Classifier, Totals};
 use crate::report::Report;
+use crate::signature::SignatureSet;
 
 /// How long a reader waits for a ring block before it looks at its mailbox and the stop flag:
 /// the bound on how late a report or the end of a run can be.
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
+/// How often the reporting thread looks at signals, the clock and its outputs.
+const OUTPUT_POLL: Duration = Duration::from_millis(100);
 /// How long the reporting thread waits for a reader's counters before it reports without them.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
 
@@ -41,12 +43,16 @@ const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
 ///
 /// # Errors
 /// Which option to drop or add.
-pub(super) fn check_options(p: &LiveParams<'_>) -> Result<()> {
-    match p.backend {
-        CaptureBackend::Libpcap if p.readers.is_some() => {
+pub(super) fn check_options(
+    backend: CaptureBackend,
+    readers: Option<u64>,
+    classify: &ClassifyOpt,
+) -> Result<()> {
+    match backend {
+        CaptureBackend::Libpcap if readers.is_some() => {
             bail!("--readers needs --capture af-packet (libpcap reads on one thread)")
         }
-        CaptureBackend::AfPacket if p.classify.threads.is_some() => bail!(
+        CaptureBackend::AfPacket if classify.threads.is_some() => bail!(
             "--threads does not apply to --capture af-packet: each of the --readers N readers classifies on its own thread"
         ),
         _ => Ok(()),
@@ -59,13 +65,31 @@ type Snapshot = (Totals, CaptureDrops);
 /// A reader's end: its final counters and drops, and the error that stopped it, if any.
 type Ended = (Totals, CaptureDrops, Option<String>);
 
+/// Settings of a capture through AF_PACKET readers.
+pub(super) struct ReadersParams<'a> {
+    pub(super) iface: &'a str,
+    pub(super) filter: Option<&'a str>,
+    pub(super) snaplen: i32,
+    pub(super) interval: Option<Duration>,
+    pub(super) duration: Option<u64>,
+    pub(super) classify: &'a ClassifyOpt,
+    /// The signature set.
+    pub(super) sigs: &'a Arc<SignatureSet>,
+    /// Sockets reading in parallel (default: the machine's cores).
+    pub(super) readers: Option<u64>,
+}
+
+/// Builds a report from merged counters, drops and the error that ended the capture.
+pub(super) type MakeReport<'a> = &'a dyn Fn(&Totals, CaptureDrops, Option<String>) -> Report;
+
 /// Captures with `p.readers` AF_PACKET sockets until a signal, the duration or a capture
-/// error; calls `on_interval` with a merged report every interval.
+/// error; calls `on_interval` with a merged report (made by `report`) every interval.
 pub(super) fn run_readers(
-    p: &LiveParams<'_>,
+    p: &ReadersParams<'_>,
+    report: MakeReport<'_>,
     mut on_interval: impl FnMut(&Report) -> Result<()>,
 ) -> Result<Run> {
-    let sigs = load_signatures(&p.classify.sig)?;
+    let sigs = p.sigs;
     let n = p.readers.map_or_else(
         || std::thread::available_parallelism().map_or(1, |c| c.get()),
         |r| usize::try_from(r).unwrap_or(1),
@@ -91,7 +115,7 @@ pub(super) fn run_readers(
     let mut readers = Vec::with_capacity(n);
     for (i, cap) in caps.into_iter().enumerate() {
         let classifier = Classifier::inline_sharing(
-            Arc::clone(&sigs),
+            Arc::clone(sigs),
             config.engine,
             writer.tx.clone(),
             Arc::clone(&names),
@@ -132,7 +156,7 @@ pub(super) fn run_readers(
         {
             next_report = Some(at + every);
             if let Some((t, drops)) = snapshot(&readers) {
-                on_interval(&live_report(&sigs, p.iface, &t, drops, None))?;
+                on_interval(&report(&t, drops, None))?;
             }
         }
     }
@@ -154,7 +178,7 @@ pub(super) fn run_readers(
     let Some((totals, drops)) = merged else {
         bail!("no reader finished");
     };
-    let report = live_report(&sigs, p.iface, &totals, drops, error.clone());
+    let report = report(&totals, drops, error.clone());
     let errors: Vec<String> = sink.error.into_iter().chain(error).collect();
     Ok(Run {
         report,

@@ -248,9 +248,11 @@ fn name_of(s: &str) -> String {
     s[..end].to_string()
 }
 
-/// Text of a DHCP option: lossy UTF-8 (host names are often not), at most 255 bytes.
+/// Text of a DHCP option: lossy UTF-8 (host names are often not), without the NUL some
+/// clients end it with, at most 255 bytes.
 fn text_of(bytes: &[u8]) -> String {
-    name_of(&String::from_utf8_lossy(bytes))
+    let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
+    name_of(&String::from_utf8_lossy(&bytes[..end]))
 }
 
 /// The instance part of a service instance name (`Luca’s iMac` of

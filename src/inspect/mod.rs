@@ -7,6 +7,7 @@
 
 pub mod devices;
 pub mod dns_tcp;
+pub mod dnssd;
 pub mod http;
 pub mod names;
 pub mod quic;

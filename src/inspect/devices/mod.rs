@@ -23,7 +23,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::records::service_type;
+use super::dnssd::service_type;
 use crate::decode::PacketMeta;
 use crate::flow::{is_global, is_group_address};
 use crate::wire::dhcp::{self, DhcpMessage};

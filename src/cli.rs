@@ -16,6 +16,12 @@ pub const MAX_FLOWS: u64 = 100_000_000;
 /// whole process stays under 256 MiB at any number of distinct flows and threads, so a small
 /// sensor runs in its defaults. Far above the flows a home or small office network has open.
 pub const DEFAULT_MAX_FLOWS: u64 = 100_000;
+/// Most devices in the inventory (`--max-devices`): each holds a few names and addresses, at
+/// most a few KiB.
+pub const MAX_DEVICES: u64 = 1_000_000;
+/// Devices in the inventory by default (`--max-devices`): far more than a home or office
+/// network has, at most a few tens of MiB.
+pub const DEFAULT_MAX_DEVICES: u64 = 10_000;
 /// Longest report interval (`live --interval`): a day.
 pub const MAX_INTERVAL_SECS: u64 = 86_400;
 /// Longest capture (`--duration`): ten years of 365.25 days. Added to a monotonic clock
@@ -69,6 +75,11 @@ pub struct ClassifyOpt {
     /// Each flow held costs about 1 KiB. 1 to 100,000,000.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_FLOWS, value_parser = clap::value_parser!(u64).range(1..=MAX_FLOWS))]
     pub max_flows: u64,
+    /// Most devices in the inventory; beyond it, the devices whose keys hash highest are left
+    /// out (the same ones for any --threads) and their flows and announcements counted.
+    /// 1 to 1,000,000.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DEVICES, value_parser = clap::value_parser!(u64).range(1..=MAX_DEVICES))]
+    pub max_devices: u64,
     /// Signature set selection.
     #[command(flatten)]
     pub sig: SignatureOpt,

@@ -211,3 +211,19 @@ fn a_real_gap_in_packet_time_is_believed_once_packets_after_it_agree() {
         2 * once["totals"]["flows"].as_u64().unwrap()
     );
 }
+
+#[test]
+fn the_device_inventory_at_its_cap_is_the_same_for_any_thread_count() {
+    // Every shared capture, with a device cap small enough that both the identities and the
+    // flow tables leave devices out: which ones must not depend on the split.
+    let report = same_for_every_thread_count(
+        "all captures, --max-devices 5",
+        &["--max-devices", "5"],
+        &shared_captures(),
+    );
+    let d = &report["devices"];
+    assert_eq!(d["max_devices"], 5, "{d}");
+    assert!(d["devices"].as_array().unwrap().len() <= 10, "{d}");
+    assert!(d["flows_dropped"].as_u64().unwrap() > 100, "{d}");
+    assert!(d["announcements_dropped"].as_u64().unwrap() > 10, "{d}");
+}

@@ -23,6 +23,7 @@ struct AuditDoc<'a> {
     unclassified_apple_names: &'a [crate::report::NameCount],
     floods_and_scans: &'a crate::report::floods::FloodsAndScans,
     drops: &'a Drops,
+    devices: &'a crate::report::devices::Devices,
 }
 
 pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
@@ -66,6 +67,7 @@ pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
                 unclassified_apple_names: &r.unclassified_apple_names,
                 floods_and_scans: &r.floods_and_scans,
                 drops: &r.drops,
+                devices: &r.devices,
             })? + "\n"
         }
     };

@@ -3,6 +3,7 @@
 //! outcomes and unexpected traffic ([`outcomes`]) are siblings over one finished-flow type.
 //! Their wording (verdicts, reasons, tables) is the report's.
 
+pub mod devices;
 pub mod outcomes;
 pub mod packets;
 pub mod tally;
@@ -36,15 +37,24 @@ pub struct Counters {
     pub tally: Tally,
     /// Connection outcomes per Apple service and port, and unexpected traffic.
     pub outcomes: outcomes::Audit,
+    /// What each client device did.
+    pub devices: devices::DeviceUsage,
 }
 
 impl Counters {
     /// Zeroed counters for a signature set.
     pub fn new(sigs: &SignatureSet) -> Self {
+        Self::with_max_devices(sigs, usize::MAX)
+    }
+
+    /// Zeroed counters that keep at most `max_devices` devices (a merge keeps the smaller
+    /// cap of the two).
+    pub fn with_max_devices(sigs: &SignatureSet, max_devices: usize) -> Self {
         Self {
             packets: PacketStats::default(),
             tally: Tally::new(sigs),
             outcomes: outcomes::Audit::default(),
+            devices: devices::DeviceUsage::new(max_devices),
         }
     }
 
@@ -52,6 +62,7 @@ impl Counters {
     pub fn add_flow(&mut self, sigs: &SignatureSet, f: &Finished<'_>) {
         self.tally.add_flow(sigs, f);
         self.outcomes.add_flow(sigs, f);
+        self.devices.add_flow(sigs, f);
     }
 
     /// Adds another worker's counters.
@@ -59,5 +70,6 @@ impl Counters {
         self.packets.merge(&other.packets);
         self.tally.merge(&other.tally);
         self.outcomes.merge(&other.outcomes);
+        self.devices.merge(&other.devices);
     }
 }

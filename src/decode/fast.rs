@@ -68,6 +68,7 @@ pub(super) fn from_ip(data: &[u8]) -> Option<Result<PacketMeta<'_>, Skip>> {
                 tcp_seq: tcp.seq(),
                 payload: tcp.payload(),
                 icmp: None,
+                link: None,
             }
         }
         ip_proto::UDP => {
@@ -86,6 +87,7 @@ pub(super) fn from_ip(data: &[u8]) -> Option<Result<PacketMeta<'_>, Skip>> {
                 tcp_seq: 0,
                 payload: udp.payload(),
                 icmp: None,
+                link: None,
             }
         }
         _ => return None,

@@ -47,6 +47,25 @@ pub fn network_slice(link: LinkType, data: &[u8]) -> Result<NetworkSlice<'_>, Li
     link_slice(link, data, 0)
 }
 
+/// The Ethernet destination and source addresses of a frame, borrowed from it: for Ethernet,
+/// and Ethernet inside PKTAP; `None` for link layers without them (raw IP, loopback, Linux
+/// cooked captures, which keep only the sender's address).
+#[inline]
+pub fn ethernet_addresses(link: LinkType, data: &[u8]) -> Option<&[u8; 12]> {
+    match link {
+        LinkType::ETHERNET => Some(EthernetFrame::new_checked(data).ok()?.addresses()),
+        LinkType::PKTAP => {
+            let pktap = PktapHeader::new_checked(data).ok()?;
+            (pktap.type_next() == PktapHeader::TYPE_PACKET
+                && LinkType(pktap.dlt()) == LinkType::ETHERNET)
+                .then(|| EthernetFrame::new_checked(pktap.inner()).ok())
+                .flatten()
+                .map(|e| e.addresses())
+        }
+        _ => None,
+    }
+}
+
 fn link_slice(link: LinkType, data: &[u8], depth: usize) -> Result<NetworkSlice<'_>, LinkError> {
     match link {
         LinkType::ETHERNET => ethernet(data, depth),

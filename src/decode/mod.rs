@@ -11,7 +11,7 @@ use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 use crate::capture::LinkType;
 use crate::wire::icmp::{self, IcmpMessage};
-use crate::wire::link::{EtherType, LinkError};
+use crate::wire::link::{EtherType, LinkError, Mac};
 
 pub use crate::wire::icmp::Quoted;
 pub use crate::wire::ip::ip_proto;
@@ -99,6 +99,26 @@ impl IcmpInfo<'_> {
     }
 }
 
+/// The Ethernet destination and source addresses of a frame, borrowed from it (the flows of a
+/// device are joined to the inventory by its address; copying them for every packet would cost
+/// the packet path for the few packets that need them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkAddrs<'a>(pub &'a [u8; 12]);
+
+impl LinkAddrs<'_> {
+    /// The destination address.
+    pub fn dst(&self) -> Mac {
+        let [d @ .., _, _, _, _, _, _] = *self.0;
+        Mac(d)
+    }
+
+    /// The source address.
+    pub fn src(&self) -> Mac {
+        let [_, _, _, _, _, _, s @ ..] = *self.0;
+        Mac(s)
+    }
+}
+
 /// The decoded headers of one IP packet, borrowed from the capture buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct PacketMeta<'a> {
@@ -120,6 +140,9 @@ pub struct PacketMeta<'a> {
     pub payload: &'a [u8],
     /// ICMP details for ICMP and ICMPv6 packets.
     pub icmp: Option<IcmpInfo<'a>>,
+    /// The Ethernet addresses, where the frame has an Ethernet header (Ethernet, or Ethernet
+    /// inside PKTAP); `None` for other link layers and for packets decoded from IP.
+    pub link: Option<LinkAddrs<'a>>,
 }
 
 impl PacketMeta<'_> {
@@ -142,7 +165,9 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> 
     if net.ether_type != EtherType::IPV4 && net.ether_type != EtherType::IPV6 {
         return Err(Skip::NotIp);
     }
-    from_ip(net.data)
+    let mut meta = from_ip(net.data)?;
+    meta.link = link::ethernet_addresses(link_type, data).map(LinkAddrs);
+    Ok(meta)
 }
 
 /// Source, destination and payload of the IP header of a sliced packet.
@@ -198,6 +223,7 @@ fn lax_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
         tcp_seq: 0,
         payload: ip_payload.payload,
         icmp: None,
+        link: None,
     };
     match &sliced.transport {
         Some(TransportSlice::Tcp(tcp)) => {

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 
 use crate::capture::Timestamp;
 use crate::decode::{PacketMeta, ip_proto, tcp_flags};
+use crate::wire::link::Mac;
 
 /// Endpoint-ordered key: both directions of a conversation map to the same key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -183,6 +184,9 @@ pub struct Flow {
     /// An ICMP/ICMPv6 error that quoted this flow's packet (destination unreachable,
     /// administratively prohibited, ...), counted among the packets to the client.
     pub icmp_error: Option<Box<IcmpError>>,
+    /// The client's and the server's MAC addresses, from the first packet's Ethernet header
+    /// (`None` without one): the client's joins the flow to the device inventory.
+    pub macs: [Option<Mac>; 2],
 }
 
 /// An ICMP or ICMPv6 error message matched to the flow it quotes.
@@ -341,6 +345,11 @@ impl Flow {
                 ..TcpSeen::default()
             },
             icmp_error: None,
+            macs: match meta.link {
+                Some(l) if client == src => [Some(l.src()), Some(l.dst())],
+                Some(l) => [Some(l.dst()), Some(l.src())],
+                None => [None, None],
+            },
         }
     }
 
@@ -431,6 +440,7 @@ impl Flow {
 
     fn swap_roles(&mut self) {
         std::mem::swap(&mut self.client, &mut self.server);
+        self.macs.swap(0, 1);
         self.packets.swap(0, 1);
         self.bytes.swap(0, 1);
         std::mem::swap(&mut self.tcp.client_flags, &mut self.tcp.server_flags);
@@ -492,5 +502,10 @@ impl Flow {
     /// Total packets both ways.
     pub fn total_packets(&self) -> u64 {
         self.packets[0] + self.packets[1]
+    }
+
+    /// The client's MAC address, where the capture showed it.
+    pub fn client_mac(&self) -> Option<Mac> {
+        self.macs[0]
     }
 }

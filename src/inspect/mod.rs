@@ -5,7 +5,9 @@
 //! knows there is none to find; after that the flow is only counted. DNS and mDNS are read on
 //! every packet of their ports, since every answer can label later flows (the dispatcher reads them: [`crate::pipeline::dispatch`]).
 
+pub mod devices;
 pub mod dns_tcp;
+pub mod dnssd;
 pub mod http;
 pub mod names;
 pub mod quic;

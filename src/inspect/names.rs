@@ -608,6 +608,7 @@ impl Names {
             mdns_evictions: self.mdns.evictions(),
             bonjour_dropped: self.bonjour.dropped(),
             dns_tcp_streams_dropped: 0,
+            devices: super::devices::Identities::default(),
         }
     }
 }
@@ -630,6 +631,9 @@ pub struct NamesSnapshot {
     /// DNS-over-TCP answer streams the dispatcher gave up to stay within its bound (set by
     /// the dispatcher, which owns them).
     pub dns_tcp_streams_dropped: u64,
+    /// The identities of the devices that announced themselves (set by the dispatcher, which
+    /// owns the inventory).
+    pub devices: super::devices::Identities,
 }
 
 #[cfg(test)]

@@ -6,35 +6,13 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub use super::dnssd::service_type;
 use super::names::{MdnsEndpoint, Names, ttl_secs};
 use crate::capture::Timestamp;
 use crate::wire::dns::{DnsMessage, RecordData};
 
 /// Longest CNAME chain followed; longer chains (or loops) are cut here.
 const MAX_CHAIN: usize = 16;
-
-/// The DNS-SD service type inside a name (`_airplay._tcp` in
-/// `Living Room._airplay._tcp.local` or `_sub._x._sub._airplay._tcp.local`), if any.
-pub fn service_type(name: &str) -> Option<&str> {
-    // Find the first `_tcp`/`_udp` label without collecting the labels: this runs for every
-    // name of every mDNS message (5% of all instructions on the benchmark capture with a
-    // byte-by-byte scan; memchr finds the dots a word at a time).
-    let bytes = name.as_bytes();
-    let mut label_start = 0;
-    let mut prev_start: Option<usize> = None;
-    let dots = memchr::memchr_iter(b'.', bytes).chain(std::iter::once(bytes.len()));
-    for i in dots {
-        let label = &bytes[label_start..i];
-        if label == b"_tcp" || label == b"_udp" {
-            let p = prev_start?;
-            let prev = &bytes[p..label_start - 1];
-            return (prev.len() >= 2 && prev[0] == b'_').then(|| &name[p..i]);
-        }
-        prev_start = Some(label_start);
-        label_start = i + 1;
-    }
-    None
-}
 
 /// The meta-type of DNS-SD service enumeration: not a service.
 const ENUMERATION: &str = "_dns-sd._udp";
@@ -204,25 +182,5 @@ mod tests {
         // RFC 2181 §8: 2^31 or more means 0, so only the 10-second floor applies (it was
         // 2^31 seconds: the name stayed bound for 68 years of packet time).
         assert_eq!(bound_until(top), Some(10));
-    }
-
-    #[test]
-    fn service_types_from_names() {
-        assert_eq!(service_type("_airplay._tcp.local"), Some("_airplay._tcp"));
-        assert_eq!(
-            service_type("Luca’s iMac._companion-link._tcp.local"),
-            Some("_companion-link._tcp")
-        );
-        assert_eq!(
-            service_type("_xyz._sub._apple-mobdev2._tcp.local"),
-            Some("_apple-mobdev2._tcp")
-        );
-        assert_eq!(
-            service_type("_sleep-proxy._udp.local"),
-            Some("_sleep-proxy._udp")
-        );
-        assert_eq!(service_type("Lucas-iMac.local"), None);
-        assert_eq!(service_type("_tcp.local"), None);
-        assert_eq!(service_type("x._tcp.local"), None);
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::dispatch::Routed;
 use crate::capture::SharedBuffer;
 use crate::capture::{Packet, Timestamp};
-use crate::decode::{IcmpInfo, PacketMeta};
+use crate::decode::{IcmpInfo, LinkAddrs, PacketMeta};
 use crate::flow::FlowKey;
 
 /// Packets per batch: enough to amortize a channel operation, small enough to keep latency
@@ -45,6 +45,8 @@ pub(super) struct Slot {
     tcp_seq: u32,
     payload: Place,
     icmp: Option<IcmpSlot>,
+    /// The Ethernet addresses' place.
+    link: Option<Place>,
 }
 
 /// Where some bytes of a batch are: `(block, start, len)`, the block being an index into the
@@ -108,6 +110,7 @@ impl Batch {
         let icmp = meta
             .icmp
             .map(|i| ((i.v6, i.icmp_type, i.code), self.put(pkt.block, i.quoted)));
+        let link = meta.link.map(|l| self.put(pkt.block, l.0));
         self.slots.push(Slot {
             ts: r.ts,
             clock: r.clock,
@@ -126,6 +129,7 @@ impl Batch {
             tcp_seq: meta.tcp_seq,
             payload,
             icmp,
+            link,
         });
     }
 
@@ -154,6 +158,10 @@ impl Batch {
                 code,
                 quoted: bytes(quoted),
             }),
+            link: s
+                .link
+                .and_then(|l| bytes(l).first_chunk::<12>())
+                .map(LinkAddrs),
         };
         let route = Routed {
             key: s.key,
@@ -219,7 +227,7 @@ mod tests {
         // through 2.3 MB: it keeps two blocks alive at most, and every packet reads back the
         // same through it, whether it lies in a held block or was copied.
         let mut capture = shared_capture("mercury__capture2.pcap");
-        let mut dispatcher = Dispatcher::new(Arc::new(Names::new(1000)), 1);
+        let mut dispatcher = Dispatcher::new(Arc::new(Names::new(1000)), 1, 16);
         let mut fill = Fill(Batch::with_capacity(), Vec::new());
         while let Some(Ok(pkt)) = capture.next_packet() {
             dispatcher.push(&pkt, &mut fill);
@@ -261,7 +269,7 @@ mod tests {
             block: None,
         };
         let mut fill = Fill(Batch::with_capacity(), Vec::new());
-        Dispatcher::new(Arc::new(Names::new(10)), 1).push(&pkt, &mut fill);
+        Dispatcher::new(Arc::new(Names::new(10)), 1, 16).push(&pkt, &mut fill);
         let batch = fill.0;
         assert_eq!(batch.slots[0].payload.0, ARENA);
         assert_eq!(batch.routed(&batch.slots[0]).0.payload, &frame[..]);

@@ -13,6 +13,7 @@ use crate::capture::{OwnedPacket, Packet, Timestamp};
 use crate::counters::PacketStats;
 use crate::decode::{self, PacketMeta, ip_proto};
 use crate::flow::FlowKey;
+use crate::inspect::devices::{self, Inventory};
 use crate::inspect::dns_tcp::DnsTcpAnswers;
 use crate::inspect::names::{Names, NamesSnapshot, Seq};
 use crate::inspect::{self, records};
@@ -81,6 +82,8 @@ pub(crate) struct Dispatcher {
     clock: Clock,
     names: Arc<Names>,
     dns_tcp: DnsTcpAnswers<FlowKey>,
+    /// The devices' identities, from mDNS responses and DHCP requests in packet order.
+    devices: Inventory,
     stats: PacketStats,
     shards: u64,
     /// Dispatch number of the next packet routed.
@@ -92,11 +95,12 @@ pub(crate) struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub(crate) fn new(names: Arc<Names>, shards: usize) -> Self {
+    pub(crate) fn new(names: Arc<Names>, shards: usize, max_devices: usize) -> Self {
         Self {
             clock: Clock::default(),
             names,
             dns_tcp: DnsTcpAnswers::default(),
+            devices: Inventory::new(max_devices),
             stats: PacketStats::default(),
             shards: shards.max(1) as u64,
             seq: 0,
@@ -230,7 +234,12 @@ impl Dispatcher {
             dns_valid = Some(msg.is_ok());
             if let Ok(msg) = msg {
                 inspect::observe_message(&msg, &meta, mdns, ts, &self.names);
+                if mdns {
+                    self.devices.observe_mdns(&msg, &meta);
+                }
             }
+        } else if devices::is_dhcp_request(&meta) {
+            self.devices.observe_dhcp(&meta);
         }
         let quoted = meta.icmp.and_then(|i| i.quoted_packet());
         let key = quoted.map_or_else(|| FlowKey::of(&meta), |q| FlowKey::of_quoted(&q));
@@ -259,10 +268,12 @@ impl Dispatcher {
         &self.stats
     }
 
-    /// The name stores as they stand, with the DNS-over-TCP streams this dispatcher dropped.
+    /// The name stores as they stand, with the DNS-over-TCP streams this dispatcher dropped
+    /// and the devices' identities.
     pub(crate) fn snapshot(&self) -> NamesSnapshot {
         NamesSnapshot {
             dns_tcp_streams_dropped: self.dns_tcp.dropped(),
+            devices: self.devices.snapshot(),
             ..self.names.snapshot()
         }
     }

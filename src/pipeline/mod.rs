@@ -103,7 +103,11 @@ impl Engine {
                 (0, 1),
                 keep_records,
             ),
-            dispatcher: Dispatcher::new(names, dispatch::shard_count(config.max_flows)),
+            dispatcher: Dispatcher::new(
+                names,
+                dispatch::shard_count(config.max_flows),
+                config.max_devices,
+            ),
             sigs,
         }
     }

@@ -111,7 +111,7 @@ impl Threads {
         }
         Self {
             sigs,
-            dispatcher: Dispatcher::new(names, shards),
+            dispatcher: Dispatcher::new(names, shards, config.max_devices),
             out: Outbox {
                 to_workers,
                 sent: vec![0; done.len()],

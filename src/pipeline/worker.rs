@@ -26,6 +26,8 @@ pub struct EngineConfig {
     pub timeouts: Timeouts,
     /// Most flows held at once; the oldest is evicted (and counted) beyond it.
     pub max_flows: usize,
+    /// Most devices in the inventory (see [`crate::inspect::devices`]).
+    pub max_devices: usize,
 }
 
 impl Default for EngineConfig {
@@ -33,6 +35,7 @@ impl Default for EngineConfig {
         Self {
             timeouts: Timeouts::default(),
             max_flows: 1_000_000,
+            max_devices: inspect::devices::DEFAULT_MAX_DEVICES,
         }
     }
 }
@@ -74,7 +77,7 @@ impl Worker {
         Self {
             table: FlowTable::with_groups(config.timeouts, &caps),
             stride: workers.max(1),
-            counters: Counters::new(&sigs),
+            counters: Counters::with_max_devices(&sigs, config.max_devices),
             sigs,
             names,
             records: keep_records.then(Vec::new),

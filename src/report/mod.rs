@@ -1,6 +1,7 @@
 //! The per-service report: built from merged tallies and counters, rendered as a table for
 //! people or one JSON document for tools.
 
+pub mod devices;
 pub mod floods;
 pub mod health;
 pub mod record;
@@ -109,6 +110,9 @@ pub struct Report {
     /// destination) or a scan (one source, many hosts or ports): kept apart from the health of
     /// the services they hit.
     pub floods_and_scans: FloodsAndScans,
+    /// The client devices: who they are (mDNS, DHCP), their kind, and the Apple services
+    /// they used and failed to reach.
+    pub devices: devices::Devices,
 }
 
 /// One line of unexpected traffic.
@@ -330,6 +334,7 @@ impl Report {
             health,
             unexpected,
             floods_and_scans: FloodsAndScans::build(sigs, &counters.outcomes.activity),
+            devices: devices::Devices::build(sigs, &names.devices, &counters.devices),
         }
     }
 }

@@ -9,6 +9,7 @@ use crate::classify::{Evidence, Label};
 use crate::decode::ip_proto;
 use crate::flow::Flow;
 use crate::signature::SignatureSet;
+use crate::wire::link::Mac;
 
 /// One finished flow.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -19,6 +20,9 @@ pub struct FlowRecord {
     pub client_ip: IpAddr,
     /// Client port (null for protocols without ports).
     pub client_port: Option<u16>,
+    /// Client MAC address where the capture shows the Ethernet header, or null: with the
+    /// client address, the flow's key into the device inventory.
+    pub client_mac: Option<Mac>,
     /// Server address.
     pub server_ip: IpAddr,
     /// Server port (null for protocols without ports).
@@ -140,6 +144,7 @@ impl FlowRecord {
             proto: proto_name(flow.proto),
             client_ip: flow.client.0,
             client_port: has_ports.then_some(flow.client.1),
+            client_mac: flow.client_mac(),
             server_ip: flow.server.0,
             server_port: has_ports.then_some(flow.server.1),
             service,

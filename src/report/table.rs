@@ -239,5 +239,6 @@ pub fn render_audit(r: &Report) -> String {
             if n.flows == 1 { "" } else { "s" }
         );
     }
+    super::devices::render(&mut out, &r.devices);
     out
 }

@@ -86,6 +86,53 @@ impl fmt::Display for EtherType {
     }
 }
 
+/// A 48-bit MAC address (EUI-48), shown as `aa:bb:cc:dd:ee:ff`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// Whether the address is locally administered (bit 0x02 of the first octet): not
+    /// assigned by a vendor from its IEEE prefix. Apple devices use a random one per network
+    /// ("private Wi-Fi address").
+    pub fn is_local(self) -> bool {
+        self.0[0] & 0x02 != 0
+    }
+
+    /// Whether it is a group (multicast or broadcast) address (bit 0x01 of the first octet).
+    pub fn is_group(self) -> bool {
+        self.0[0] & 0x01 != 0
+    }
+
+    /// The 24-bit vendor prefix (OUI) it starts with.
+    pub fn oui(self) -> u32 {
+        u32::from_be_bytes([0, self.0[0], self.0[1], self.0[2]])
+    }
+
+    /// Whether the address is all zeros (a placeholder, not a device).
+    pub fn is_zero(self) -> bool {
+        self.0 == [0; 6]
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl fmt::Debug for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Mac({self})")
+    }
+}
+
+impl serde::Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// Splits a fixed-size header off the front of `bytes`.
 #[inline]
 fn header<const N: usize>(bytes: &[u8]) -> Result<(&[u8; N], &[u8]), LinkError> {
@@ -126,6 +173,13 @@ impl<'a> EthernetFrame<'a> {
     pub fn source(&self) -> [u8; 6] {
         let [_, _, _, _, _, _, s @ .., _, _] = *self.header;
         s
+    }
+
+    /// Destination then source MAC address, borrowed from the frame.
+    #[inline]
+    pub fn addresses(&self) -> &'a [u8; 12] {
+        let [addresses @ .., _, _] = self.header;
+        addresses
     }
 
     /// The EtherType, or an 802.3 length if it is at most [`EtherType::MAX_8023_LENGTH`].

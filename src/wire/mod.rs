@@ -2,6 +2,7 @@
 //! length once, then its accessors cannot panic; unknown codes are data. No state lives here:
 //! reassembly and per-flow inspection are in [`crate::inspect`].
 
+pub mod dhcp;
 pub mod dns;
 pub mod icmp;
 pub mod ip;

@@ -302,8 +302,13 @@ fn merge(into: &mut Option<Snapshot>, t: Totals, d: CaptureDrops) {
     acc.evicted += t.evicted;
     acc.pipeline_drops += t.pipeline_drops;
     let tcp_dropped = acc.names.dns_tcp_streams_dropped + t.names.dns_tcp_streams_dropped;
+    // The name stores are shared by every reader; the DNS-over-TCP streams and the device
+    // identities are each reader's dispatcher's own.
+    let mut devices = std::mem::take(&mut acc.names.devices);
+    devices.merge(&t.names.devices);
     acc.names = t.names;
     acc.names.dns_tcp_streams_dropped = tcp_dropped;
+    acc.names.devices = devices;
     drops.received += d.received;
     drops.kernel += d.kernel;
     drops.interface = drops.interface.max(d.interface);

@@ -420,6 +420,36 @@ impl Inventory {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identities(pub Bounded<Identity>);
 
+impl Identities {
+    /// Adds the identities another dispatcher saw (one per `--readers` socket): the sets are
+    /// joined within their bounds, the first MAC and DHCP fields seen are kept, messages add.
+    pub fn merge(&mut self, other: &Self) {
+        fn join<T: Ord + Clone>(into: &mut BTreeSet<T>, from: &BTreeSet<T>, max: usize) {
+            for x in from {
+                insert_bounded(into, x.clone(), max);
+            }
+        }
+        self.0.merge(&other.0, |a, b| {
+            a.mac = a.mac.or(b.mac);
+            join(&mut a.ips, &b.ips, MAX_ADDRESSES);
+            join(&mut a.host_names, &b.host_names, MAX_NAMES);
+            join(&mut a.instance_names, &b.instance_names, MAX_NAMES);
+            join(&mut a.models, &b.models, MAX_MODELS);
+            join(&mut a.service_types, &b.service_types, MAX_SERVICE_TYPES);
+            if a.dhcp.host_name.is_none() {
+                a.dhcp.host_name.clone_from(&b.dhcp.host_name);
+            }
+            if a.dhcp.vendor_class.is_none() {
+                a.dhcp.vendor_class.clone_from(&b.dhcp.vendor_class);
+            }
+            if a.dhcp.parameters.is_empty() {
+                a.dhcp.parameters.clone_from(&b.dhcp.parameters);
+            }
+            a.messages += b.messages;
+        });
+    }
+}
+
 impl Default for Identities {
     fn default() -> Self {
         Self(Bounded::new(DEFAULT_MAX_DEVICES))

@@ -84,6 +84,7 @@ fn summary(report: &Value) -> Value {
         },
         "services": report["services"],
         "bonjour": report["bonjour"],
+        "devices": report["devices"],
     })
 }
 

@@ -59,6 +59,8 @@ pub(super) struct LiveParams<'a> {
     pub(super) iface: &'a str,
     pub(super) filter: Option<&'a str>,
     pub(super) snaplen: i32,
+    /// The kernel's capture ring, in MiB.
+    pub(super) buffer_mib: u32,
     pub(super) interval: Option<Duration>,
     pub(super) duration: Option<u64>,
     pub(super) classify: &'a ClassifyOpt,
@@ -71,7 +73,7 @@ pub(super) fn run_live(
     mut on_interval: impl FnMut(&Report) -> Result<()>,
 ) -> Result<Run> {
     let sigs = load_signatures(&p.classify.sig)?;
-    let mut cap = LiveCapture::open(p.iface, p.filter, p.snaplen)?;
+    let mut cap = LiveCapture::open_with(p.iface, p.filter, p.snaplen, p.buffer_mib)?;
     let sink = FlowSink::open(p.classify, &[])?;
     install_signal_handler();
     let writer = Writer::start(sink);
@@ -161,6 +163,7 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
         iface: &args.interface,
         filter: args.filter.as_deref(),
         snaplen: args.snaplen,
+        buffer_mib: args.buffer_size,
         interval: Some(Duration::from_secs(args.interval)),
         duration: args.duration,
         classify: &args.classify,

@@ -38,7 +38,7 @@ pub struct Totals {
     pub active_flows: usize,
     /// Flows evicted to respect the flow cap.
     pub evicted: u64,
-    /// Packets dropped because a worker's queue was full (live capture only).
+    /// Packets dropped because a worker's queue stayed full (live capture only).
     pub pipeline_drops: u64,
     /// The name stores at the time.
     pub names: NamesSnapshot,
@@ -161,7 +161,9 @@ pub struct ClassifierConfig {
     pub engine: EngineConfig,
     /// Threads in all: 1 runs inline; N runs N - 1 workers beside the reading thread.
     pub threads: usize,
-    /// Live capture: drop a batch (counted) rather than wait for a busy worker.
+    /// Live capture: drop a batch (counted) rather than wait longer than
+    /// [`threads::LIVE_QUEUE_WAIT`] for a busy worker (a file's reader waits as long as it
+    /// takes).
     pub drop_when_full: bool,
 }
 

@@ -202,6 +202,7 @@ fn classify_open_error(iface: &str, e: pcap::Error) -> CaptureError {
     if lower.contains("permission") || lower.contains("not permitted") {
         CaptureError::Permission {
             iface: iface.to_string(),
+            missing: missing_capabilities(effective_capabilities().as_deref()),
             exe: std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "appletap".into()),
@@ -216,6 +217,42 @@ fn classify_open_error(iface: &str, e: pcap::Error) -> CaptureError {
         CaptureError::LiveOpen {
             iface: iface.to_string(),
             detail,
+        }
+    }
+}
+
+/// Bit numbers of the capabilities a capture needs (linux/capability.h).
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_NET_RAW: u32 = 13;
+
+/// The `CapEff:` line of `/proc/self/status` (hexadecimal), where there is one.
+fn effective_capabilities() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|v| v.trim().to_string())
+}
+
+/// Says which capability a refused capture lacked, from the `CapEff:` value (hexadecimal).
+/// CAP_NET_RAW opens the packet socket (measured: it alone is enough on Linux 6 for
+/// promiscuous capture); CAP_NET_ADMIN is named where it is missing too, as libpcap needs it
+/// for some interfaces and settings (monitor mode, hardware timestamps).
+fn missing_capabilities(cap_eff: Option<&str>) -> String {
+    let Some(bits) = cap_eff.and_then(|h| u64::from_str_radix(h, 16).ok()) else {
+        return "capturing needs the CAP_NET_RAW capability".into();
+    };
+    let has = |bit: u32| bits & (1 << bit) != 0;
+    match (has(CAP_NET_RAW), has(CAP_NET_ADMIN)) {
+        (false, false) => {
+            "this process lacks the CAP_NET_RAW capability capturing needs (and CAP_NET_ADMIN)"
+                .into()
+        }
+        (false, true) => "this process lacks the CAP_NET_RAW capability capturing needs".into(),
+        (true, _) => {
+            "this process has CAP_NET_RAW, yet the system refused (a security module, or a \
+             container that withholds the capability from the network namespace?)"
+                .into()
         }
     }
 }
@@ -274,6 +311,26 @@ mod tests {
         assert_eq!(w.update(4_000_000_000), 4_000_000_000);
         assert_eq!(w.update(100), 4_294_967_396);
         assert_eq!(w.update(200), 4_294_967_496);
+    }
+
+    #[test]
+    fn a_refused_capture_names_the_missing_capability() {
+        // CapEff values as /proc/self/status shows them: none; CAP_NET_ADMIN only (bit 12);
+        // CAP_NET_RAW (bit 13); unreadable.
+        let none = missing_capabilities(Some("0000000000000000"));
+        assert!(
+            none.contains("lacks the CAP_NET_RAW") && none.contains("CAP_NET_ADMIN"),
+            "{none}"
+        );
+        let admin = missing_capabilities(Some("0000000000001000"));
+        assert!(
+            admin.contains("lacks the CAP_NET_RAW") && !admin.contains("CAP_NET_ADMIN"),
+            "{admin}"
+        );
+        let raw = missing_capabilities(Some("0000000000002000"));
+        assert!(raw.contains("has CAP_NET_RAW, yet"), "{raw}");
+        assert!(missing_capabilities(None).contains("CAP_NET_RAW"));
+        assert!(missing_capabilities(Some("zz")).contains("CAP_NET_RAW"));
     }
 
     #[test]

@@ -24,10 +24,13 @@ pub const MAX_DURATION_SECS: u64 = 315_576_000;
 /// Largest snapshot length (`live --snaplen`): libpcap's MAXIMUM_SNAPLEN.
 pub const MAX_SNAPLEN: i32 = 262_144;
 /// Default capture ring (`live --buffer-size`), in MiB. With the TPACKET_V3 ring libpcap
-/// packs packets by their captured length: 32 MiB holds about 55,000 packets of the
-/// benchmark capture (500 bytes on average), over 100 ms at 500,000 packets/s, so a reading
-/// thread that loses its core for a moment catches up without a drop.
-pub const DEFAULT_BUFFER_MIB: u32 = 32;
+/// packs packets by their captured length: 128 MiB holds about 220,000 packets of the
+/// benchmark capture (500 bytes on average), 0.4 s at 550,000 packets/s, so a reading thread
+/// that loses its core for a moment catches up without a drop. Measured on 2 shared cores
+/// (`scripts/live-throughput.sh`): the full 4-million-packet capture at tcpreplay's top speed
+/// (450-630 kpps) was read whole at 1 and 2 threads with 128 MiB; with 32 MiB, 1.2% (one
+/// thread) and 0.1% (two) were kernel drops.
+pub const DEFAULT_BUFFER_MIB: u32 = 128;
 /// Largest capture ring (`live --buffer-size`), in MiB: libpcap takes the size in bytes as a
 /// C int.
 pub const MAX_BUFFER_MIB: i64 = 2047;

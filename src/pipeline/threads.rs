@@ -34,10 +34,12 @@ const QUEUED_BATCHES: usize = 4 * QUEUE_DEPTH;
 const MIN_QUEUE_DEPTH: usize = 2;
 /// Live, how long the reading thread waits for a worker with a full queue before it drops
 /// the batch (counted). Waiting is backpressure, not loss: meanwhile the kernel's ring holds
-/// the packets that arrive (32 MiB by default: about 55,000 packets of the benchmark capture,
-/// 100 ms at 550,000 packets/s), and the reading thread catches up once the worker does.
-/// Dropping at once instead lost 2.3% of a 300,000-packet replay at 530-700 kpps to pipeline
-/// drops with `--threads 2` on 2 cores shared with tcpreplay, while one thread read it all.
+/// the packets that arrive (128 MiB by default: about 220,000 packets of the benchmark
+/// capture, 0.4 s at 550,000 packets/s), and the reading thread catches up once the worker
+/// does.
+/// Dropping at once instead lost 1-3% of a 300,000-packet replay at 540-760 kpps to pipeline
+/// drops with `--threads 2` on 2 cores shared with tcpreplay, while one thread read it all;
+/// waiting, both read it all (`scripts/live-throughput.sh`).
 /// The bound is for a worker that stops for good (its output blocked): then the capture
 /// keeps going, counts what it cannot hand on, and still ends on a signal.
 pub const LIVE_QUEUE_WAIT: Duration = Duration::from_secs(1);

@@ -244,10 +244,20 @@ impl Classifier {
         }
     }
 
-    /// Nothing arrived for a moment: hand on what is queued (live capture).
+    /// Nothing arrived for a moment: hand on what is queued (live capture): batches to the
+    /// workers, or an inline worker's finished records to the writer (otherwise a quiet link
+    /// would hold them until 4096 packets more had come).
     pub fn idle(&mut self) {
-        if let Mode::Threads(t) = &mut self.0 {
-            t.flush();
+        match &mut self.0 {
+            Mode::Inline {
+                engine,
+                records,
+                since_flush,
+            } => {
+                *since_flush = 0;
+                send_records(records.as_ref(), engine.take_finished());
+            }
+            Mode::Threads(t) => t.flush(),
         }
     }
 

@@ -29,6 +29,17 @@ pub const MAX_INTERVAL_SECS: u64 = 86_400;
 pub const MAX_DURATION_SECS: u64 = 315_576_000;
 /// Largest snapshot length (`live --snaplen`): libpcap's MAXIMUM_SNAPLEN.
 pub const MAX_SNAPLEN: i32 = 262_144;
+/// Default capture ring (`live --buffer-size`), in MiB. With the TPACKET_V3 ring libpcap
+/// packs packets by their captured length: 128 MiB holds about 220,000 packets of the
+/// benchmark capture (500 bytes on average), 0.4 s at 550,000 packets/s, so a reading thread
+/// that loses its core for a moment catches up without a drop. Measured on 2 shared cores
+/// (`scripts/live-throughput.sh`): the full 4-million-packet capture at tcpreplay's top speed
+/// (450-630 kpps) was read whole at 1 and 2 threads with 128 MiB; with 32 MiB, 1.2% (one
+/// thread) and 0.1% (two) were kernel drops.
+pub const DEFAULT_BUFFER_MIB: u32 = 128;
+/// Largest capture ring (`live --buffer-size`), in MiB: libpcap takes the size in bytes as a
+/// C int.
+pub const MAX_BUFFER_MIB: i64 = 2047;
 
 /// appletap: see which Apple services a network uses, from capture files or a live interface.
 #[derive(Debug, Parser)]
@@ -66,9 +77,9 @@ pub struct ClassifyOpt {
     /// Let --flows replace an existing capture file (never one of the inputs).
     #[arg(long, requires = "flows")]
     pub overwrite: bool,
-    /// Threads (default: the machine's cores): 1 classifies on the reading thread; N > 1 has
-    /// one thread read, decode and dispatch and N - 1 worker threads classify. The output is
-    /// the same for any number. 1 to 256.
+    /// Threads (default: the machine's cores; live, one fewer, at least 1): 1 classifies on the
+    /// reading thread; N > 1 has one thread read, decode and dispatch and N - 1 worker threads
+    /// classify. The output is the same for any number. 1 to 256.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_THREADS))]
     pub threads: Option<u64>,
     /// Most flows held in memory at once; the oldest is evicted (and counted) beyond it.
@@ -116,6 +127,10 @@ pub struct LiveArgs {
     /// cores). The report is the same for any number. 1 to 64.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_READERS))]
     pub readers: Option<u64>,
+    /// Size of the kernel's capture ring in MiB (tcpdump's -B, in KiB there), 1 to 2047: it
+    /// holds the packets that arrive while appletap is busy.
+    #[arg(long, value_name = "MIB", default_value_t = DEFAULT_BUFFER_MIB, value_parser = clap::value_parser!(u32).range(1..=MAX_BUFFER_MIB))]
+    pub buffer_size: u32,
     /// Classifier options.
     #[command(flatten)]
     pub classify: ClassifyOpt,

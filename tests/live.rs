@@ -3,12 +3,18 @@
 //! SIGINT its final report must match `appletap read` on the same capture. Traffic never
 //! leaves the namespace.
 //!
-//! Needs root, iproute2 and tcpreplay (installed by `.ci/setup`; CI runs as root). Set
-//! APPLETAP_SKIP_LIVE=1 to skip it knowingly on a machine where that is impossible.
+//! Least privilege: a copy of the binary given `cap_net_raw,cap_net_admin+eip` with setcap,
+//! run as the unprivileged user `nobody`, captures the same; without the capabilities it is
+//! refused with a message that names the missing capability and the setcap command.
+//!
+//! Needs root, iproute2, tcpreplay, setcap (libcap2-bin) and setpriv (util-linux) (installed
+//! by `.ci/setup`; CI runs as root). Set APPLETAP_SKIP_LIVE=1 to skip it knowingly on a
+//! machine where that is impossible.
 
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -19,10 +25,9 @@ use serde_json::Value;
 struct Netns(String);
 
 impl Netns {
-    fn create() -> Self {
-        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let name = format!("atap{}-{n}", std::process::id());
+    /// A namespace of its own for each test (`tag`): the tests of this file run at once.
+    fn create(tag: &str) -> Self {
+        let name = format!("atap{}{tag}", std::process::id());
         let ns = Self(name.clone());
         sh(&["ip", "netns", "add", &name]);
         for key in ["all", "default"] {
@@ -88,25 +93,48 @@ fn summary(report: &Value) -> Value {
     })
 }
 
-/// Replays `capture` into a veth while `appletap live` with `options` captures on its peer; its
-/// final report must equal `appletap read` of the capture, with no drops.
-fn live_matches_read(capture: &str, options: &[&str]) {
+/// The privileges `appletap live` runs with.
+#[derive(Clone, Copy)]
+enum As {
+    /// Root, as started.
+    Root,
+    /// The user `nobody`, with no capabilities but what the binary's file gives.
+    Nobody,
+}
+
+/// The command that starts `bin` in namespace `ns` as `who`.
+fn in_netns(ns: &Netns, who: As, bin: &Path) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", &ns.0]);
+    if let As::Nobody = who {
+        c.args([
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+        ]);
+    }
+    c.arg(bin);
+    c
+}
+
+/// Replays `capture` into a veth while `appletap live` with `options` captures on its peer, in
+/// a namespace tagged `tag`; its final report must equal `appletap read` of the capture, with
+/// no drops.
+fn live_matches_read(tag: &str, capture: &str, options: &[&str]) {
+    let ns = Netns::create(tag);
+    let bin = Path::new(env!("CARGO_BIN_EXE_appletap"));
+    live_matches_read_as(&ns, As::Root, bin, capture, options);
+}
+
+fn live_matches_read_as(ns: &Netns, who: As, bin: &Path, capture: &str, options: &[&str]) {
     let path = shared_pcaps().join(capture);
     let read = appletap(&["read", "--format", "json", path.to_str().unwrap()]);
     let expected: Value = serde_json::from_slice(&read.stdout).unwrap();
     let want_packets = expected["totals"]["packets_read"].as_u64().unwrap();
 
-    let ns = Netns::create();
-    let mut child = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &ns.0,
-            env!("CARGO_BIN_EXE_appletap"),
-            "live",
-            "-i",
-            "vb",
-        ])
+    let mut child = in_netns(ns, who, bin)
+        .args(["live", "-i", "vb"])
         .args(["--interval", "1", "--format", "json"])
         .args(options)
         .stdout(Stdio::piped())
@@ -193,9 +221,10 @@ fn live_capture_of_replayed_traffic_matches_read() {
         "the live capture test needs root (network namespaces, raw sockets); CI runs as root. \
          Set APPLETAP_SKIP_LIVE=1 to skip it knowingly."
     );
-    live_matches_read("ndpi__iphone.pcap", &["--threads", "1"]);
-    live_matches_read("ndpi__anyconnect-vpn.pcap", &["--threads", "2"]);
+    live_matches_read("", "ndpi__iphone.pcap", &["--threads", "1"]);
+    live_matches_read("", "ndpi__anyconnect-vpn.pcap", &["--threads", "2"]);
     live_matches_read(
+        "",
         "zeek__chromium-115.0.5790.110-google-de-fragmented.pcap",
         &["--threads", "2"],
     );
@@ -216,11 +245,104 @@ fn af_packet_capture_of_replayed_traffic_matches_read() {
     );
     for readers in ["1", "2"] {
         let af = ["--capture", "af-packet", "--readers", readers];
-        live_matches_read("ndpi__iphone.pcap", &af);
-        live_matches_read("ndpi__anyconnect-vpn.pcap", &af);
+        live_matches_read("a", "ndpi__iphone.pcap", &af);
+        live_matches_read("a", "ndpi__anyconnect-vpn.pcap", &af);
         live_matches_read(
+            "a",
             "zeek__chromium-115.0.5790.110-google-de-fragmented.pcap",
             &af,
         );
     }
+}
+
+/// Whether the file system holding `dir` is mounted nosuid (file capabilities then count for
+/// nothing).
+fn nosuid(dir: &Path) -> bool {
+    let out = Command::new("findmnt")
+        .args(["-n", "-o", "OPTIONS", "-T"])
+        .arg(dir)
+        .output()
+        .expect("findmnt runs");
+    String::from_utf8_lossy(&out.stdout)
+        .split(',')
+        .any(|o| o.trim() == "nosuid")
+}
+
+#[test]
+fn live_capture_runs_without_root_with_capabilities() {
+    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
+        eprintln!("APPLETAP_SKIP_LIVE is set: least-privilege test skipped");
+        return;
+    }
+    assert!(
+        is_root(),
+        "the least-privilege test needs root to set it up (namespaces, setcap); CI runs as \
+         root. Set APPLETAP_SKIP_LIVE=1 to skip it knowingly."
+    );
+    // A copy of the binary that `nobody` may run, on a file system that honours file
+    // capabilities.
+    let dir = tempfile::Builder::new()
+        .prefix("appletap-caps")
+        .tempdir()
+        .unwrap();
+    assert!(
+        !nosuid(dir.path()),
+        "{} is on a nosuid mount, where file capabilities do not apply: set TMPDIR to another",
+        dir.path().display()
+    );
+    let bin = dir.path().join("appletap");
+    std::fs::copy(env!("CARGO_BIN_EXE_appletap"), &bin).unwrap();
+    sh(&[
+        "chmod",
+        "755",
+        dir.path().to_str().unwrap(),
+        bin.to_str().unwrap(),
+    ]);
+    let ns = Netns::create("c");
+
+    // Without capabilities: refused, saying which one is missing and how to grant it.
+    let out = in_netns(&ns, As::Nobody, &bin)
+        .args(["live", "-i", "vb", "--duration", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let setcap = format!("setcap cap_net_raw,cap_net_admin+eip {}", bin.display());
+    assert!(
+        stderr.contains("lacks the CAP_NET_RAW capability") && stderr.contains(&setcap),
+        "the refusal names the capability and the command: {stderr}"
+    );
+
+    // With them as ambient capabilities (as systemd's AmbientCapabilities gives them), the
+    // same binary captures.
+    let out = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "setpriv"])
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .args([
+            "--inh-caps=+net_raw,+net_admin",
+            "--ambient-caps=+net_raw,+net_admin",
+        ])
+        .arg(&bin)
+        .args(["live", "-i", "vb", "--duration", "1", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stdout.starts_with(b"{"),
+        "with ambient capabilities: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // With file capabilities, as nobody: the same report as `read`.
+    sh(&[
+        "setcap",
+        "cap_net_raw,cap_net_admin+eip",
+        bin.to_str().unwrap(),
+    ]);
+    live_matches_read_as(
+        &ns,
+        As::Nobody,
+        &bin,
+        "ndpi__iphone.pcap",
+        &["--threads", "2"],
+    );
 }

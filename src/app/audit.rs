@@ -33,6 +33,7 @@ pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
                 iface,
                 filter: args.filter.as_deref(),
                 snaplen: 65_535,
+                buffer_mib: crate::capture::live::DEFAULT_BUFFER_MIB,
                 interval: None,
                 duration: Some(args.duration),
                 classify: &args.classify,

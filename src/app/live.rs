@@ -59,6 +59,8 @@ pub(super) struct LiveParams<'a> {
     pub(super) iface: &'a str,
     pub(super) filter: Option<&'a str>,
     pub(super) snaplen: i32,
+    /// The kernel's capture ring, in MiB.
+    pub(super) buffer_mib: u32,
     pub(super) interval: Option<Duration>,
     pub(super) duration: Option<u64>,
     pub(super) classify: &'a ClassifyOpt,
@@ -84,12 +86,13 @@ pub(super) fn run_live(
             duration: p.duration,
             classify: p.classify,
             readers: p.readers,
+            buffer_mib: p.buffer_mib,
             sigs: &sigs,
         };
         let report = |t: &Totals, drops, error| live_report(&sigs, p.iface, t, drops, error);
         return super::readers::run_readers(&params, &report, on_interval);
     }
-    let mut cap = LiveCapture::open(p.iface, p.filter, p.snaplen)?;
+    let mut cap = LiveCapture::open_with(p.iface, p.filter, p.snaplen, p.buffer_mib)?;
     let sink = FlowSink::open(p.classify, &[])?;
     install_signal_handler();
     let writer = Writer::start(sink);
@@ -179,6 +182,7 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
         iface: &args.interface,
         filter: args.filter.as_deref(),
         snaplen: args.snaplen,
+        buffer_mib: args.buffer_size,
         interval: Some(Duration::from_secs(args.interval)),
         duration: args.duration,
         classify: &args.classify,

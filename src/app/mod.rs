@@ -85,7 +85,8 @@ struct Run {
     errors: Vec<String>,
 }
 
-/// The classifier settings the options give (`live` drops at full queues rather than wait).
+/// The classifier settings the options give (`live` drops at queues that stay full rather
+/// than wait for ever).
 fn classifier_config(opt: &ClassifyOpt, live: bool) -> ClassifierConfig {
     ClassifierConfig {
         engine: EngineConfig {
@@ -94,9 +95,22 @@ fn classifier_config(opt: &ClassifyOpt, live: bool) -> ClassifierConfig {
             ..EngineConfig::default()
         },
         threads: opt.threads.map_or_else(
-            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            || default_threads(live),
             |n| usize::try_from(n).unwrap_or(1),
         ),
         drop_when_full: live,
+    }
+}
+
+/// Threads without `--threads`: every core to read a file; live, one core fewer (at least
+/// one thread), left to the kernel, which fills the capture ring on a core of its own. On 2
+/// cores one thread read every packet of replays that a second thread, competing with the
+/// kernel and tcpreplay for the cores, did not (README "Performance").
+fn default_threads(live: bool) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    if live {
+        cores.saturating_sub(1).max(1)
+    } else {
+        cores
     }
 }

@@ -77,6 +77,8 @@ pub(super) struct ReadersParams<'a> {
     pub(super) sigs: &'a Arc<SignatureSet>,
     /// Sockets reading in parallel (default: the machine's cores).
     pub(super) readers: Option<u64>,
+    /// `--buffer-size`: MiB of ring shared out among the sockets.
+    pub(super) buffer_mib: u32,
 }
 
 /// Builds a report from merged counters, drops and the error that ended the capture.
@@ -90,15 +92,18 @@ pub(super) fn run_readers(
     mut on_interval: impl FnMut(&Report) -> Result<()>,
 ) -> Result<Run> {
     let sigs = p.sigs;
+    // Without --readers, as many readers as live mode's default threads: one core is left to
+    // the kernel filling the rings.
     let n = p.readers.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |c| c.get()),
+        || super::default_threads(true),
         |r| usize::try_from(r).unwrap_or(1),
     );
+    let ring_mib = (p.buffer_mib / u32::try_from(n).unwrap_or(1)).max(1);
     // A fanout group id of this process's own (groups are per network namespace); one socket
     // needs no group.
     let group = (n > 1).then(|| (std::process::id() & 0xffff) as u16);
     let caps = (0..n)
-        .map(|_| AfPacketCapture::open(p.iface, p.filter, p.snaplen, group))
+        .map(|_| AfPacketCapture::open(p.iface, p.filter, p.snaplen, ring_mib, group))
         .collect::<Result<Vec<_>, _>>()?;
     let sink = FlowSink::open(p.classify, &[])?;
     install_signal_handler();

@@ -26,8 +26,8 @@ use super::{CaptureError, LinkType, Packet, Timestamp};
 /// Bytes in one ring block: the kernel hands a block over when it is full, or after
 /// [`BLOCK_TIMEOUT_MS`].
 const BLOCK_SIZE: usize = 1 << 20;
-/// Blocks in one socket's ring (32 MiB, as the libpcap back-end's buffer).
-const BLOCK_COUNT: usize = 32;
+/// Fewest blocks in one socket's ring, whatever share of `--buffer-size` it gets.
+const MIN_BLOCKS: usize = 4;
 /// A block not yet full is handed over after this long, so quiet traffic is not held back.
 const BLOCK_TIMEOUT_MS: u32 = 20;
 
@@ -53,7 +53,8 @@ pub enum ReadOutcome {
 
 impl AfPacketCapture {
     /// Opens a socket on `iface`, promiscuous, keeping `snaplen` bytes per packet, with an
-    /// optional BPF filter; with `fanout`, it joins that fanout group (hashing by flow).
+    /// optional BPF filter, with a ring of `ring_mib` MiB (at least 4); with `fanout`, it
+    /// joins that fanout group (hashing by flow).
     ///
     /// # Errors
     /// A [`CaptureError`] that says what to do (permissions, interface names, filter syntax,
@@ -62,6 +63,7 @@ impl AfPacketCapture {
         iface: &str,
         filter: Option<&str>,
         snaplen: i32,
+        ring_mib: u32,
         fanout: Option<u16>,
     ) -> Result<Self, CaptureError> {
         let link = link_type(iface)?;
@@ -69,7 +71,7 @@ impl AfPacketCapture {
         let mut builder = netring::Capture::builder()
             .interface(iface)
             .block_size(BLOCK_SIZE)
-            .block_count(BLOCK_COUNT)
+            .block_count((ring_mib as usize).max(MIN_BLOCKS))
             .block_timeout_ms(BLOCK_TIMEOUT_MS)
             .fill_rxhash(false)
             .promiscuous(true)
@@ -264,6 +266,9 @@ fn open_error(iface: &str, e: netring::Error) -> CaptureError {
     if permission {
         return CaptureError::Permission {
             iface: iface.to_string(),
+            missing: super::live::missing_capabilities(
+                super::live::effective_capabilities().as_deref(),
+            ),
             exe: std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|_| "appletap".into()),
@@ -321,7 +326,7 @@ mod tests {
 
     #[test]
     fn unknown_interface_names_the_alternatives() {
-        let Err(e) = AfPacketCapture::open("appletap-no-such-if0", None, 65_535, None) else {
+        let Err(e) = AfPacketCapture::open("appletap-no-such-if0", None, 65_535, 8, None) else {
             panic!("opened a nonexistent interface");
         };
         assert!(e.to_string().contains("appletap-no-such-if0"), "{e}");

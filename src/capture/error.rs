@@ -68,11 +68,13 @@ pub enum CaptureError {
     },
     /// The process may not capture live.
     #[error(
-        "no permission to capture on {iface}: run appletap as root, or grant it the capability once with `setcap cap_net_raw,cap_net_admin=eip {exe}` ({detail})"
+        "no permission to capture on {iface}: {missing}. Run appletap as root, or grant it the capabilities once with `setcap cap_net_raw,cap_net_admin+eip {exe}` (or start it with them as ambient capabilities, as systemd's AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN does) ({detail})"
     )]
     Permission {
         /// Interface.
         iface: String,
+        /// Which capability the process lacks, in words.
+        missing: String,
         /// Path of this executable, for the setcap hint.
         exe: String,
         /// libpcap's own words.

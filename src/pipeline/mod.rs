@@ -38,7 +38,7 @@ pub struct Totals {
     pub active_flows: usize,
     /// Flows evicted to respect the flow cap.
     pub evicted: u64,
-    /// Packets dropped because a worker's queue was full (live capture only).
+    /// Packets dropped because a worker's queue stayed full (live capture only).
     pub pipeline_drops: u64,
     /// The name stores at the time.
     pub names: NamesSnapshot,
@@ -174,7 +174,9 @@ pub struct ClassifierConfig {
     pub engine: EngineConfig,
     /// Threads in all: 1 runs inline; N runs N - 1 workers beside the reading thread.
     pub threads: usize,
-    /// Live capture: drop a batch (counted) rather than wait for a busy worker.
+    /// Live capture: drop a batch (counted) rather than wait longer than
+    /// [`threads::LIVE_QUEUE_WAIT`] for a busy worker (a file's reader waits as long as it
+    /// takes).
     pub drop_when_full: bool,
 }
 
@@ -299,10 +301,20 @@ impl Classifier {
         }
     }
 
-    /// Nothing arrived for a moment: hand on what is queued (live capture).
+    /// Nothing arrived for a moment: hand on what is queued (live capture): batches to the
+    /// workers, or an inline worker's finished records to the writer (otherwise a quiet link
+    /// would hold them until 4096 packets more had come).
     pub fn idle(&mut self) {
-        if let Mode::Threads(t) = &mut self.0 {
-            t.flush();
+        match &mut self.0 {
+            Mode::Inline {
+                engine,
+                records,
+                since_flush,
+            } => {
+                *since_flush = 0;
+                send_records(records.as_ref(), engine.take_finished());
+            }
+            Mode::Threads(t) => t.flush(),
         }
     }
 

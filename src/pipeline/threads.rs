@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, bounded};
 
 use super::Totals;
 use super::batch::Batch;
@@ -31,6 +32,17 @@ const QUEUED_BATCHES: usize = 4 * QUEUE_DEPTH;
 /// Batches queued per worker however many workers there are: one being filled while another
 /// waits keeps a worker busy.
 const MIN_QUEUE_DEPTH: usize = 2;
+/// Live, how long the reading thread waits for a worker with a full queue before it drops
+/// the batch (counted). Waiting is backpressure, not loss: meanwhile the kernel's ring holds
+/// the packets that arrive (128 MiB by default: about 220,000 packets of the benchmark
+/// capture, 0.4 s at 550,000 packets/s), and the reading thread catches up once the worker
+/// does.
+/// Dropping at once instead lost 1-3% of a 300,000-packet replay at 540-760 kpps to pipeline
+/// drops with `--threads 2` on 2 cores shared with tcpreplay, while one thread read it all;
+/// waiting, both read it all (`scripts/live-throughput.sh`).
+/// The bound is for a worker that stops for good (its output blocked): then the capture
+/// keeps going, counts what it cannot hand on, and still ends on a signal.
+pub const LIVE_QUEUE_WAIT: Duration = Duration::from_secs(1);
 
 /// Batches queued per worker with `workers` workers: [`QUEUED_BATCHES`] shared out, between
 /// [`MIN_QUEUE_DEPTH`] and [`QUEUE_DEPTH`].
@@ -72,8 +84,8 @@ impl Threads {
     /// reads DNS answers and dispatches. (The reading thread taking a share of the flows
     /// itself measured slower on 2 cores, whatever the share: reading, decoding and
     /// dispatching keep it as busy as a worker.) Live (`drop_when_full`), a batch is dropped
-    /// rather than wait for a busy worker, so the reading thread is always ready for the next
-    /// packet. Finished flow records go to `records` as they end.
+    /// only after waiting [`LIVE_QUEUE_WAIT`] for a busy worker: the kernel's ring buffers
+    /// meanwhile. Finished flow records go to `records` as they end.
     pub(crate) fn new(
         sigs: Arc<SignatureSet>,
         names: Arc<Names>,
@@ -251,9 +263,9 @@ impl Outbox {
         }
         let end = batch.seqs().map_or(0, |(_, last)| last + 1);
         if self.drop_when_full {
-            match self.to_workers[w].try_send(ToWorker::Batch(batch)) {
+            match self.to_workers[w].send_timeout(ToWorker::Batch(batch), LIVE_QUEUE_WAIT) {
                 Ok(()) => self.sent[w] = end,
-                Err(TrySendError::Full(ToWorker::Batch(mut b))) => {
+                Err(SendTimeoutError::Timeout(ToWorker::Batch(mut b))) => {
                     // Never silent: every dropped packet is counted and reported.
                     self.pipeline_drops += b.slots.len() as u64;
                     b.clear();

@@ -136,7 +136,8 @@ pub struct Drops {
     pub kernel: Option<u64>,
     /// Dropped by the interface or its driver (live only).
     pub interface: Option<u64>,
-    /// Dropped because a worker's queue was full (live only; offline reading waits instead).
+    /// Dropped because a worker's queue stayed full for a second (live only; offline reading
+    /// waits as long as it takes).
     pub pipeline: u64,
 }
 

@@ -36,7 +36,7 @@ pub struct AfPacketCapture {
     cap: netring::Capture,
     link: LinkType,
     iface: String,
-    /// The interface's `rx_dropped` when the capture opened, if the system tells it.
+    /// The interface's missed and FIFO errors when the capture opened, if the system tells them.
     ifdrop_start: Option<u64>,
     /// Bytes of the packet being handed over, when its VLAN tag had to be put back.
     scratch: Vec<u8>,
@@ -84,7 +84,7 @@ impl AfPacketCapture {
             cap,
             link,
             iface: iface.to_string(),
-            ifdrop_start: interface_rx_dropped(iface),
+            ifdrop_start: interface_missed(iface),
             scratch: Vec::new(),
         })
     }
@@ -145,7 +145,7 @@ impl AfPacketCapture {
     /// since then.
     pub fn drops(&mut self) -> CaptureDrops {
         let s = self.cap.cumulative_stats().unwrap_or_default();
-        let interface = match (self.ifdrop_start, interface_rx_dropped(&self.iface)) {
+        let interface = match (self.ifdrop_start, interface_missed(&self.iface)) {
             (Some(a), Some(b)) => b.saturating_sub(a),
             _ => 0,
         };
@@ -235,12 +235,18 @@ fn filter_program(
 }
 
 /// The interface's count of received packets it dropped, from sysfs.
-fn interface_rx_dropped(iface: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/rx_dropped"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+fn interface_missed(iface: &str) -> Option<u64> {
+    // libpcap's definition of interface drops (pcap-linux.c, `linux_if_drops`): packets the
+    // interface itself missed. Not `rx_dropped`, which also counts what the stack discarded
+    // after the capture saw it (frames of protocols nobody handles), and so is no loss.
+    let stat = |name: &str| -> Option<u64> {
+        std::fs::read_to_string(format!("/sys/class/net/{iface}/statistics/{name}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    Some(stat("rx_missed_errors")? + stat("rx_fifo_errors")?)
 }
 
 fn error_text(e: &netring::Error) -> String {

@@ -33,6 +33,7 @@ pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
                 filter: args.filter.as_deref(),
                 snaplen: 65_535,
                 interval: None,
+                listen: None,
                 duration: Some(args.duration),
                 classify: &args.classify,
             };

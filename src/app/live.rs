@@ -62,6 +62,8 @@ pub(super) struct LiveParams<'a> {
     pub(super) interval: Option<Duration>,
     pub(super) duration: Option<u64>,
     pub(super) classify: &'a ClassifyOpt,
+    /// Serve metrics here (`--listen`).
+    pub(super) listen: Option<std::net::SocketAddr>,
 }
 
 /// Captures live until a signal, the duration or a capture error; calls `on_interval` with a
@@ -72,6 +74,10 @@ pub(super) fn run_live(
 ) -> Result<Run> {
     let sigs = load_signatures(&p.classify.sig)?;
     let mut cap = LiveCapture::open(p.iface, p.filter, p.snaplen)?;
+    let mut sensor = p
+        .listen
+        .map(|addr| super::sensor::start(addr, &p.classify.sig))
+        .transpose()?;
     let sink = FlowSink::open(p.classify, &[])?;
     install_signal_handler();
     let writer = Writer::start(sink);
@@ -125,7 +131,22 @@ pub(super) fn run_live(
                 let drops = cap.drops();
                 on_interval(&live_report(&sigs, p.iface, &t, drops, None))?;
             }
+            // Only when a scrape asked, at most once a second; the report is built on the
+            // sensor's thread.
+            if let Some(s) = &mut sensor
+                && s.wants_snapshot(now)
+            {
+                let t = classifier.progress_settled(super::sensor::settled_now());
+                let (drops, sigs, iface) = (cap.drops(), Arc::clone(&sigs), p.iface.to_string());
+                s.publish(Box::new(move || crate::sensor::Published {
+                    report: live_report(&sigs, &iface, &t, drops, None),
+                    devices: None,
+                }));
+            }
         }
+    }
+    if let Some(s) = sensor {
+        s.stop();
     }
     let drops = cap.drops();
     let totals = classifier.finish();
@@ -164,6 +185,7 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
         interval: Some(Duration::from_secs(args.interval)),
         duration: args.duration,
         classify: &args.classify,
+        listen: args.listen,
     };
     let run = run_live(&params, |report| {
         emit(render(report, args.format, false)?);

@@ -8,6 +8,7 @@ mod live;
 mod output;
 pub mod output_guard;
 mod read;
+mod sensor;
 
 use std::process::ExitCode;
 use std::sync::Arc;

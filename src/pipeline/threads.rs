@@ -42,7 +42,8 @@ enum ToWorker {
     Batch(Batch),
     /// A new stretch of capture begins at this time: end every flow.
     Restart(Timestamp),
-    Snapshot(Sender<(Counters, usize, u64)>),
+    /// Counters as of now, live flows begun by the time given counted as if they ended.
+    Snapshot(Sender<(Counters, usize, u64)>, Option<Timestamp>),
 }
 
 /// The dispatcher on the calling thread and N workers on their own.
@@ -143,8 +144,8 @@ impl Threads {
         self.out.flush();
     }
 
-    /// Counters as if every flow ended now, without ending any.
-    pub(crate) fn progress(&mut self) -> Totals {
+    /// Counters as if every flow (begun by `settled`, if given) ended now, without ending any.
+    pub(crate) fn progress(&mut self, settled: Option<Timestamp>) -> Totals {
         self.flush();
         let mut t = Totals::new(
             &self.sigs,
@@ -157,7 +158,7 @@ impl Threads {
             .iter()
             .map(|tx| {
                 let (rtx, rrx) = bounded(1);
-                let _ = tx.send(ToWorker::Snapshot(rtx));
+                let _ = tx.send(ToWorker::Snapshot(rtx, settled));
                 rrx
             })
             .collect();
@@ -227,9 +228,9 @@ fn run_worker(
                 worker.restart(clock);
                 send(worker.take_records());
             }
-            ToWorker::Snapshot(reply) => {
+            ToWorker::Snapshot(reply, settled) => {
                 let (flows, evicted) = worker.flow_counts();
-                let _ = reply.send((worker.snapshot(), flows, evicted));
+                let _ = reply.send((worker.snapshot(settled), flows, evicted));
             }
         }
     }

@@ -136,12 +136,16 @@ pub(super) fn run_live(
             if let Some(s) = &mut sensor
                 && s.wants_snapshot(now)
             {
-                let t = classifier.progress_settled(super::sensor::settled_now());
-                let (drops, sigs, iface) = (cap.drops(), Arc::clone(&sigs), p.iface.to_string());
-                s.publish(Box::new(move || crate::sensor::Published {
-                    report: live_report(&sigs, &iface, &t, drops, None),
-                    devices: None,
-                }));
+                if let Some(pending) = classifier.progress_settled(super::sensor::settled_now()) {
+                    let (drops, sigs) = (cap.drops(), Arc::clone(&sigs));
+                    let iface = p.iface.to_string();
+                    s.publish(Box::new(move || crate::sensor::Published {
+                        report: live_report(&sigs, &iface, &pending.collect(), drops, None),
+                        devices: None,
+                    }));
+                } else {
+                    s.retry();
+                }
             }
         }
     }

@@ -26,6 +26,7 @@ pub use dispatch::Routed;
 pub use worker::EngineConfig;
 
 use dispatch::Dispatcher;
+pub use threads::PendingTotals;
 use threads::Threads;
 use worker::Worker;
 
@@ -270,11 +271,15 @@ impl Classifier {
     /// Counters as if every flow held that began at or before `settled` ended now, without
     /// ending any; younger flows are left out until they are that old or end. Counted this way,
     /// every per-service count only grows from one call to the next while `settled` does (a
-    /// flow is counted once its label and outcome have settled), which the metrics need.
-    pub fn progress_settled(&mut self, settled: Timestamp) -> Totals {
+    /// flow is counted once its label and outcome have settled), which the metrics need. With
+    /// worker threads this only asks them: [`PendingTotals::collect`] waits for the answers (on
+    /// another thread, so the reading thread never waits); `None` when a worker's queue is full.
+    pub fn progress_settled(&mut self, settled: Timestamp) -> Option<PendingTotals> {
         match &mut self.0 {
-            Mode::Inline { engine, .. } => engine.totals_settled(settled),
-            Mode::Threads(t) => t.progress(Some(settled)),
+            Mode::Inline { engine, .. } => {
+                Some(PendingTotals::ready(engine.totals_settled(settled)))
+            }
+            Mode::Threads(t) => t.request_progress(Some(settled)),
         }
     }
 

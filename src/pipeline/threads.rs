@@ -171,6 +171,30 @@ impl Threads {
         t
     }
 
+    /// Asks every worker for its counters (live flows begun by `settled` counted as if they
+    /// ended now) without waiting for them: [`PendingTotals::collect`] waits, on another
+    /// thread. Nothing is flushed (packets in batches being filled count at the next request)
+    /// and nothing blocks: `None` when a worker's queue is full (ask again later).
+    pub(crate) fn request_progress(&mut self, settled: Option<Timestamp>) -> Option<PendingTotals> {
+        // This thread is the only sender: a queue with room now still has it below.
+        if self.out.to_workers.iter().any(Sender::is_full) {
+            return None;
+        }
+        let mut replies = Vec::with_capacity(self.out.to_workers.len());
+        for tx in &self.out.to_workers {
+            let (rtx, rrx) = bounded(1);
+            tx.try_send(ToWorker::Snapshot(rtx, settled)).ok()?;
+            replies.push(rrx);
+        }
+        let mut base = Totals::new(
+            &self.sigs,
+            *self.dispatcher.stats(),
+            self.out.pipeline_drops,
+        );
+        base.names = self.dispatcher.snapshot();
+        Some(PendingTotals { base, replies })
+    }
+
     /// Sends what is left, ends every flow and merges the workers' counters.
     pub(crate) fn finish(mut self) -> Totals {
         self.dispatcher.finish(&mut self.out);
@@ -190,6 +214,33 @@ impl Threads {
             }
         }
         t.names = dispatcher.snapshot();
+        t
+    }
+}
+
+/// Counters asked of the workers and not yet merged ([`Threads::request_progress`]).
+pub struct PendingTotals {
+    base: Totals,
+    replies: Vec<Receiver<(Counters, usize, u64)>>,
+}
+
+impl PendingTotals {
+    /// Totals already complete (one worker inline).
+    pub(crate) fn ready(base: Totals) -> Self {
+        Self {
+            base,
+            replies: Vec::new(),
+        }
+    }
+
+    /// Waits for every worker's answer and merges them.
+    pub fn collect(self) -> Totals {
+        let mut t = self.base;
+        for r in self.replies {
+            if let Ok((c, flows, evicted)) = r.recv() {
+                t.add_worker(&c, flows, evicted);
+            }
+        }
         t
     }
 }

@@ -26,6 +26,9 @@ pub use metrics::{DevicesByKind, Encoding, Metrics};
 /// clients ask: a snapshot asks every worker for its counters.
 pub const MIN_SNAPSHOT_GAP: Duration = Duration::from_secs(1);
 
+/// Time before a snapshot that could not be taken (a busy worker) is tried again.
+const RETRY_GAP: Duration = Duration::from_millis(100);
+
 /// What one snapshot publishes.
 pub struct Published {
     /// The report: running totals since the start.
@@ -151,6 +154,12 @@ impl Sensor {
         true
     }
 
+    /// The snapshot could not be taken now (a worker's queue was full): try again in a moment.
+    pub fn retry(&mut self) {
+        self.shared.request();
+        self.next_snapshot = Instant::now() + RETRY_GAP;
+    }
+
     /// Hands a snapshot to the updater; dropped if one is still waiting (the next request
     /// takes another).
     pub fn publish(&self, snapshot: Snapshot) {
@@ -161,7 +170,7 @@ impl Sensor {
         }
     }
 
-    /// Sets the metrics from a final report at once (no HTTP client involved).
+    /// The metrics it serves.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
     }

@@ -4,13 +4,13 @@
 #     (R rounds, interleaved; median seconds);
 #  2. `appletap live --listen` on a veth pair in a network namespace of its own while tcpreplay
 #     replays the same capture at PPS packets/s, once with no client and once with a scrape every
-#     second: packets read and drops (kernel + pipeline) of each run.
+#     second, alternated R times: packets read and drops (kernel + pipeline) of each run.
 # Usage: scripts/sensor-cost.sh [CAPTURE]  (default: the small benchmark capture of
-# scripts/throughput.sh, built there first). PPS (default 50000), R (default 3), THREADS (2).
+# scripts/throughput.sh, built there first). PPS (default 30000), R (default 3), THREADS (2).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CAP=${1:-${TMPDIR:-/tmp}/appletap-bench/bench-small.pcap}
-PPS=${PPS:-50000}
+PPS=${PPS:-30000}
 R=${R:-3}
 THREADS=${THREADS:-2}
 [[ -s $CAP ]] || { echo "no capture $CAP: run scripts/throughput.sh first, or name one" >&2; exit 2; }
@@ -56,6 +56,8 @@ d = r["drops"]
 print(f'packets read {r["totals"]["packets_read"]}, drops kernel {d["kernel"]} interface {d["interface"]} pipeline {d["pipeline"]}')
 PY
 }
-echo "live, no client:            $(live_run 0)"
-echo "live, a scrape every second: $(live_run 1)"
+for ((i = 0; i < R; i++)); do
+  echo "live, no client:             $(live_run 0)"
+  echo "live, a scrape every second: $(live_run 1)"
+done
 echo "(tcpreplay at $PPS packets/s: $(grep -o 'Rated: [^,]*, [^,]*pps' "$TMP/replay" || true))"

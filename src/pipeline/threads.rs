@@ -218,7 +218,7 @@ impl Threads {
     }
 }
 
-/// Counters asked of the workers and not yet merged ([`Threads::request_progress`]).
+/// Counters asked of the workers and not yet merged (`Classifier::progress_settled`).
 pub struct PendingTotals {
     base: Totals,
     replies: Vec<Receiver<(Counters, usize, u64)>>,

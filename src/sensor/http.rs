@@ -1,5 +1,5 @@
 //! The sensor's HTTP server: hyper (HTTP/1.1) on a single-threaded tokio runtime of its own
-//! thread, never the capture's. Routes are in [`route`]: `GET /metrics` now; a dashboard and a
+//! thread, never the capture's. Routes are in `route`: `GET /metrics` now; a dashboard and a
 //! JSON API go there next.
 //!
 //! Limits, so a slow or hostile client can neither stall capture nor grow memory:

@@ -201,3 +201,29 @@ impl Drop for Sensor {
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     addr.ip().is_loopback()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_addresses_are_quiet() {
+        assert!(is_loopback(&"127.0.0.1:9477".parse().unwrap()));
+        assert!(is_loopback(&"[::1]:9477".parse().unwrap()));
+        assert!(!is_loopback(&"0.0.0.0:9477".parse().unwrap()));
+        assert!(!is_loopback(&"192.0.2.1:9477".parse().unwrap()));
+    }
+
+    #[test]
+    fn a_scrape_asks_for_a_snapshot_at_most_once_a_second() {
+        let mut s = Sensor::start("127.0.0.1:0".parse().unwrap(), Metrics::new("x")).unwrap();
+        let now = Instant::now();
+        assert!(!s.wants_snapshot(now), "no client asked");
+        s.shared.request();
+        assert!(s.wants_snapshot(now));
+        s.shared.request();
+        assert!(!s.wants_snapshot(now + Duration::from_millis(500)));
+        assert!(s.wants_snapshot(now + MIN_SNAPSHOT_GAP));
+        s.stop();
+    }
+}

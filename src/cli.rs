@@ -131,6 +131,10 @@ pub struct LiveArgs {
     /// holds the packets that arrive while appletap is busy.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_BUFFER_MIB, value_parser = clap::value_parser!(u32).range(1..=MAX_BUFFER_MIB))]
     pub buffer_size: u32,
+    /// Serve Prometheus metrics at http://ADDR/metrics: IP:PORT, or a PORT alone for
+    /// 127.0.0.1:PORT (loopback; any other address is said on standard error).
+    #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
+    pub listen: Option<std::net::SocketAddr>,
     /// Classifier options.
     #[command(flatten)]
     pub classify: ClassifyOpt,
@@ -185,9 +189,22 @@ pub struct ReadArgs {
     /// Never show a progress bar (it is shown only when standard error is a terminal).
     #[arg(long)]
     pub no_progress: bool,
+    /// Also write the Prometheus metrics once at the end to PATH, in the text format
+    /// node_exporter's textfile collector reads (written to a temporary file, then renamed).
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub metrics_file: Option<PathBuf>,
     /// Classifier options.
     #[command(flatten)]
     pub classify: ClassifyOpt,
+}
+
+/// `--listen`: `IP:PORT`, `[IPv6]:PORT`, or a port alone for loopback.
+fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?} is not IP:PORT (e.g. 127.0.0.1:9477) or a port"))
 }
 
 /// `appletap signatures`.

@@ -46,5 +46,6 @@ pub mod inspect;
 pub mod limits;
 pub mod pipeline;
 pub mod report;
+pub mod sensor;
 pub mod signature;
 pub mod wire;

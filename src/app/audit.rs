@@ -35,6 +35,7 @@ pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
                 snaplen: 65_535,
                 buffer_mib: crate::capture::live::DEFAULT_BUFFER_MIB,
                 interval: None,
+                listen: None,
                 duration: Some(args.duration),
                 classify: &args.classify,
                 backend: crate::cli::CaptureBackend::Libpcap,

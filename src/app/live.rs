@@ -68,6 +68,8 @@ pub(super) struct LiveParams<'a> {
     pub(super) backend: CaptureBackend,
     /// AF_PACKET sockets reading in parallel (default: the machine's cores).
     pub(super) readers: Option<u64>,
+    /// Serve metrics here (`--listen`).
+    pub(super) listen: Option<std::net::SocketAddr>,
 }
 
 /// Captures live until a signal, the duration or a capture error; calls `on_interval` with a
@@ -93,6 +95,10 @@ pub(super) fn run_live(
         return super::readers::run_readers(&params, &report, on_interval);
     }
     let mut cap = LiveCapture::open_with(p.iface, p.filter, p.snaplen, p.buffer_mib)?;
+    let mut sensor = p
+        .listen
+        .map(|addr| super::sensor::start(addr, &p.classify.sig))
+        .transpose()?;
     let sink = FlowSink::open(p.classify, &[])?;
     install_signal_handler();
     let writer = Writer::start(sink);
@@ -146,7 +152,26 @@ pub(super) fn run_live(
                 let drops = cap.drops();
                 on_interval(&live_report(&sigs, p.iface, &t, drops, None))?;
             }
+            // Only when a scrape asked, at most once a second; the report is built on the
+            // sensor's thread.
+            if let Some(s) = &mut sensor
+                && s.wants_snapshot(now)
+            {
+                if let Some(pending) = classifier.progress_settled(super::sensor::settled_now()) {
+                    let (drops, sigs) = (cap.drops(), Arc::clone(&sigs));
+                    let iface = p.iface.to_string();
+                    s.publish(Box::new(move || crate::sensor::Published {
+                        report: live_report(&sigs, &iface, &pending.collect(), drops, None),
+                        devices: None,
+                    }));
+                } else {
+                    s.retry();
+                }
+            }
         }
+    }
+    if let Some(s) = sensor {
+        s.stop();
     }
     let drops = cap.drops();
     let totals = classifier.finish();
@@ -188,6 +213,7 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
         classify: &args.classify,
         backend: args.capture,
         readers: args.readers,
+        listen: args.listen,
     };
     super::readers::check_options(args.capture, args.readers, &args.classify)?;
     let run = run_live(&params, |report| {

@@ -9,6 +9,7 @@ mod output;
 pub mod output_guard;
 mod read;
 mod readers;
+mod sensor;
 
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -137,7 +137,16 @@ fn stopped_note(name: &str, packets: u64) -> String {
 }
 
 pub(super) fn read(args: &ReadArgs) -> Result<ExitCode> {
-    let run = run_files(&args.files, &args.classify, args.no_progress)?;
+    if let Some(path) = &args.metrics_file {
+        super::sensor::check_metrics_file(path, &args.files)?;
+    }
+    let mut run = run_files(&args.files, &args.classify, args.no_progress)?;
+    if let Some(path) = &args.metrics_file
+        && let Err(e) = super::sensor::write_metrics_file(path, &args.classify.sig, &run.report)
+    {
+        run.errors.push(format!("{e:#}"));
+        run.failed = true;
+    }
     let text = render(&run.report, args.format, true)?;
     if args.classify.flows.as_deref() == Some(Path::new("-")) {
         write_stderr(&text);

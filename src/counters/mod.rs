@@ -14,7 +14,7 @@ use crate::signature::SignatureSet;
 
 pub use outcomes::Outcomes;
 pub use packets::PacketStats;
-pub use tally::{ServiceTally, Tally};
+pub use tally::{ServiceTally, Tally, TrafficSplit};
 
 /// What the tallies take of one finished flow: its counters and how it ended, its label as
 /// decided (no evidence text is made for a flow nobody prints), and the name shown for it.

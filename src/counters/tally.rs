@@ -24,6 +24,36 @@ pub struct ServiceTally {
     pub likely: u64,
     /// Flows labelled `possible`.
     pub possible: u64,
+    /// Packets and bytes by confidence and direction (the metrics' split; not in the report).
+    #[serde(skip)]
+    pub split: TrafficSplit,
+}
+
+/// Packets and bytes of a service's flows, by the flows' confidence (in use, as the flow
+/// counts: [`Confidence::of_use`]) and direction: `[confidence][direction]`, confidence in
+/// [`TrafficSplit::CONFIDENCES`] order, direction 0 to the server, 1 to the client.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrafficSplit {
+    /// Packets.
+    pub packets: [[u64; 2]; 4],
+    /// Bytes on the wire.
+    pub bytes: [[u64; 2]; 4],
+}
+
+impl TrafficSplit {
+    /// The confidence each row stands for; `none` for flows no rule labelled.
+    pub const CONFIDENCES: [&'static str; 4] = ["certain", "likely", "possible", "none"];
+    /// The direction each column stands for.
+    pub const DIRECTIONS: [&'static str; 2] = ["to-server", "to-client"];
+
+    fn add(&mut self, other: &Self) {
+        for c in 0..4 {
+            for d in 0..2 {
+                self.packets[c][d] += other.packets[c][d];
+                self.bytes[c][d] += other.bytes[c][d];
+            }
+        }
+    }
 }
 
 impl ServiceTally {
@@ -34,6 +64,7 @@ impl ServiceTally {
         self.certain += other.certain;
         self.likely += other.likely;
         self.possible += other.possible;
+        self.split.add(&other.split);
     }
 }
 
@@ -69,11 +100,24 @@ impl Tally {
         t.packets += f.flow.packets[0] + f.flow.packets[1];
         t.bytes += f.flow.bytes[0] + f.flow.bytes[1];
         // Use, not destination: a flow nobody answered counts at most `possible`.
-        match Confidence::of_use(f.decision.confidence, f.flow.state()) {
-            Some(Confidence::Certain) => t.certain += 1,
-            Some(Confidence::Likely) => t.likely += 1,
-            Some(Confidence::Possible) => t.possible += 1,
-            None => {}
+        let row = match Confidence::of_use(f.decision.confidence, f.flow.state()) {
+            Some(Confidence::Certain) => {
+                t.certain += 1;
+                0
+            }
+            Some(Confidence::Likely) => {
+                t.likely += 1;
+                1
+            }
+            Some(Confidence::Possible) => {
+                t.possible += 1;
+                2
+            }
+            None => 3,
+        };
+        for d in 0..2 {
+            t.split.packets[row][d] += f.flow.packets[d];
+            t.split.bytes[row][d] += f.flow.bytes[d];
         }
         // A name decided the label, and the rule was a generic-Apple catch-all: the signature
         // set has no narrower service for this name yet.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use crate::capture::{OwnedPacket, Packet};
+use crate::capture::{OwnedPacket, Packet, Timestamp};
 use crate::counters::{Counters, PacketStats};
 use crate::inspect::names::{Names, NamesSnapshot};
 use crate::report::record::FlowRecord;
@@ -26,6 +26,7 @@ pub use dispatch::Routed;
 pub use worker::EngineConfig;
 
 use dispatch::Dispatcher;
+pub use threads::PendingTotals;
 use threads::Threads;
 use worker::Worker;
 
@@ -148,10 +149,20 @@ impl Engine {
         let mut t = Totals::new(&self.sigs, *self.dispatcher.stats(), 0);
         let (active, evicted) = self.worker.flow_counts();
         if live_flows {
-            t.add_worker(&self.worker.snapshot(), active, evicted);
+            t.add_worker(&self.worker.snapshot(None), active, evicted);
         } else {
             t.add_worker(self.worker.counters(), active, evicted);
         }
+        t.names = self.dispatcher.snapshot();
+        t
+    }
+
+    /// Everything counted so far, with the flows held that began at or before `settled` counted
+    /// as if they ended now (nothing changes): what the metrics publish while capturing.
+    pub fn totals_settled(&self, settled: Timestamp) -> Totals {
+        let mut t = Totals::new(&self.sigs, *self.dispatcher.stats(), 0);
+        let (active, evicted) = self.worker.flow_counts();
+        t.add_worker(&self.worker.snapshot(Some(settled)), active, evicted);
         t.names = self.dispatcher.snapshot();
         t
     }
@@ -322,7 +333,22 @@ impl Classifier {
     pub fn progress(&mut self) -> Totals {
         match &mut self.0 {
             Mode::Inline { engine, .. } => engine.totals(true),
-            Mode::Threads(t) => t.progress(),
+            Mode::Threads(t) => t.progress(None),
+        }
+    }
+
+    /// Counters as if every flow held that began at or before `settled` ended now, without
+    /// ending any; younger flows are left out until they are that old or end. Counted this way,
+    /// every per-service count only grows from one call to the next while `settled` does (a
+    /// flow is counted once its label and outcome have settled), which the metrics need. With
+    /// worker threads this only asks them: [`PendingTotals::collect`] waits for the answers (on
+    /// another thread, so the reading thread never waits); `None` when a worker's queue is full.
+    pub fn progress_settled(&mut self, settled: Timestamp) -> Option<PendingTotals> {
+        match &mut self.0 {
+            Mode::Inline { engine, .. } => {
+                Some(PendingTotals::ready(engine.totals_settled(settled)))
+            }
+            Mode::Threads(t) => t.request_progress(Some(settled)),
         }
     }
 

@@ -54,7 +54,8 @@ enum ToWorker {
     Batch(Batch),
     /// A new stretch of capture begins at this time: end every flow.
     Restart(Timestamp),
-    Snapshot(Sender<(Counters, usize, u64)>),
+    /// Counters as of now, live flows begun by the time given counted as if they ended.
+    Snapshot(Sender<(Counters, usize, u64)>, Option<Timestamp>),
 }
 
 /// The dispatcher on the calling thread and N workers on their own.
@@ -155,8 +156,8 @@ impl Threads {
         self.out.flush();
     }
 
-    /// Counters as if every flow ended now, without ending any.
-    pub(crate) fn progress(&mut self) -> Totals {
+    /// Counters as if every flow (begun by `settled`, if given) ended now, without ending any.
+    pub(crate) fn progress(&mut self, settled: Option<Timestamp>) -> Totals {
         self.flush();
         let mut t = Totals::new(
             &self.sigs,
@@ -169,7 +170,7 @@ impl Threads {
             .iter()
             .map(|tx| {
                 let (rtx, rrx) = bounded(1);
-                let _ = tx.send(ToWorker::Snapshot(rtx));
+                let _ = tx.send(ToWorker::Snapshot(rtx, settled));
                 rrx
             })
             .collect();
@@ -180,6 +181,30 @@ impl Threads {
         }
         t.names = self.dispatcher.snapshot();
         t
+    }
+
+    /// Asks every worker for its counters (live flows begun by `settled` counted as if they
+    /// ended now) without waiting for them: [`PendingTotals::collect`] waits, on another
+    /// thread. Nothing is flushed (packets in batches being filled count at the next request)
+    /// and nothing blocks: `None` when a worker's queue is full (ask again later).
+    pub(crate) fn request_progress(&mut self, settled: Option<Timestamp>) -> Option<PendingTotals> {
+        // This thread is the only sender: a queue with room now still has it below.
+        if self.out.to_workers.iter().any(Sender::is_full) {
+            return None;
+        }
+        let mut replies = Vec::with_capacity(self.out.to_workers.len());
+        for tx in &self.out.to_workers {
+            let (rtx, rrx) = bounded(1);
+            tx.try_send(ToWorker::Snapshot(rtx, settled)).ok()?;
+            replies.push(rrx);
+        }
+        let mut base = Totals::new(
+            &self.sigs,
+            *self.dispatcher.stats(),
+            self.out.pipeline_drops,
+        );
+        base.names = self.dispatcher.snapshot();
+        Some(PendingTotals { base, replies })
     }
 
     /// Sends what is left, ends every flow and merges the workers' counters.
@@ -201,6 +226,33 @@ impl Threads {
             }
         }
         t.names = dispatcher.snapshot();
+        t
+    }
+}
+
+/// Counters asked of the workers and not yet merged (`Classifier::progress_settled`).
+pub struct PendingTotals {
+    base: Totals,
+    replies: Vec<Receiver<(Counters, usize, u64)>>,
+}
+
+impl PendingTotals {
+    /// Totals already complete (one worker inline).
+    pub(crate) fn ready(base: Totals) -> Self {
+        Self {
+            base,
+            replies: Vec::new(),
+        }
+    }
+
+    /// Waits for every worker's answer and merges them.
+    pub fn collect(self) -> Totals {
+        let mut t = self.base;
+        for r in self.replies {
+            if let Ok((c, flows, evicted)) = r.recv() {
+                t.add_worker(&c, flows, evicted);
+            }
+        }
         t
     }
 }
@@ -239,9 +291,9 @@ fn run_worker(
                 worker.restart(clock);
                 send(worker.take_records());
             }
-            ToWorker::Snapshot(reply) => {
+            ToWorker::Snapshot(reply, settled) => {
                 let (flows, evicted) = worker.flow_counts();
-                let _ = reply.send((worker.snapshot(), flows, evicted));
+                let _ = reply.send((worker.snapshot(settled), flows, evicted));
             }
         }
     }

@@ -223,11 +223,16 @@ impl Worker {
         self.table.restart_at(clock);
     }
 
-    /// Counters as if every live flow ended now; nothing changes.
-    pub(crate) fn snapshot(&self) -> Counters {
+    /// Counters as if every live flow ended now; nothing changes. With `settled`, only the
+    /// live flows that began at or before it are counted (a younger flow's label and outcome
+    /// may still change: the metrics count it once it is that old, or when it ends).
+    pub(crate) fn snapshot(&self, settled: Option<crate::capture::Timestamp>) -> Counters {
         let mut c = self.counters.clone();
-        self.table
-            .for_each(|f, x| end_flow(&self.sigs, &mut c, None, f, x));
+        self.table.for_each(|f, x| {
+            if settled.is_none_or(|t| f.first_ts <= t) {
+                end_flow(&self.sigs, &mut c, None, f, x);
+            }
+        });
         c
     }
 

@@ -1,0 +1,458 @@
+//! The metrics for real: `promtool` (Debian's `prometheus` package, installed by `.ci/setup`)
+//! checks the exposition, the shipped scrape config and alert rules, and runs the rules' unit
+//! tests; a real Prometheus server scrapes a live appletap fed by tcpreplay into a veth pair in
+//! a network namespace of its own, and its query API must give, for every per-service series,
+//! what `appletap read --metrics-file` gives for the same capture. Prometheus, appletap and
+//! the replayed traffic all stay inside that namespace (its own loopback).
+//!
+//! The live part needs root (set APPLETAP_SKIP_LIVE=1 to skip it knowingly, as tests/live.rs).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `promtool check metrics` on an exposition.
+fn promtool_check_metrics(text: &str) {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool runs (apt-get install prometheus)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Samples of an exposition in the text format: (name{labels}, value), labels sorted.
+fn samples(text: &str) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        out.insert(canonical(series), value.parse().unwrap());
+    }
+    out
+}
+
+/// `name{b="2",a="1"}` as `name{a="1",b="2"}`.
+fn canonical(series: &str) -> String {
+    let Some((name, rest)) = series.split_once('{') else {
+        return series.to_string();
+    };
+    let mut labels: Vec<&str> = rest
+        .trim_end_matches('}')
+        .split(',')
+        .filter(|l| !l.is_empty())
+        .collect();
+    labels.sort_unstable();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
+fn metrics_file_of(capture: &Path, dir: &Path) -> (Value, String) {
+    let file = dir.join("appletap.prom");
+    let out = appletap(&[
+        "read",
+        "--format",
+        "json",
+        "--metrics-file",
+        file.to_str().unwrap(),
+        capture.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        serde_json::from_slice(&out.stdout).unwrap(),
+        std::fs::read_to_string(&file).unwrap(),
+    )
+}
+
+#[test]
+fn rules_config_and_their_unit_tests_pass_promtool() {
+    let dir = root().join("deploy/prometheus");
+    run_ok(
+        Command::new("promtool")
+            .args(["check", "config"])
+            .arg(dir.join("prometheus.yml")),
+    );
+    run_ok(
+        Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(dir.join("rules.yml")),
+    );
+    let tested = run_ok(
+        Command::new("promtool")
+            .args(["test", "rules"])
+            .arg(dir.join("tests.yml")),
+    );
+    assert!(tested.contains("SUCCESS"), "{tested}");
+}
+
+#[test]
+fn metrics_file_passes_promtool_and_matches_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = root().join("fixtures/sample/iphone.pcap");
+    let (report, text) = metrics_file_of(&capture, dir.path());
+    promtool_check_metrics(&text);
+    let s = samples(&text);
+    assert_eq!(
+        s["appletap_packets_read_total"],
+        report["totals"]["packets_read"].as_f64().unwrap()
+    );
+    // Per service, the series add up to the report's lines.
+    for line in report["services"].as_array().unwrap() {
+        let service = line["service"].as_str().unwrap();
+        let sum = |family: &str| -> f64 {
+            s.iter()
+                .filter(|(k, _)| {
+                    k.starts_with(&format!("{family}{{"))
+                        && k.contains(&format!("service=\"{service}\""))
+                })
+                .map(|(_, v)| v)
+                .sum()
+        };
+        for (family, field) in [
+            ("appletap_service_flows_total", "flows"),
+            ("appletap_service_packets_total", "packets"),
+            ("appletap_service_bytes_total", "bytes"),
+        ] {
+            assert_eq!(
+                sum(family),
+                line[field].as_f64().unwrap(),
+                "{service} {field}"
+            );
+        }
+        let certain = s
+            .get(&format!(
+                "appletap_service_flows_total{{apple=\"{}\",confidence=\"certain\",service=\"{service}\"}}",
+                line["apple"]
+            ))
+            .copied()
+            .unwrap_or(0.0);
+        assert_eq!(
+            certain,
+            line["certain"].as_f64().unwrap(),
+            "{service} certain"
+        );
+    }
+    for h in report["health"].as_array().unwrap() {
+        let service = h["service"].as_str().unwrap();
+        let key = format!(
+            "appletap_connection_outcomes_total{{outcome=\"answered\",service=\"{service}\"}}"
+        );
+        assert_eq!(s[&key], h["established"].as_f64().unwrap(), "{key}");
+        let level = s[&format!("appletap_service_health{{service=\"{service}\"}}")];
+        assert_eq!(level, 0.0, "{service}: the sample's services are all ok");
+    }
+    // No label carries an address, a port or a name.
+    for k in s.keys() {
+        assert!(!k.contains("192.168.") && !k.contains(".com"), "{k}");
+    }
+}
+
+#[test]
+fn metrics_file_never_replaces_an_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("c.pcap");
+    std::fs::copy(root().join("fixtures/sample/iphone.pcap"), &capture).unwrap();
+    let before = std::fs::read(&capture).unwrap();
+    let c = capture.to_str().unwrap();
+    let out = appletap(&["read", "--metrics-file", c, c]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to write metrics"));
+    assert_eq!(std::fs::read(&capture).unwrap(), before);
+}
+
+#[test]
+fn dashboard_parses_and_queries_only_metrics_appletap_serves() {
+    let text = std::fs::read_to_string(root().join("deploy/grafana/appletap.json")).unwrap();
+    let dash: Value = serde_json::from_str(&text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, exposition) = metrics_file_of(&root().join("fixtures/sample/iphone.pcap"), dir.path());
+    let mut names: Vec<String> = exposition
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    // Filled by the device inventory; no series until it counts devices.
+    names.push("appletap_devices".into());
+    let panels = dash["panels"].as_array().unwrap();
+    assert!(panels.len() >= 6);
+    let mut queried = 0;
+    for p in panels {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if word.starts_with("appletap_") {
+                    assert!(names.iter().any(|n| n == word), "{word} in {expr}");
+                    queried += 1;
+                }
+            }
+        }
+    }
+    assert!(queried >= 8);
+}
+
+/// A network namespace with its loopback up and a veth pair inside; deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn create() -> Self {
+        let name = format!("ats-prom{}", std::process::id());
+        let ns = Self(name.clone());
+        let ip = |args: &[&str]| run_ok(Command::new("ip").args(args));
+        ip(&["netns", "add", &name]);
+        for key in ["all", "default"] {
+            run_ok(
+                Command::new("ip")
+                    .args(["netns", "exec", &name, "sysctl", "-qw"])
+                    .arg(format!("net.ipv6.conf.{key}.disable_ipv6=1")),
+            );
+        }
+        ip(&["-n", &name, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n", &name, "link", "add", "va", "type", "veth", "peer", "name", "vb",
+        ]);
+        for dev in ["va", "vb"] {
+            ip(&["-n", &name, "link", "set", dev, "mtu", "9000"]);
+            ip(&["-n", &name, "link", "set", dev, "up"]);
+        }
+        ns
+    }
+
+    fn exec(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0, program]);
+        c
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// A child killed on drop.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Every series of an instant query: canonical name{labels} -> value.
+fn query(ns: &Netns, expr: &str) -> Option<BTreeMap<String, f64>> {
+    let out = ns
+        .exec("promtool")
+        .args([
+            "query",
+            "instant",
+            "-o",
+            "json",
+            "http://127.0.0.1:9090",
+            expr,
+        ])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let mut m = BTreeMap::new();
+    for r in v.as_array()? {
+        let metric = r["metric"].as_object()?;
+        let name = metric.get("__name__").and_then(Value::as_str).unwrap_or("");
+        let labels: Vec<String> = metric
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "__name__" | "job" | "instance"))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let key = canonical(&format!("{name}{{{}}}", labels.join(",")));
+        m.insert(key, r["value"][1].as_str()?.parse().ok()?);
+    }
+    Some(m)
+}
+
+fn is_root() -> bool {
+    run_ok(Command::new("id").arg("-u")).trim() == "0"
+}
+
+#[test]
+fn prometheus_scraping_live_appletap_holds_what_read_gives() {
+    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
+        eprintln!("APPLETAP_SKIP_LIVE is set: live Prometheus test skipped");
+        return;
+    }
+    assert!(
+        is_root(),
+        "needs root (network namespaces); set APPLETAP_SKIP_LIVE=1 to skip"
+    );
+    let capture = shared_pcaps().join("ndpi__iphone.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let (_, file) = metrics_file_of(&capture, dir.path());
+    let want: BTreeMap<String, f64> = samples(&file)
+        .into_iter()
+        .filter(|(k, _)| {
+            k.starts_with("appletap_service_") || k.starts_with("appletap_connection_")
+        })
+        .collect();
+    let want_packets = samples(&file)["appletap_packets_read_total"];
+    assert!(want.len() > 30, "the capture gives many series: {want:?}");
+
+    let ns = Netns::create();
+    let mut live = ns
+        .exec(env!("CARGO_BIN_EXE_appletap"))
+        .args(["live", "-i", "vb", "--threads", "2", "--interval", "3600"])
+        .args(["--format", "json", "--listen", "127.0.0.1:9477"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("appletap live starts");
+    let stderr = BufReader::new(live.stderr.take().unwrap());
+    let live = Running(live);
+    let mut lines = stderr.lines();
+    let said = lines.next().expect("a line on stderr").unwrap();
+    assert!(
+        said.contains("metrics at http://127.0.0.1:9477/metrics"),
+        "{said}"
+    );
+
+    std::fs::write(
+        dir.path().join("prometheus.yml"),
+        "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: appletap\n    static_configs:\n      - targets: ['127.0.0.1:9477']\n",
+    )
+    .unwrap();
+    let _prometheus = Running(
+        ns.exec("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .args(["--web.listen-address=127.0.0.1:9090", "--log.level=warn"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts (apt-get install prometheus)"),
+    );
+    // Scraped at least once, before any traffic: every counter starts from nothing.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = query(&ns, "up{job=\"appletap\"}").unwrap_or_default();
+        if up.values().any(|v| *v == 1.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped appletap"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let before = query(&ns, "appletap_packets_read_total").unwrap();
+    assert_eq!(before.values().sum::<f64>(), 0.0, "{before:?}");
+
+    run_ok(
+        ns.exec("tcpreplay")
+            .args(["-q", "-i", "va", "--pps=2000"])
+            .arg(&capture),
+    );
+
+    // The live flows are counted once settled (5 s), and then hold what read gives, while
+    // they are still open.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let got = query(
+            &ns,
+            "{__name__=~\"appletap_service_.*|appletap_connection_.*\"}",
+        )
+        .unwrap_or_default();
+        let packets = query(&ns, "appletap_packets_read_total").unwrap_or_default();
+        if got == want && packets.values().sum::<f64>() == want_packets {
+            break got;
+        }
+        if Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        got, want,
+        "per-service series in Prometheus differ from read"
+    );
+    let drops = query(&ns, "appletap_drops_total").unwrap();
+    assert!(drops.values().all(|v| *v == 0.0), "{drops:?}");
+    let held = query(&ns, "appletap_metrics_held_total").unwrap();
+    assert_eq!(
+        held.values().sum::<f64>(),
+        0.0,
+        "no counter had to hold: {held:?}"
+    );
+    // Open flows are counted without ending: the live process still holds them.
+    let active = query(&ns, "appletap_flows_active").unwrap();
+    assert!(active.values().sum::<f64>() > 0.0, "{active:?}");
+
+    // What Prometheus scrapes passes promtool, in both formats' text form.
+    let text = run_ok(
+        ns.exec("curl")
+            .args(["-sf", "http://127.0.0.1:9477/metrics"]),
+    );
+    promtool_check_metrics(&text);
+    let open = run_ok(ns.exec("curl").args([
+        "-sf",
+        "-H",
+        "Accept: application/openmetrics-text; version=1.0.0",
+        "http://127.0.0.1:9477/metrics",
+    ]));
+    assert!(open.ends_with("# EOF\n"), "{open}");
+    drop(live);
+}

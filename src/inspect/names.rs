@@ -416,6 +416,16 @@ impl MdnsEndpoints {
             .map(|v| v.value.clone())
     }
 
+    /// Endpoints currently held.
+    pub fn len(&self) -> usize {
+        self.store.live.load(Ordering::Relaxed)
+    }
+
+    /// Whether the store is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Endpoints evicted because the store was full.
     pub fn evictions(&self) -> u64 {
         self.store.evictions.load(Ordering::Relaxed)
@@ -605,6 +615,7 @@ impl Names {
             models,
             dns_addresses: self.dns.len(),
             dns_evictions: self.dns.evictions(),
+            mdns_endpoints: self.mdns.len(),
             mdns_evictions: self.mdns.evictions(),
             bonjour_dropped: self.bonjour.dropped(),
             dns_tcp_streams_dropped: 0,
@@ -624,6 +635,8 @@ pub struct NamesSnapshot {
     pub dns_addresses: usize,
     /// DNS bindings evicted to stay within the bound.
     pub dns_evictions: u64,
+    /// mDNS endpoints with an announcement held.
+    pub mdns_endpoints: usize,
     /// mDNS endpoints evicted to stay within the bound.
     pub mdns_evictions: u64,
     /// Bonjour observations dropped at a bound.

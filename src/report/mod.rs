@@ -175,6 +175,8 @@ pub struct StateCounters {
     pub dns_addresses: usize,
     /// Addresses evicted from the DNS store because it was full.
     pub dns_evictions: u64,
+    /// mDNS endpoints with an announcement held.
+    pub mdns_endpoints: usize,
     /// mDNS endpoints evicted because the store was full.
     pub mdns_evictions: u64,
     /// Bonjour observations dropped at a bound.
@@ -326,6 +328,7 @@ impl Report {
             state: StateCounters {
                 dns_addresses: names.dns_addresses,
                 dns_evictions: names.dns_evictions,
+                mdns_endpoints: names.mdns_endpoints,
                 mdns_evictions: names.mdns_evictions,
                 bonjour_dropped: names.bonjour_dropped,
                 dns_tcp_streams_dropped: names.dns_tcp_streams_dropped,

@@ -300,9 +300,11 @@ impl Metrics {
             .set(i64::try_from(t.flows_active).unwrap_or(i64::MAX));
         self.raise(&self.flows_evicted, t.flows_evicted);
         let s = &report.state;
-        self.store_entries
-            .get_or_create(&vec![("kind", "dns".to_string())])
-            .set(i64::try_from(s.dns_addresses).unwrap_or(i64::MAX));
+        for (kind, n) in [("dns", s.dns_addresses), ("mdns", s.mdns_endpoints)] {
+            self.store_entries
+                .get_or_create(&vec![("kind", kind.to_string())])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
         for (kind, n) in [
             ("dns", s.dns_evictions),
             ("mdns", s.mdns_evictions),

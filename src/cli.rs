@@ -77,6 +77,19 @@ pub struct ClassifyOpt {
     /// Let --flows replace an existing capture file (never one of the inputs).
     #[arg(long, requires = "flows")]
     pub overwrite: bool,
+    /// Shape of the --flows records: appletap's own fields, or `ecs` documents (Elastic Common
+    /// Schema) for Elasticsearch and OpenSearch.
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FlowsFormat::Plain, requires = "flows")]
+    pub flows_format: FlowsFormat,
+    /// Seed of the records' Community ID, 0 to 65535: the same on every sensor whose records
+    /// are joined (Zeek's and Suricata's default is 0).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub community_id_seed: u16,
+    /// Write events as JSON lines to PATH: a service's health verdict changing, and each new
+    /// unexpected-traffic finding (`-` for standard output). Refused when PATH is one of the
+    /// inputs, or an existing capture file.
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub events: Option<PathBuf>,
     /// Threads (default: the machine's cores; live, one fewer, at least 1): 1 classifies on the
     /// reading thread; N > 1 has one thread read, decode and dispatch and N - 1 worker threads
     /// classify. The output is the same for any number. 1 to 256.
@@ -150,6 +163,15 @@ pub enum CaptureBackend {
     Libpcap,
     /// Linux AF_PACKET sockets with memory-mapped rings in a fanout group, one per reader.
     AfPacket,
+}
+
+/// Shape of flow records (`--flows-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FlowsFormat {
+    /// appletap's own fields (README "Flow records").
+    Plain,
+    /// Elastic Common Schema documents (README "ECS records").
+    Ecs,
 }
 
 /// `appletap interfaces`.

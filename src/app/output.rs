@@ -13,7 +13,8 @@ use anyhow::Result;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::output_guard;
-use crate::cli::{ClassifyOpt, Format};
+use crate::cli::{ClassifyOpt, FlowsFormat, Format};
+use crate::report::ecs::EcsRecord;
 use crate::report::record::FlowRecord;
 use crate::report::{Report, render_table};
 
@@ -22,6 +23,10 @@ pub(super) struct FlowSink {
     out: Option<Box<dyn Write + Send>>,
     label: String,
     pub(super) error: Option<String>,
+    /// `--community-id-seed`, applied as records are written.
+    seed: u16,
+    /// `--flows-format`.
+    format: FlowsFormat,
 }
 
 impl FlowSink {
@@ -33,6 +38,8 @@ impl FlowSink {
                 out: None,
                 label: String::new(),
                 error: None,
+                seed: opt.community_id_seed,
+                format: opt.flows_format,
             });
         };
         let read = inputs.iter().map(|p| p.as_path());
@@ -54,6 +61,8 @@ impl FlowSink {
                     // and say why at the end (exit code 1).
                     return Ok(Self {
                         out: None,
+                        seed: opt.community_id_seed,
+                        format: opt.flows_format,
                         label: path.display().to_string(),
                         error: Some(format!(
                             "cannot write flow records to {}: {e} (the report still covers every flow)",
@@ -67,6 +76,8 @@ impl FlowSink {
             out: Some(out),
             label,
             error: None,
+            seed: opt.community_id_seed,
+            format: opt.flows_format,
         })
     }
 
@@ -76,7 +87,18 @@ impl FlowSink {
         };
         let mut result = Ok(());
         for r in records {
-            result = serde_json::to_writer(&mut *out, r)
+            let seeded;
+            let r = if self.seed == 0 {
+                r
+            } else {
+                seeded = r.clone().with_seed(self.seed);
+                &seeded
+            };
+            let written = match self.format {
+                FlowsFormat::Plain => serde_json::to_writer(&mut *out, r),
+                FlowsFormat::Ecs => serde_json::to_writer(&mut *out, &EcsRecord::of(r)),
+            };
+            result = written
                 .map_err(io::Error::from)
                 .and_then(|()| out.write_all(b"\n"));
             if result.is_err() {
@@ -143,6 +165,8 @@ impl Writer {
         // Without a sender the writer's loop ends at once.
         self.handle.join().unwrap_or(FlowSink {
             out: None,
+            seed: 0,
+            format: FlowsFormat::Plain,
             label: String::new(),
             error: Some("the flow-record writer failed".into()),
         })

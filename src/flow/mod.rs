@@ -2,6 +2,7 @@
 //! server told apart, counters each way, TCP handshake and teardown, and idle expiry driven by
 //! packet timestamps.
 
+pub mod community_id;
 pub mod table;
 
 use std::net::IpAddr;

@@ -2,6 +2,7 @@
 //! people or one JSON document for tools.
 
 pub mod devices;
+pub mod ecs;
 pub mod floods;
 pub mod health;
 pub mod record;

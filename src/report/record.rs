@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::classify::{Evidence, Label};
 use crate::decode::ip_proto;
 use crate::flow::Flow;
+use crate::flow::community_id::community_id;
 use crate::signature::SignatureSet;
 use crate::wire::link::Mac;
 
@@ -27,6 +28,10 @@ pub struct FlowRecord {
     pub server_ip: IpAddr,
     /// Server port (null for protocols without ports).
     pub server_port: Option<u16>,
+    /// Community ID v1 (seed 0 unless `--community-id-seed`), as Zeek and Suricata write it;
+    /// null for ICMP flows, which here hold every message between two hosts where the ID
+    /// tells message types apart.
+    pub community_id: Option<String>,
     /// Service id, or `unknown`.
     pub service: String,
     /// Whether the service is an Apple service.
@@ -128,7 +133,49 @@ pub fn proto_name(proto: u8) -> String {
     }
 }
 
+/// The Community ID of a flow between `client` and `server` (ports ignored unless TCP or
+/// UDP), or None for ICMP (see [`FlowRecord::community_id`]).
+pub fn record_community_id(
+    seed: u16,
+    proto: u8,
+    client: (IpAddr, u16),
+    server: (IpAddr, u16),
+) -> Option<String> {
+    let has_ports = matches!(proto, ip_proto::TCP | ip_proto::UDP);
+    let port = |p: u16| has_ports.then_some(p);
+    (!matches!(proto, ip_proto::ICMP | ip_proto::ICMPV6)).then(|| {
+        community_id(
+            seed,
+            proto,
+            (client.0, port(client.1)),
+            (server.0, port(server.1)),
+        )
+    })
+}
+
 impl FlowRecord {
+    /// The record with its Community ID computed with `seed` (from the record's own fields, so
+    /// the writer can apply `--community-id-seed` without the pipeline knowing it).
+    pub fn with_seed(mut self, seed: u16) -> Self {
+        let proto = match self.proto.as_str() {
+            "tcp" => ip_proto::TCP,
+            "udp" => ip_proto::UDP,
+            "icmp" => ip_proto::ICMP,
+            "icmpv6" => ip_proto::ICMPV6,
+            other => other
+                .strip_prefix("ip-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+        };
+        self.community_id = record_community_id(
+            seed,
+            proto,
+            (self.client_ip, self.client_port.unwrap_or(0)),
+            (self.server_ip, self.server_port.unwrap_or(0)),
+        );
+        self
+    }
+
     /// Builds the record of a finished flow from its state and label.
     pub fn new(sigs: &SignatureSet, flow: &Flow, label: Label, name: Option<String>) -> Self {
         use crate::decode::tcp_flags::{FIN, RST};
@@ -147,6 +194,7 @@ impl FlowRecord {
             client_mac: flow.client_mac(),
             server_ip: flow.server.0,
             server_port: has_ports.then_some(flow.server.1),
+            community_id: record_community_id(0, flow.proto, flow.client, flow.server),
             service,
             apple,
             confidence: label.confidence.map(|c| c.as_str()),

@@ -27,7 +27,8 @@ struct AuditDoc<'a> {
 }
 
 pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
-    let run = match (&args.interface, args.files.is_empty()) {
+    let mut events = super::events::EventSink::open(&args.classify, &args.files)?;
+    let mut run = match (&args.interface, args.files.is_empty()) {
         (Some(iface), true) => {
             let params = LiveParams {
                 iface,
@@ -51,6 +52,11 @@ pub(super) fn audit(args: &AuditArgs) -> Result<ExitCode> {
             "audit takes capture files or -i IFACE, not both: drop -i to audit the files, or the files to capture live"
         ),
     };
+    events.report(&run.report);
+    if let Some(e) = events.error.take() {
+        run.errors.push(e);
+        run.failed = true;
+    }
     let r = &run.report;
     let text = match args.format {
         Format::Table => {

@@ -216,13 +216,20 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
         listen: args.listen,
     };
     super::readers::check_options(args.capture, args.readers, &args.classify)?;
-    let run = run_live(&params, |report| {
+    let mut events = super::events::EventSink::open(&args.classify, &[])?;
+    let mut run = run_live(&params, |report| {
+        events.report(report);
         emit(render(report, args.format, false)?);
         if args.format == Format::Table {
             emit("\n".into());
         }
         Ok(())
     })?;
+    events.report(&run.report);
+    if let Some(e) = events.error.take() {
+        run.errors.push(e);
+        run.failed = true;
+    }
     emit(render(&run.report, args.format, false)?);
     for e in &run.errors {
         write_stderr(&format!("appletap: {e}\n"));

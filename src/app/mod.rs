@@ -4,6 +4,7 @@
 
 mod audit;
 mod commands;
+mod events;
 mod live;
 mod output;
 pub mod output_guard;

@@ -140,7 +140,13 @@ pub(super) fn read(args: &ReadArgs) -> Result<ExitCode> {
     if let Some(path) = &args.metrics_file {
         super::sensor::check_metrics_file(path, &args.files)?;
     }
+    let mut events = super::events::EventSink::open(&args.classify, &args.files)?;
     let mut run = run_files(&args.files, &args.classify, args.no_progress)?;
+    events.report(&run.report);
+    if let Some(e) = events.error.take() {
+        run.errors.push(e);
+        run.failed = true;
+    }
     if let Some(path) = &args.metrics_file
         && let Err(e) = super::sensor::write_metrics_file(path, &args.classify.sig, &run.report)
     {

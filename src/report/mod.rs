@@ -3,6 +3,7 @@
 
 pub mod devices;
 pub mod ecs;
+pub mod events;
 pub mod floods;
 pub mod health;
 pub mod record;

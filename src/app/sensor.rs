@@ -101,7 +101,7 @@ pub(super) fn check_metrics_file(path: &Path, inputs: &[PathBuf]) -> Result<()> 
 /// file beside it, then renamed over it, so a collector never reads half a file.
 pub(super) fn write_metrics_file(path: &Path, sig: &SignatureOpt, report: &Report) -> Result<()> {
     let metrics = new_metrics(sig)?;
-    metrics.update(report, None);
+    metrics.update(report, Some(&crate::sensor::api::by_kind(&report.devices)));
     let text = metrics.encode(Encoding::Text);
     let name = path
         .file_name()

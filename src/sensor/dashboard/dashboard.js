@@ -251,7 +251,10 @@ function renderHistory(history) {
 }
 
 async function getJson(path) {
-  const r = await fetch(path, { cache: "no-store", credentials: "same-origin" });
+  // Resolved against the origin, not the page's URL: a page opened as http://user:pw@host/
+  // would give URLs with credentials, which fetch refuses; the browser re-sends the basic-auth
+  // credentials it holds for the origin by itself.
+  const r = await fetch(new URL(path, location.origin), { cache: "no-store", credentials: "same-origin" });
   if (!r.ok) throw new Error(path + ": HTTP " + r.status);
   return r.json();
 }

@@ -213,9 +213,9 @@ function drawChart(id, series, names, fmt, t0, t1) {
     label.textContent = fmt(max * f);
     root.append(label);
   }
-  const mins = Math.round((t1 - t0) / 60);
+  const span = t1 - t0;
   const axis = svg("text", { x: L, y: H - 4 });
-  axis.textContent = mins > 0 ? `${mins} min ago` : "now";
+  axis.textContent = span >= 60 ? `${Math.round(span / 60)} min ago` : span > 0 ? `${span} s ago` : "";
   root.append(axis);
   const now = svg("text", { x: W - 4, y: H - 4, "text-anchor": "end" });
   now.textContent = "now";

@@ -121,17 +121,9 @@ impl History {
     /// younger than the interval (less a second: snapshots are taken at the interval, and
     /// whole seconds round); the oldest goes past [`HISTORY_POINTS`].
     pub fn record(&mut self, t: u64, report: &Report) {
-        if self
-            .points
-            .back()
-            .is_some_and(|p| t.saturating_add(1) < p.t.saturating_add(HISTORY_INTERVAL_SECS))
-        {
-            return;
-        }
-        let services = report
-            .services
-            .iter()
-            .map(|s| {
+        self.record_services(
+            t,
+            report.services.iter().map(|s| {
                 (
                     s.service.clone(),
                     Sample {
@@ -140,8 +132,19 @@ impl History {
                         bytes: s.tally.bytes,
                     },
                 )
-            })
-            .collect();
+            }),
+        );
+    }
+
+    fn record_services(&mut self, t: u64, services: impl Iterator<Item = (String, Sample)>) {
+        if self
+            .points
+            .back()
+            .is_some_and(|p| t.saturating_add(1) < p.t.saturating_add(HISTORY_INTERVAL_SECS))
+        {
+            return;
+        }
+        let services = services.collect();
         if self.points.len() == HISTORY_POINTS {
             self.points.pop_front();
         }
@@ -165,5 +168,44 @@ impl History {
             points: &self.points,
         })
         .unwrap_or_else(|_| "{}".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn icloud(bytes: u64) -> impl Iterator<Item = (String, Sample)> {
+        std::iter::once((
+            "icloud".to_string(),
+            Sample {
+                flows: 1,
+                packets: 2,
+                bytes,
+            },
+        ))
+    }
+
+    #[test]
+    fn points_are_an_interval_apart_and_an_hour_at_most() {
+        let mut h = History::default();
+        h.record_services(1000, icloud(1));
+        h.record_services(1005, icloud(2));
+        assert_eq!(h.len(), 1, "5 s after the last point: not kept");
+        h.record_services(1009, icloud(3));
+        assert_eq!(h.len(), 2, "9 s: a snapshot at the interval, rounded down");
+        for i in 0..1000 {
+            h.record_services(1009 + HISTORY_INTERVAL_SECS * (i + 1), icloud(i));
+        }
+        assert_eq!(h.len(), HISTORY_POINTS);
+        let doc: serde_json::Value = serde_json::from_str(&h.to_json()).unwrap();
+        assert_eq!(doc["interval_secs"], HISTORY_INTERVAL_SECS);
+        let points = doc["points"].as_array().unwrap();
+        assert_eq!(points.len(), HISTORY_POINTS);
+        assert_eq!(
+            points[HISTORY_POINTS - 1]["services"]["icloud"]["bytes"],
+            999
+        );
+        assert_eq!(points[0]["t"], 1009 + HISTORY_INTERVAL_SECS * 641);
     }
 }

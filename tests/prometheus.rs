@@ -235,7 +235,7 @@ fn dashboard_parses_and_queries_only_metrics_appletap_serves() {
     let dash: Value = serde_json::from_str(&text).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (_, exposition) = metrics_file_of(&root().join("fixtures/sample/iphone.pcap"), dir.path());
-    let mut names: Vec<String> = exposition
+    let names: Vec<String> = exposition
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .map(|l| l.split(' ').next().unwrap().to_string())

@@ -144,10 +144,19 @@ pub struct LiveArgs {
     /// holds the packets that arrive while appletap is busy.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_BUFFER_MIB, value_parser = clap::value_parser!(u32).range(1..=MAX_BUFFER_MIB))]
     pub buffer_size: u32,
-    /// Serve Prometheus metrics at http://ADDR/metrics: IP:PORT, or a PORT alone for
-    /// 127.0.0.1:PORT (loopback; any other address is said on standard error).
+    /// Serve Prometheus metrics at http://ADDR/metrics, a live dashboard at / and the JSON API
+    /// at /api/: IP:PORT, or a PORT alone for 127.0.0.1:PORT (loopback; any other address is
+    /// said on standard error).
     #[arg(long, value_name = "ADDR", value_parser = parse_listen)]
     pub listen: Option<std::net::SocketAddr>,
+    /// With --listen: answer only requests with `Authorization: Bearer TOKEN`, TOKEN being
+    /// the first line of PATH (for scrapers and API clients; a browser cannot send it).
+    #[arg(long, value_name = "PATH", requires = "listen", value_hint = ValueHint::FilePath)]
+    pub auth_token_file: Option<PathBuf>,
+    /// With --listen: ask for HTTP basic auth, the first line of PATH being `user:password`
+    /// (the browser asks once for the dashboard and re-sends it).
+    #[arg(long, value_name = "PATH", requires = "listen", value_hint = ValueHint::FilePath)]
+    pub auth_basic_file: Option<PathBuf>,
     /// Classifier options.
     #[command(flatten)]
     pub classify: ClassifyOpt,

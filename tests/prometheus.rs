@@ -183,6 +183,28 @@ fn metrics_file_passes_promtool_and_matches_the_report() {
         let level = s[&format!("appletap_service_health{{service=\"{service}\"}}")];
         assert_eq!(level, 0.0, "{service}: the sample's services are all ok");
     }
+    // Devices by kind, every kind (zeros included), as the report's inventory counts them.
+    let kinds: Vec<(&String, &f64)> = s
+        .iter()
+        .filter(|(k, _)| k.starts_with("appletap_devices{"))
+        .collect();
+    assert_eq!(kinds.len(), 8, "{kinds:?}");
+    for (series, n) in kinds {
+        let kind = series
+            .trim_start_matches("appletap_devices{kind=\"")
+            .trim_end_matches("\"}");
+        let counted = report["devices"]["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"] == kind)
+            .count();
+        assert_eq!(*n, counted as f64, "{series}");
+    }
+    assert!(
+        s["appletap_devices{kind=\"iphone\"}"] >= 1.0,
+        "the sample is an iPhone"
+    );
     // No label carries an address, a port or a name.
     for k in s.keys() {
         assert!(!k.contains("192.168.") && !k.contains(".com"), "{k}");
@@ -213,13 +235,11 @@ fn dashboard_parses_and_queries_only_metrics_appletap_serves() {
     let dash: Value = serde_json::from_str(&text).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (_, exposition) = metrics_file_of(&root().join("fixtures/sample/iphone.pcap"), dir.path());
-    let mut names: Vec<String> = exposition
+    let names: Vec<String> = exposition
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .map(|l| l.split(' ').next().unwrap().to_string())
         .collect();
-    // Filled by the device inventory; no series until it counts devices.
-    names.push("appletap_devices".into());
     let panels = dash["panels"].as_array().unwrap();
     assert!(panels.len() >= 6);
     let mut queried = 0;

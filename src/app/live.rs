@@ -160,9 +160,14 @@ pub(super) fn run_live(
                 if let Some(pending) = classifier.progress_settled(super::sensor::settled_now()) {
                     let (drops, sigs) = (cap.drops(), Arc::clone(&sigs));
                     let iface = p.iface.to_string();
-                    s.publish(Box::new(move || crate::sensor::Published {
-                        report: live_report(&sigs, &iface, &pending.collect(), drops, None),
-                        devices: None,
+                    s.publish(Box::new(move || {
+                        crate::sensor::Published::new(live_report(
+                            &sigs,
+                            &iface,
+                            &pending.collect(),
+                            drops,
+                            None,
+                        ))
                     }));
                 } else {
                     s.retry();
@@ -216,6 +221,10 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
         listen: args.listen,
     };
     super::readers::check_options(args.capture, args.readers, &args.classify)?;
+    super::sensor::configure_auth(
+        args.auth_token_file.as_deref(),
+        args.auth_basic_file.as_deref(),
+    )?;
     let mut events = super::events::EventSink::open(&args.classify, &[])?;
     let mut run = run_live(&params, |report| {
         events.report(report);

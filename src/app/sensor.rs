@@ -1,9 +1,11 @@
-//! The commands' side of the sensor: starting the metrics server for `live --listen`, the
-//! snapshot the capture loop hands it, and `read --metrics-file`.
+//! The commands' side of the sensor: starting the metrics server and dashboard for
+//! `live --listen` (with its credentials), the snapshot the capture loop hands it, and
+//! `read --metrics-file`.
 
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail};
@@ -14,7 +16,7 @@ use crate::capture::Timestamp;
 use crate::cli::SignatureOpt;
 use crate::report::Report;
 use crate::sensor::metrics::signature_version;
-use crate::sensor::{Encoding, Metrics, Sensor, is_loopback};
+use crate::sensor::{Auth, Encoding, Metrics, Sensor, is_loopback};
 use crate::signature::BUILTIN_TEXT;
 
 /// How old a live flow must be (since its first packet) before the metrics count it: its
@@ -34,18 +36,34 @@ fn new_metrics(sig: &SignatureOpt) -> Result<Metrics> {
     Ok(Metrics::new(&version))
 }
 
-/// Starts serving metrics on `addr`; says where on standard error, with a warning when it is
-/// not loopback.
+/// The credentials `--listen` asks for, read once when the command starts (before any
+/// capture), so that every capture backend's [`start`] serves with them.
+static AUTH: OnceLock<Auth> = OnceLock::new();
+
+/// Reads `--auth-token-file` and `--auth-basic-file`; an unreadable, empty or malformed file
+/// stops the command here, before the capture opens.
+pub(super) fn configure_auth(token_file: Option<&Path>, basic_file: Option<&Path>) -> Result<()> {
+    let auth = Auth::load(token_file, basic_file).context("reading the --listen credentials")?;
+    // A second call (none today) keeps the first credentials.
+    let _ = AUTH.set(auth);
+    Ok(())
+}
+
+/// Starts serving metrics, the dashboard and the JSON API on `addr`; says where on standard
+/// error, with a warning when it is not loopback and asks for no credentials.
 pub(super) fn start(addr: SocketAddr, sig: &SignatureOpt) -> Result<Sensor> {
-    let sensor = Sensor::start(addr, new_metrics(sig)?)?;
+    let auth = AUTH.get().cloned().unwrap_or_default();
+    let open = !auth.required();
+    let sensor = Sensor::start_with(addr, new_metrics(sig)?, auth)?;
     let at = sensor.local_addr();
-    if !is_loopback(&at) {
+    if !is_loopback(&at) && open {
         write_stderr(&format!(
-            "appletap: warning: serving metrics on {at}, beyond loopback: anyone who can reach \
-             it can read them\n"
+            "appletap: warning: serving metrics and the dashboard on {at}, beyond loopback, \
+             without credentials: anyone who can reach it can read them (see --auth-basic-file)\n"
         ));
     }
     write_stderr(&format!("appletap: metrics at http://{at}/metrics\n"));
+    write_stderr(&format!("appletap: dashboard at http://{at}/\n"));
     Ok(sensor)
 }
 
@@ -83,7 +101,7 @@ pub(super) fn check_metrics_file(path: &Path, inputs: &[PathBuf]) -> Result<()> 
 /// file beside it, then renamed over it, so a collector never reads half a file.
 pub(super) fn write_metrics_file(path: &Path, sig: &SignatureOpt, report: &Report) -> Result<()> {
     let metrics = new_metrics(sig)?;
-    metrics.update(report, None);
+    metrics.update(report, Some(&crate::sensor::api::by_kind(&report.devices)));
     let text = metrics.encode(Encoding::Text);
     let name = path
         .file_name()

@@ -1,6 +1,8 @@
 //! The sensor's HTTP server: hyper (HTTP/1.1) on a single-threaded tokio runtime of its own
-//! thread, never the capture's. Routes are in `route`: `GET /metrics` now; a dashboard and a
-//! JSON API go there next.
+//! thread, never the capture's. Routes are in `route`: `/metrics`, the dashboard (`/`,
+//! `/dashboard.js`, `/dashboard.css`, embedded in the binary) and the JSON API (`/api/report`,
+//! `/api/health`, `/api/devices`, `/api/history`). Read-only: GET and HEAD, anything else 405.
+//! With credentials configured ([`super::auth`]), every route answers 401 without them.
 //!
 //! Limits, so a slow or hostile client can neither stall capture nor grow memory:
 //! - at most [`MAX_CONNECTIONS`] connections at once; one more evicts the oldest (thousands of
@@ -136,10 +138,62 @@ async fn serve(
     }
 }
 
+/// The dashboard's files, in the binary: no CDN, nothing fetched from elsewhere.
+const INDEX_HTML: &str = include_str!("dashboard/index.html");
+const DASHBOARD_JS: &str = include_str!("dashboard/dashboard.js");
+const DASHBOARD_CSS: &str = include_str!("dashboard/dashboard.css");
+
+/// The dashboard's policy: its own scripts, styles and fetches only, nothing inline, not
+/// framed. Names on the page come from the network; this is the second line after the
+/// script's use of `textContent`.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
+     frame-ancestors 'none'";
+
+const ROUTES: &[&str] = &[
+    "/",
+    "/index.html",
+    "/dashboard.js",
+    "/dashboard.css",
+    "/metrics",
+    "/api/report",
+    "/api/health",
+    "/api/devices",
+    "/api/history",
+];
+
 /// Answers one request.
 async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>> {
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/metrics") => {
+    let path = req.uri().path();
+    if !ROUTES.contains(&path) {
+        return plain(StatusCode::NOT_FOUND, "not found: try / or /metrics\n");
+    }
+    let head = req.method() == Method::HEAD;
+    if !(head || req.method() == Method::GET) {
+        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "read-only: GET or HEAD\n");
+        r.headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    if !shared.auth.allows(authorization) {
+        let mut r = plain(StatusCode::UNAUTHORIZED, "credentials needed\n");
+        let challenge = if shared.auth.basic() {
+            "Basic realm=\"appletap\", charset=\"UTF-8\""
+        } else {
+            "Bearer realm=\"appletap\""
+        };
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static(challenge),
+        );
+        return r;
+    }
+    let mut r = match path {
+        "/metrics" => {
             let accept = req
                 .headers()
                 .get(header::ACCEPT)
@@ -147,21 +201,75 @@ async fn route(req: Request<Incoming>, shared: &Shared) -> Response<Full<Bytes>>
             let encoding = Encoding::from_accept(accept);
             metrics(shared, encoding).await
         }
-        (_, "/metrics") => plain(StatusCode::METHOD_NOT_ALLOWED, "only GET\n"),
-        _ => plain(StatusCode::NOT_FOUND, "not found: try /metrics\n"),
+        "/dashboard.js" => asset(DASHBOARD_JS, "text/javascript; charset=utf-8"),
+        "/dashboard.css" => asset(DASHBOARD_CSS, "text/css; charset=utf-8"),
+        "/api/history" => json(Some(
+            shared
+                .history
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .to_json(),
+        )),
+        "/api/report" | "/api/health" | "/api/devices" => {
+            refresh(shared).await;
+            json(shared.documents().map(|d| match path {
+                "/api/report" => d.report.clone(),
+                "/api/health" => d.health.clone(),
+                _ => d.devices.clone(),
+            }))
+        }
+        _ => asset(INDEX_HTML, "text/html; charset=utf-8"),
+    };
+    if head {
+        *r.body_mut() = Full::new(Bytes::new());
     }
+    r
 }
 
-async fn metrics(shared: &Shared, encoding: Encoding) -> Response<Full<Bytes>> {
+/// Waits (at most [`FRESH_WAIT`]) for a snapshot fresher than [`FRESH_FOR`].
+async fn refresh(shared: &Shared) {
     if !shared.fresh_within(FRESH_FOR) {
         let mut updates = shared.generation.subscribe();
         updates.mark_unchanged();
         shared.request();
         let _ = tokio::time::timeout(FRESH_WAIT, updates.changed()).await;
     }
+}
+
+async fn metrics(shared: &Shared, encoding: Encoding) -> Response<Full<Bytes>> {
+    refresh(shared).await;
     let body = shared.metrics.encode(encoding);
     Response::builder()
         .header(header::CONTENT_TYPE, encoding.content_type())
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// A dashboard file, with the page's security headers.
+fn asset(body: &'static str, content_type: &'static str) -> Response<Full<Bytes>> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Full::new(Bytes::from_static(body.as_bytes())))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// A JSON document, never cached; 503 before the first snapshot.
+fn json(body: Option<String>) -> Response<Full<Bytes>> {
+    let (status, body) = match body {
+        Some(b) => (StatusCode::OK, b),
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{\"error\":\"no snapshot yet\"}".to_string(),
+        ),
+    };
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
         .body(Full::new(Bytes::from(body)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }

@@ -63,7 +63,7 @@ function renderHealth(health) {
   const sorted = [...lines].sort((a, b) =>
     (rank[a.verdict] ?? 9) - (rank[b.verdict] ?? 9) || a.service.localeCompare(b.service));
   for (const h of sorted) {
-    const card = el("div", { class: "card " + h.verdict, "data-service": h.service },
+    const card = el("div", { class: "card " + h.verdict, "data-service": h.service, "data-verdict": h.verdict },
       el("h3", {}, h.service, el("span", { class: "verdict " + h.verdict }, h.verdict)),
       el("p", {}, h.reason),
       el("p", { class: "muted" }, h.counted));
@@ -98,10 +98,23 @@ function renderBonjour(report) {
 
 function renderUnexpected(health) {
   const rows = ((health && health.unexpected) || []).map(u =>
-    el("tr", {},
+    el("tr", { "data-kind": u.kind },
       el("td", {}, u.kind), el("td", {}, u.name ? u.server + " (" + u.name + ")" : u.server),
       el("td", {}, u.proto + " " + u.port), el("td", { class: "n" }, fmtCount(u.flows)),
       el("td", {}, u.reason)));
+  // Floods and scans are kept apart from the services' health: listed here, with their reason.
+  const fs = (health && health.floods_and_scans) || {};
+  for (const f of fs.floods || []) {
+    rows.push(el("tr", { "data-kind": "flood" },
+      el("td", {}, "flood"), el("td", {}, f.server + (f.service ? " (" + f.service + ")" : "")),
+      el("td", {}, f.proto + " " + f.port), el("td", { class: "n" }, fmtCount(f.unanswered)),
+      el("td", {}, f.reason)));
+  }
+  for (const sc of fs.scans || []) {
+    rows.push(el("tr", { "data-kind": "scan" },
+      el("td", {}, "scan"), el("td", {}, sc.source), el("td", {}, fmtCount(sc.ports) + " ports"),
+      el("td", { class: "n" }, fmtCount(sc.unanswered)), el("td", {}, sc.reason)));
+  }
   fillTable("unexpected", rows, "Nothing unexpected.");
 }
 
@@ -111,24 +124,36 @@ function listOf(v) {
   return String(v);
 }
 
+// /api/devices: { by_kind: {kind: n}, devices: [Device], max_devices, announcements_dropped,
+// flows_dropped }; a Device has key, mac, vendor, randomized_mac, ips, host_names,
+// instance_names, models, dhcp {host_name, vendor_class}, service_types, kind, evidence, flows,
+// services [{service, flows, bytes, failed}], failed [service].
 function renderDevices(devices) {
   const kinds = document.getElementById("device-kinds");
   kinds.replaceChildren();
   const byKind = (devices && devices.by_kind) || {};
   for (const [k, n] of Object.entries(byKind)) {
+    if (!n) continue;
     kinds.append(el("span", { class: "kind", "data-kind": k }, k + ": " + fmtCount(n)));
   }
   const rows = ((devices && devices.devices) || []).map(d => {
     const used = (d.services || []).map(s => s.service + " (" + fmtCount(s.flows) + ")").join(", ");
-    const failed = (d.failed || []).map(s => s.service + (s.attempts ? " (" + fmtCount(s.attempts) + ")" : "")).join(", ");
-    const id = d.mac ? d.mac + (d.randomized ? " (random)" : "") : d.key || listOf(d.ips);
-    return el("tr", { "data-device": d.key || id },
-      el("td", {}, id, d.vendor ? el("div", { class: "muted" }, d.vendor) : null),
-      el("td", { class: "device-kind" }, d.kind || ""),
-      el("td", {}, listOf(d.names)), el("td", {}, d.model || ""),
+    const failed = (d.failed || []).join(", ");
+    const names = [...(d.host_names || []), ...(d.instance_names || [])];
+    if (d.dhcp && d.dhcp.host_name && !names.includes(d.dhcp.host_name)) names.push(d.dhcp.host_name);
+    const vendor = [d.vendor, d.randomized_mac ? "randomized MAC" : null].filter(Boolean).join(" · ");
+    return el("tr", { "data-device": d.key, "data-kind": d.kind },
+      el("td", {}, d.key, vendor ? el("div", { class: "muted" }, vendor) : null),
+      el("td", { class: "device-kind", title: (d.evidence || []).join("; ") }, d.kind || ""),
+      el("td", {}, names.join(", ")), el("td", {}, listOf(d.models)),
       el("td", {}, listOf(d.ips)), el("td", {}, used), el("td", {}, failed));
   });
   fillTable("devices", rows, "No devices seen yet.");
+  const dropped = devices ? (devices.announcements_dropped || 0) + (devices.flows_dropped || 0) : 0;
+  if (dropped) {
+    kinds.append(el("span", { class: "kind" }, "left out at --max-devices " +
+      fmtCount(devices.max_devices) + ": " + fmtCount(dropped)));
+  }
 }
 
 function renderCapture(report, meta) {
@@ -138,6 +163,7 @@ function renderCapture(report, meta) {
     ["packets read", fmtCount(t.packets_read)], ["bytes read", fmtBytes(t.bytes_read)],
     ["packets skipped", fmtCount(t.packets_skipped)], ["flows", fmtCount(t.flows)],
     ["active flows", fmtCount(t.flows_active)], ["flows evicted", fmtCount(t.flows_evicted)],
+    ["packets the kernel delivered", fmtCount(d.kernel_received)],
     ["kernel drops", fmtCount(d.kernel)], ["interface drops", fmtCount(d.interface)],
     ["pipeline drops", fmtCount(d.pipeline)],
   ].map(([k, v]) => el("tr", { "data-key": k }, el("th", {}, k), el("td", { class: "n" }, v)));
@@ -187,9 +213,9 @@ function drawChart(id, series, names, fmt, t0, t1) {
     label.textContent = fmt(max * f);
     root.append(label);
   }
-  const mins = Math.round((t1 - t0) / 60);
+  const span = t1 - t0;
   const axis = svg("text", { x: L, y: H - 4 });
-  axis.textContent = mins > 0 ? `${mins} min ago` : "now";
+  axis.textContent = span >= 60 ? `${Math.round(span / 60)} min ago` : span > 0 ? `${span} s ago` : "";
   root.append(axis);
   const now = svg("text", { x: W - 4, y: H - 4, "text-anchor": "end" });
   now.textContent = "now";
@@ -211,12 +237,24 @@ function renderHistory(history) {
   drawChart("chart-bytes", rates(recent, "bytes"), names, fmtBytes, t0, t1);
   drawChart("chart-flows", rates(recent, "flows"), names, v => v.toFixed(v < 10 ? 1 : 0), t0, t1);
   const legend = document.getElementById("legend");
-  legend.replaceChildren(...names.map((n, i) =>
-    el("span", { "data-service": n }, el("span", { class: "swatch", style: "background:" + COLORS[i % COLORS.length] }), n)));
+  // The swatch's colour is set through the CSSOM: the page's CSP (style-src 'self') blocks
+  // inline style attributes, not style properties set from a script.
+  legend.replaceChildren(...names.map((n, i) => {
+    const swatch = el("span", { class: "swatch" });
+    swatch.style.background = COLORS[i % COLORS.length];
+    return el("span", { "data-service": n }, swatch, n);
+  }));
+  if (points.length < 2) {
+    legend.append(el("span", { class: "muted" },
+      "Rates appear after two samples (one every " + ((history && history.interval_secs) || 10) + " s)."));
+  }
 }
 
 async function getJson(path) {
-  const r = await fetch(path, { cache: "no-store", credentials: "same-origin" });
+  // Resolved against the origin, not the page's URL: a page opened as http://user:pw@host/
+  // would give URLs with credentials, which fetch refuses; the browser re-sends the basic-auth
+  // credentials it holds for the origin by itself.
+  const r = await fetch(new URL(path, location.origin), { cache: "no-store", credentials: "same-origin" });
   if (!r.ok) throw new Error(path + ": HTTP " + r.status);
   return r.json();
 }

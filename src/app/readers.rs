@@ -8,8 +8,12 @@
 //! An ICMP error is hashed by its own addresses, not by the flow it quotes, so it may reach a
 //! reader that does not hold that flow: that reader passes it on, round the ring of readers,
 //! until one holds the flow (and notes why the flow got no answer) or every other one has been
-//! asked (then the last one counts it as a flow of its own, as one reader would have). The
-//! kernel's hash has a secret seed, so which reader holds a flow cannot be computed.
+//! asked (then it goes on to the reader the quoted flow's key chooses, which counts it as a
+//! flow of its own, as one reader would have: every such error about a flow makes one flow,
+//! whichever reader the kernel handed it to). The kernel's hash has a secret seed, so which
+//! reader holds a flow cannot be computed. The hash also looks into GRE and IP-in-IP packets
+//! (it hashes the inner addresses), where appletap's flow is the tunnel: such packets go on,
+//! round the ring, to the reader the tunnel's key chooses.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,7 +128,7 @@ pub(super) fn run_readers(
             config.engine,
             writer.tx.clone(),
             Arc::clone(&names),
-            n > 1,
+            (n > 1).then_some((i, n)),
         );
         let (ask, mailbox) = unbounded::<Sender<Snapshot>>();
         let (stop, barrier) = (Arc::clone(&stop), Arc::clone(&barrier));
@@ -230,8 +234,9 @@ impl Ring {
                 classifier.push_last_stop(&p.packet());
             } else {
                 classifier.push(&p.packet());
-                self.pass_on(classifier, had + 1);
             }
+            // Kept again: not the reader the flow's key chooses; on to the next.
+            self.pass_on(classifier, had + 1);
         }
         any
     }
@@ -266,8 +271,9 @@ fn read_loop(
         let _ = ring.failed.send(());
     }
     // Every reader stops reading (a failed one too: it comes here); then what is passed on
-    // moves one reader a round, and has been with every reader after as many rounds.
-    for _ in 0..ring.readers {
+    // moves one reader a round: it has been with every reader after as many rounds, and with
+    // the reader its flow's key chooses after as many more.
+    for _ in 0..2 * ring.readers {
         ring.barrier.wait();
         ring.take_in(&mut classifier);
     }

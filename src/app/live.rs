@@ -90,6 +90,7 @@ pub(super) fn run_live(
             readers: p.readers,
             buffer_mib: p.buffer_mib,
             sigs: &sigs,
+            listen: p.listen,
         };
         let report = |t: &Totals, drops, error| live_report(&sigs, p.iface, t, drops, error);
         return super::readers::run_readers(&params, &report, on_interval);

@@ -26,9 +26,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 
 use super::output::{FlowSink, Writer, output_closed, outputs_gone};
 use super::{Run, classifier_config, install_signal_handler, stopping};
-use crate::capture::OwnedPacket;
 use crate::capture::af_packet::{AfPacketCapture, ReadOutcome};
 use crate::capture::live::CaptureDrops;
+use crate::capture::{OwnedPacket, Timestamp};
 use crate::cli::{CaptureBackend, ClassifyOpt};
 use crate::inspect::names::Names;
 use crate::pipeline::{Classifier, Totals};
@@ -66,6 +66,11 @@ pub(super) fn check_options(
 /// What a reader hands back: its counters, its socket's drop counters.
 type Snapshot = (Totals, CaptureDrops);
 
+/// A request for a reader's counters: all its flows (`None`, for a report), or only those
+/// that began at or before the given packet time (for the metrics, see
+/// [`Classifier::progress_settled`]); and where to answer.
+type Ask = (Option<Timestamp>, Sender<Snapshot>);
+
 /// A reader's end: its final counters and drops, and the error that stopped it, if any.
 type Ended = (Totals, CaptureDrops, Option<String>);
 
@@ -83,6 +88,8 @@ pub(super) struct ReadersParams<'a> {
     pub(super) readers: Option<u64>,
     /// `--buffer-size`: MiB of ring shared out among the sockets.
     pub(super) buffer_mib: u32,
+    /// Serve metrics here (`--listen`).
+    pub(super) listen: Option<std::net::SocketAddr>,
 }
 
 /// Builds a report from merged counters, drops and the error that ended the capture.
@@ -109,6 +116,10 @@ pub(super) fn run_readers(
     let caps = (0..n)
         .map(|_| AfPacketCapture::open(p.iface, p.filter, p.snaplen, ring_mib, group))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut sensor = p
+        .listen
+        .map(|addr| super::sensor::start(addr, &p.classify.sig))
+        .transpose()?;
     let sink = FlowSink::open(p.classify, &[])?;
     install_signal_handler();
     let writer = Writer::start(sink);
@@ -130,7 +141,7 @@ pub(super) fn run_readers(
             Arc::clone(&names),
             (n > 1).then_some((i, n)),
         );
-        let (ask, mailbox) = unbounded::<Sender<Snapshot>>();
+        let (ask, mailbox) = unbounded::<Ask>();
         let (stop, barrier) = (Arc::clone(&stop), Arc::clone(&barrier));
         let ring = Ring {
             readers: n,
@@ -164,10 +175,29 @@ pub(super) fn run_readers(
             && now >= at
         {
             next_report = Some(at + every);
-            if let Some((t, drops)) = snapshot(&readers) {
+            if let Some((t, drops)) = snapshot(&readers, None) {
                 on_interval(&report(&t, drops, None))?;
             }
         }
+        // Only when a scrape asked, at most once a second: the readers' settled counters,
+        // merged as for a report.
+        if let Some(s) = &mut sensor
+            && s.wants_snapshot(now)
+        {
+            match snapshot(&readers, Some(super::sensor::settled_now())) {
+                Some((t, drops)) => {
+                    let published = crate::sensor::Published {
+                        report: report(&t, drops, None),
+                        devices: None,
+                    };
+                    s.publish(Box::new(move || published));
+                }
+                None => s.retry(),
+            }
+        }
+    }
+    if let Some(s) = sensor {
+        s.stop();
     }
     stop.store(true, Ordering::Relaxed);
     let mut merged: Option<(Totals, CaptureDrops)> = None;
@@ -199,7 +229,7 @@ pub(super) fn run_readers(
 /// The reporting thread's handle on one reader.
 struct Reader {
     /// Where to ask for the reader's counters.
-    ask: Sender<Sender<Snapshot>>,
+    ask: Sender<Ask>,
     handle: JoinHandle<Ended>,
 }
 
@@ -248,7 +278,7 @@ fn read_loop(
     mut cap: AfPacketCapture,
     mut classifier: Classifier,
     stop: &AtomicBool,
-    mailbox: &Receiver<Sender<Snapshot>>,
+    mailbox: &Receiver<Ask>,
     ring: &Ring,
 ) -> Ended {
     let mut error = None;
@@ -263,8 +293,15 @@ fn read_loop(
         }
         ring.pass_on(&mut classifier, 1);
         ring.take_in(&mut classifier);
-        while let Ok(reply) = mailbox.try_recv() {
-            let _ = reply.send((classifier.progress(), cap.drops()));
+        while let Ok((settled, reply)) = mailbox.try_recv() {
+            let totals = match settled {
+                // Inline, the settled counters are ready at once.
+                Some(t) => classifier
+                    .progress_settled(t)
+                    .map_or_else(|| classifier.progress(), |p| p.collect()),
+                None => classifier.progress(),
+            };
+            let _ = reply.send((totals, cap.drops()));
         }
     }
     if error.is_some() {
@@ -281,13 +318,14 @@ fn read_loop(
     (classifier.finish(), drops, error)
 }
 
-/// Every reader's counters now, merged (as if every flow held ended now).
-fn snapshot(readers: &[Reader]) -> Option<Snapshot> {
+/// Every reader's counters now, merged (as if every flow held ended now; with `settled`, only
+/// those that began at or before it).
+fn snapshot(readers: &[Reader], settled: Option<Timestamp>) -> Option<Snapshot> {
     let replies: Vec<Receiver<Snapshot>> = readers
         .iter()
         .map(|r| {
             let (tx, rx) = bounded(1);
-            let _ = r.ask.send(tx);
+            let _ = r.ask.send((settled, tx));
             rx
         })
         .collect();

@@ -54,6 +54,10 @@ fn live_report(
 /// with no traffic nothing may be written that would tell.
 const OUTPUT_POLL: Duration = Duration::from_millis(100);
 
+/// At a signal or the end of `--duration`, how long live capture goes on reading what the
+/// kernel already delivered (its ring), without waiting for more, before the final report.
+pub(super) const DRAIN: Duration = Duration::from_millis(1000);
+
 /// Settings of one live capture.
 pub(super) struct LiveParams<'a> {
     pub(super) iface: &'a str,
@@ -116,6 +120,7 @@ pub(super) fn run_live(
     let mut next_report = p.interval.map(|i| started + i);
     let deadline = p.duration.map(|d| started + Duration::from_secs(d));
     let mut error = None;
+    let mut drain = false;
     let mut n: u32 = 0;
     loop {
         let mut idle = false;
@@ -136,7 +141,11 @@ pub(super) fn run_live(
         // and on every idle pass.
         if n.is_multiple_of(64) || idle {
             let now = Instant::now();
-            if stopping() || deadline.is_some_and(|d| now >= d) || output_closed() {
+            if stopping() || deadline.is_some_and(|d| now >= d) {
+                drain = true;
+                break;
+            }
+            if output_closed() {
                 break;
             }
             if now >= next_poll {
@@ -168,6 +177,21 @@ pub(super) fn run_live(
                 } else {
                     s.retry();
                 }
+            }
+        }
+    }
+    if drain {
+        // What the ring already holds is counted: read until it is empty (libpcap says so at
+        // once, or after one short wait), for at most DRAIN.
+        let until = Instant::now() + DRAIN;
+        loop {
+            match cap.next_packet() {
+                Next::Packet(pkt) => classifier.push(&pkt),
+                Next::Idle | Next::End | Next::Error(_) => break,
+            }
+            n = n.wrapping_add(1);
+            if n.is_multiple_of(64) && Instant::now() >= until {
+                break;
             }
         }
     }

@@ -129,6 +129,7 @@ pub(super) fn run_readers(
     config.engine.max_flows = (max_flows / n).max(1);
     let names = Arc::new(Names::shared_by_dispatchers(max_flows));
     let stop = Arc::new(AtomicBool::new(false));
+    let drain = Arc::new(AtomicBool::new(false));
     let barrier = Arc::new(Barrier::new(n));
     let inboxes: Vec<(Sender<Passed>, Receiver<Passed>)> = (0..n).map(|_| unbounded()).collect();
     let (ended_tx, ended_rx) = unbounded::<()>();
@@ -149,6 +150,7 @@ pub(super) fn run_readers(
             next: inboxes[(i + 1) % n].0.clone(),
             barrier,
             failed: ended_tx.clone(),
+            drain: Arc::clone(&drain),
         };
         let handle = std::thread::Builder::new()
             .name(format!("appletap-reader-{i}"))
@@ -164,11 +166,12 @@ pub(super) fn run_readers(
     // A reader ending by itself has failed: the run ends with it.
     while let Err(RecvTimeoutError::Timeout) = ended_rx.recv_timeout(OUTPUT_POLL) {
         let now = Instant::now();
-        if stopping()
-            || deadline.is_some_and(|d| now >= d)
-            || output_closed()
-            || outputs_gone(stderr_too)
-        {
+        if stopping() || deadline.is_some_and(|d| now >= d) {
+            // Asked to stop: what the rings already hold is read first.
+            drain.store(true, Ordering::SeqCst);
+            break;
+        }
+        if output_closed() || outputs_gone(stderr_too) {
             break;
         }
         if let (Some(at), Some(every)) = (next_report, p.interval)
@@ -199,7 +202,7 @@ pub(super) fn run_readers(
     if let Some(s) = sensor {
         s.stop();
     }
-    stop.store(true, Ordering::Relaxed);
+    stop.store(true, Ordering::SeqCst);
     let mut merged: Option<(Totals, CaptureDrops)> = None;
     let mut error = None;
     for r in readers {
@@ -245,6 +248,9 @@ struct Ring {
     barrier: Arc<Barrier>,
     /// Tells the reporting thread that this reader failed, so that every reader stops.
     failed: Sender<()>,
+    /// Set before `stop` when the run ends by a signal or its duration: the reader first reads
+    /// what its ring already holds (see [`super::live::DRAIN`]).
+    drain: Arc<AtomicBool>,
 }
 
 impl Ring {
@@ -282,7 +288,7 @@ fn read_loop(
     ring: &Ring,
 ) -> Ended {
     let mut error = None;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::SeqCst) {
         match cap.read(READ_TIMEOUT, |pkt| classifier.push(pkt)) {
             Ok(ReadOutcome::Packets(_)) => {}
             Ok(ReadOutcome::Idle) => classifier.idle(),
@@ -306,6 +312,16 @@ fn read_loop(
     }
     if error.is_some() {
         let _ = ring.failed.send(());
+    } else if ring.drain.load(Ordering::SeqCst) {
+        // Packets the kernel delivered before the end are counted: the ring is read without
+        // waiting until it is empty, for at most DRAIN.
+        let until = Instant::now() + super::live::DRAIN;
+        while Instant::now() < until {
+            match cap.read(Duration::ZERO, |pkt| classifier.push(pkt)) {
+                Ok(ReadOutcome::Packets(_)) => ring.pass_on(&mut classifier, 1),
+                Ok(ReadOutcome::Idle) | Err(_) => break,
+            }
+        }
     }
     // Every reader stops reading (a failed one too: it comes here); then what is passed on
     // moves one reader a round: it has been with every reader after as many rounds, and with

@@ -15,6 +15,7 @@
 //! (it hashes the inner addresses), where appletap's flow is the tunnel: such packets go on,
 //! round the ring, to the reader the tunnel's key chooses.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -261,11 +262,23 @@ impl Ring {
         }
     }
 
-    /// Handles what other readers passed on; returns whether there was anything.
-    fn take_in(&self, classifier: &mut Classifier) -> bool {
-        let mut any = false;
-        while let Ok((p, had)) = self.inbox.try_recv() {
-            any = true;
+    /// Handles what other readers passed on, up to packet time `upto` (`None`: all of it);
+    /// what is later waits in `waiting`. A reader that has not yet read up to an ICMP error's
+    /// time may not yet hold the flow it quotes (the readers go at their own pace, and with a
+    /// backlog in the rings one may be far behind another): it answers once it has.
+    fn take_in(
+        &self,
+        classifier: &mut Classifier,
+        waiting: &mut VecDeque<Passed>,
+        upto: Option<Timestamp>,
+    ) {
+        waiting.extend(self.inbox.try_iter());
+        let mut later = VecDeque::new();
+        while let Some((p, had)) = waiting.pop_front() {
+            if upto.is_some_and(|t| p.packet().ts > t) {
+                later.push_back((p, had));
+                continue;
+            }
             if had + 1 >= self.readers {
                 classifier.push_last_stop(&p.packet());
             } else {
@@ -274,7 +287,7 @@ impl Ring {
             // Kept again: not the reader the flow's key chooses; on to the next.
             self.pass_on(classifier, had + 1);
         }
-        any
+        *waiting = later;
     }
 }
 
@@ -288,17 +301,28 @@ fn read_loop(
     ring: &Ring,
 ) -> Ended {
     let mut error = None;
+    // Packets other readers passed on that are later than what this one has read.
+    let mut waiting = VecDeque::new();
+    // The packet time this reader has read up to.
+    let mut clock = Timestamp(0);
     while !stop.load(Ordering::SeqCst) {
-        match cap.read(READ_TIMEOUT, |pkt| classifier.push(pkt)) {
-            Ok(ReadOutcome::Packets(_)) => {}
-            Ok(ReadOutcome::Idle) => classifier.idle(),
+        let upto = match cap.read(READ_TIMEOUT, |pkt| {
+            clock = clock.max(pkt.ts);
+            classifier.push(pkt);
+        }) {
+            Ok(ReadOutcome::Packets(_)) => Some(clock),
+            Ok(ReadOutcome::Idle) => {
+                classifier.idle();
+                // Nothing more in the ring: whatever was passed on came before.
+                None
+            }
             Err(e) => {
                 error = Some(e.to_string());
                 break;
             }
-        }
+        };
         ring.pass_on(&mut classifier, 1);
-        ring.take_in(&mut classifier);
+        ring.take_in(&mut classifier, &mut waiting, upto);
         while let Ok((settled, reply)) = mailbox.try_recv() {
             let totals = match settled {
                 // Inline, the settled counters are ready at once.
@@ -328,7 +352,7 @@ fn read_loop(
     // the reader its flow's key chooses after as many more.
     for _ in 0..2 * ring.readers {
         ring.barrier.wait();
-        ring.take_in(&mut classifier);
+        ring.take_in(&mut classifier, &mut waiting, None);
     }
     let drops = cap.drops();
     (classifier.finish(), drops, error)

@@ -184,11 +184,8 @@ pub(super) fn run_live(
         // What the ring already holds is counted: read until it is empty (libpcap says so at
         // once, or after one short wait), for at most DRAIN.
         let until = Instant::now() + DRAIN;
-        loop {
-            match cap.next_packet() {
-                Next::Packet(pkt) => classifier.push(&pkt),
-                Next::Idle | Next::End | Next::Error(_) => break,
-            }
+        while let Next::Packet(pkt) = cap.next_packet() {
+            classifier.push(&pkt);
             n = n.wrapping_add(1);
             if n.is_multiple_of(64) && Instant::now() >= until {
                 break;

@@ -54,10 +54,6 @@ fn live_report(
 /// with no traffic nothing may be written that would tell.
 const OUTPUT_POLL: Duration = Duration::from_millis(100);
 
-/// At a signal or the end of `--duration`, how long live capture goes on reading what the
-/// kernel already delivered (its ring), without waiting for more, before the final report.
-pub(super) const DRAIN: Duration = Duration::from_millis(1000);
-
 /// Settings of one live capture.
 pub(super) struct LiveParams<'a> {
     pub(super) iface: &'a str,
@@ -183,7 +179,7 @@ pub(super) fn run_live(
     if drain {
         // What the ring already holds is counted: read until it is empty (libpcap says so at
         // once, or after one short wait), for at most DRAIN.
-        let until = Instant::now() + DRAIN;
+        let until = Instant::now() + super::readers::DRAIN;
         while let Next::Packet(pkt) = cap.next_packet() {
             classifier.push(&pkt);
             n = n.wrapping_add(1);

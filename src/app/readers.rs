@@ -41,6 +41,10 @@ use crate::signature::SignatureSet;
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
 /// How often the reporting thread looks at signals, the clock and its outputs.
 const OUTPUT_POLL: Duration = Duration::from_millis(100);
+/// At a signal or the end of `--duration`, how long live capture (either back-end) goes on
+/// reading what the kernel already delivered to its ring, without waiting for more, before the
+/// final report.
+pub(super) const DRAIN: Duration = Duration::from_millis(1000);
 /// How long the reporting thread waits for a reader's counters before it reports without them.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
 
@@ -250,7 +254,7 @@ struct Ring {
     /// Tells the reporting thread that this reader failed, so that every reader stops.
     failed: Sender<()>,
     /// Set before `stop` when the run ends by a signal or its duration: the reader first reads
-    /// what its ring already holds (see [`super::live::DRAIN`]).
+    /// what its ring already holds (see [`DRAIN`]).
     drain: Arc<AtomicBool>,
 }
 
@@ -339,7 +343,7 @@ fn read_loop(
     } else if ring.drain.load(Ordering::SeqCst) {
         // Packets the kernel delivered before the end are counted: the ring is read without
         // waiting until it is empty, for at most DRAIN.
-        let until = Instant::now() + super::live::DRAIN;
+        let until = Instant::now() + DRAIN;
         while Instant::now() < until {
             match cap.read(Duration::ZERO, |pkt| classifier.push(pkt)) {
                 Ok(ReadOutcome::Packets(_)) => ring.pass_on(&mut classifier, 1),

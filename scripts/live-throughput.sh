@@ -32,6 +32,8 @@
 #        EXTRA="..."   more appletap live arguments (e.g. --buffer-size 64)
 #        IDLE_SECS=N   seconds of the idle measurement (default 60; 0 skips it)
 #        STRICT=1      exit 1 when a target is missed
+# On DIFF the two per-service summaries are kept in OUT (diff-*.read.json, diff-*.live.json)
+# and their first differing lines printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -181,6 +183,16 @@ run_tcpdump() { # INPUT MODE
 
 pct() { python3 -c "import sys; s=int(sys.argv[2]); print(f'{100*int(sys.argv[1])/s:.2f}%' if s else '-')" "$1" "$2"; }
 
+# On DIFF: keeps both summaries (pretty-printed) in $OUT/diff-INPUT-MODE-LABEL.{live,read}.json
+# and prints the first differing lines, so a DIFF says what differs.
+keep_diff() { # INPUT MODE LABEL LIVE_LINE REFERENCE_FILE
+  local base=$OUT/diff-$1-$2-${3//[^a-z0-9-]/_}
+  python3 -c "$SUMMARY_PY" <<<"$4" | python3 -m json.tool --sort-keys >"$base.live.json"
+  python3 -m json.tool --sort-keys "$5" >"$base.read.json"
+  echo "DIFF ($3): read (-) vs live (+), kept in $base.{read,live}.json" >&2
+  diff -U 2 "$base.read.json" "$base.live.json" | sed -n '3,40p' >&2 || true
+}
+
 run_appletap() { # INPUT MODE LABEL ARGS...
   local input=$1 mode=$2 label=$3
   shift 3
@@ -205,7 +217,7 @@ print(r["totals"]["packets_read"], sum(d.get(k) or 0 for k in ("kernel","interfa
       same=same
     else
       same=DIFF; MISSED=1
-      [[ -n ${KEEP_DIFF:-} ]] && cp "$TMP/live.out" "$KEEP_DIFF.$input.$mode.live"
+      keep_diff "$input" "$mode" "$label" "$line" "$(reference "$input" "$pace")"
     fi
   elif ((REF_ALL)); then
     same="MISSED (tcpdump read all)"; MISSED=1

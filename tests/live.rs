@@ -346,3 +346,182 @@ fn live_capture_runs_without_root_with_capabilities() {
         &["--threads", "2"],
     );
 }
+
+/// The series of a Prometheus text exposition whose name starts with `prefix`: `name{labels}`
+/// -> value.
+fn series(text: &str, prefix: &str) -> std::collections::BTreeMap<String, String> {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// `--listen` with AF_PACKET readers: the metrics merge every reader's settled counters, so a
+/// scrape of /metrics (curl inside the namespace) ends up with the per-service counters that
+/// `appletap read --metrics-file` gives for the same capture, with one reader and with two.
+#[test]
+fn af_packet_metrics_match_read() {
+    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
+        eprintln!("APPLETAP_SKIP_LIVE is set: live capture test skipped");
+        return;
+    }
+    assert!(
+        is_root(),
+        "the live capture test needs root (network namespaces, raw sockets); CI runs as root. \
+         Set APPLETAP_SKIP_LIVE=1 to skip it knowingly."
+    );
+    let path = shared_pcaps().join("ndpi__iphone.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("read.prom");
+    let out = appletap(&[
+        "read",
+        "--format",
+        "json",
+        "--metrics-file",
+        file.to_str().unwrap(),
+        path.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let want = series(
+        &std::fs::read_to_string(&file).unwrap(),
+        "appletap_service_",
+    );
+    assert!(want.len() > 10, "the capture gives many series: {want:?}");
+    for (readers, port) in [("1", "9481"), ("2", "9482")] {
+        let ns = Netns::create(&format!("m{readers}"));
+        sh(&["ip", "-n", &ns.0, "link", "set", "lo", "up"]);
+        let addr = format!("127.0.0.1:{port}");
+        let live = in_netns(&ns, As::Root, Path::new(env!("CARGO_BIN_EXE_appletap")))
+            .args(["live", "-i", "vb", "--interval", "3600", "--format", "json"])
+            .args(["--capture", "af-packet", "--readers", readers])
+            .args(["--listen", &addr])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("appletap live starts");
+        struct Kill(std::process::Child);
+        impl Drop for Kill {
+            fn drop(&mut self) {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+        let mut live = Kill(live);
+        let said = BufReader::new(live.0.stderr.take().unwrap())
+            .lines()
+            .next()
+            .expect("a line on stderr")
+            .unwrap();
+        assert!(
+            said.contains(&format!("metrics at http://{addr}/metrics")),
+            "{said}"
+        );
+        let url = format!("http://{addr}/metrics");
+        let scrape = || {
+            Command::new("ip")
+                .args(["netns", "exec", &ns.0, "curl", "-sf", &url])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default()
+        };
+        // Serving before any traffic, with nothing counted.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !scrape().contains("appletap_packets_read_total") {
+            assert!(Instant::now() < deadline, "/metrics never answered");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        assert!(
+            series(&scrape(), "appletap_service_")
+                .values()
+                .all(|v| v == "0")
+        );
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &ns.0,
+            "tcpreplay",
+            "-q",
+            "-i",
+            "va",
+            "--pps=2000",
+            path.to_str().unwrap(),
+        ]);
+        // Live flows count once settled (5 s), then hold what read gives.
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let got = loop {
+            let got = series(&scrape(), "appletap_service_");
+            if got == want || Instant::now() > deadline {
+                break got;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        };
+        assert_eq!(
+            got, want,
+            "--readers {readers}: per-service metrics differ from read"
+        );
+    }
+}
+
+/// At SIGINT, what the kernel already delivered to the capture ring is read before the final
+/// report: appletap is stopped (SIGSTOP) while the capture is replayed into the ring, then gets
+/// SIGINT and SIGCONT together. It sees the signal after a few packets at most; its final
+/// report must still hold every packet, and equal `appletap read`.
+#[test]
+fn packets_in_the_ring_at_sigint_are_counted() {
+    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
+        eprintln!("APPLETAP_SKIP_LIVE is set: live capture test skipped");
+        return;
+    }
+    assert!(
+        is_root(),
+        "the live capture test needs root (network namespaces, raw sockets); CI runs as root. \
+         Set APPLETAP_SKIP_LIVE=1 to skip it knowingly."
+    );
+    let path = shared_pcaps().join("ndpi__iphone.pcap");
+    let read = appletap(&["read", "--format", "json", path.to_str().unwrap()]);
+    let expected: Value = serde_json::from_slice(&read.stdout).unwrap();
+    let options: [&[&str]; 2] = [
+        &["--threads", "1"],
+        &["--capture", "af-packet", "--readers", "2"],
+    ];
+    for (i, opts) in options.iter().enumerate() {
+        let ns = Netns::create(&format!("d{i}"));
+        let mut child = in_netns(&ns, As::Root, Path::new(env!("CARGO_BIN_EXE_appletap")))
+            .args(["live", "-i", "vb", "--interval", "1", "--format", "json"])
+            .args(*opts)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("appletap live starts");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        // The first periodic report means the capture is open.
+        let _ = lines.next().expect("a first report").unwrap();
+        let pid = child.id().to_string();
+        sh(&["kill", "-STOP", &pid]);
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &ns.0,
+            "tcpreplay",
+            "-q",
+            "-i",
+            "va",
+            "--pps=5000",
+            path.to_str().unwrap(),
+        ]);
+        sh(&["kill", "-INT", &pid]);
+        sh(&["kill", "-CONT", &pid]);
+        let last = lines.map_while(Result::ok).last().expect("a final report");
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{opts:?}: exited with {status}");
+        let got: Value = serde_json::from_str(&last).unwrap();
+        assert_eq!(
+            summary(&got),
+            summary(&expected),
+            "{opts:?}: the final report misses what the ring held at SIGINT"
+        );
+    }
+}

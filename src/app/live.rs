@@ -90,6 +90,7 @@ pub(super) fn run_live(
             readers: p.readers,
             buffer_mib: p.buffer_mib,
             sigs: &sigs,
+            listen: p.listen,
         };
         let report = |t: &Totals, drops, error| live_report(&sigs, p.iface, t, drops, error);
         return super::readers::run_readers(&params, &report, on_interval);
@@ -115,6 +116,7 @@ pub(super) fn run_live(
     let mut next_report = p.interval.map(|i| started + i);
     let deadline = p.duration.map(|d| started + Duration::from_secs(d));
     let mut error = None;
+    let mut drain = false;
     let mut n: u32 = 0;
     loop {
         let mut idle = false;
@@ -135,7 +137,11 @@ pub(super) fn run_live(
         // and on every idle pass.
         if n.is_multiple_of(64) || idle {
             let now = Instant::now();
-            if stopping() || deadline.is_some_and(|d| now >= d) || output_closed() {
+            if stopping() || deadline.is_some_and(|d| now >= d) {
+                drain = true;
+                break;
+            }
+            if output_closed() {
                 break;
             }
             if now >= next_poll {
@@ -172,6 +178,18 @@ pub(super) fn run_live(
                 } else {
                     s.retry();
                 }
+            }
+        }
+    }
+    if drain {
+        // What the ring already holds is counted: read until it is empty (libpcap says so at
+        // once, or after one short wait), for at most DRAIN.
+        let until = Instant::now() + super::readers::DRAIN;
+        while let Next::Packet(pkt) = cap.next_packet() {
+            classifier.push(&pkt);
+            n = n.wrapping_add(1);
+            if n.is_multiple_of(64) && Instant::now() >= until {
+                break;
             }
         }
     }

@@ -8,9 +8,14 @@
 //! An ICMP error is hashed by its own addresses, not by the flow it quotes, so it may reach a
 //! reader that does not hold that flow: that reader passes it on, round the ring of readers,
 //! until one holds the flow (and notes why the flow got no answer) or every other one has been
-//! asked (then the last one counts it as a flow of its own, as one reader would have). The
-//! kernel's hash has a secret seed, so which reader holds a flow cannot be computed.
+//! asked (then it goes on to the reader the quoted flow's key chooses, which counts it as a
+//! flow of its own, as one reader would have: every such error about a flow makes one flow,
+//! whichever reader the kernel handed it to). The kernel's hash has a secret seed, so which
+//! reader holds a flow cannot be computed. The hash also looks into GRE and IP-in-IP packets
+//! (it hashes the inner addresses), where appletap's flow is the tunnel: such packets go on,
+//! round the ring, to the reader the tunnel's key chooses.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -22,9 +27,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 
 use super::output::{FlowSink, Writer, output_closed, outputs_gone};
 use super::{Run, classifier_config, install_signal_handler, stopping};
-use crate::capture::OwnedPacket;
 use crate::capture::af_packet::{AfPacketCapture, ReadOutcome};
 use crate::capture::live::CaptureDrops;
+use crate::capture::{OwnedPacket, Timestamp};
 use crate::cli::{CaptureBackend, ClassifyOpt};
 use crate::inspect::names::Names;
 use crate::pipeline::{Classifier, Totals};
@@ -36,6 +41,10 @@ use crate::signature::SignatureSet;
 const READ_TIMEOUT: Duration = Duration::from_millis(100);
 /// How often the reporting thread looks at signals, the clock and its outputs.
 const OUTPUT_POLL: Duration = Duration::from_millis(100);
+/// At a signal or the end of `--duration`, how long live capture (either back-end) goes on
+/// reading what the kernel already delivered to its ring, without waiting for more, before the
+/// final report.
+pub(super) const DRAIN: Duration = Duration::from_millis(1000);
 /// How long the reporting thread waits for a reader's counters before it reports without them.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
 
@@ -62,6 +71,11 @@ pub(super) fn check_options(
 /// What a reader hands back: its counters, its socket's drop counters.
 type Snapshot = (Totals, CaptureDrops);
 
+/// A request for a reader's counters: all its flows (`None`, for a report), or only those
+/// that began at or before the given packet time (for the metrics, see
+/// [`Classifier::progress_settled`]); and where to answer.
+type Ask = (Option<Timestamp>, Sender<Snapshot>);
+
 /// A reader's end: its final counters and drops, and the error that stopped it, if any.
 type Ended = (Totals, CaptureDrops, Option<String>);
 
@@ -79,6 +93,8 @@ pub(super) struct ReadersParams<'a> {
     pub(super) readers: Option<u64>,
     /// `--buffer-size`: MiB of ring shared out among the sockets.
     pub(super) buffer_mib: u32,
+    /// Serve metrics here (`--listen`).
+    pub(super) listen: Option<std::net::SocketAddr>,
 }
 
 /// Builds a report from merged counters, drops and the error that ended the capture.
@@ -105,6 +121,10 @@ pub(super) fn run_readers(
     let caps = (0..n)
         .map(|_| AfPacketCapture::open(p.iface, p.filter, p.snaplen, ring_mib, group))
         .collect::<Result<Vec<_>, _>>()?;
+    let mut sensor = p
+        .listen
+        .map(|addr| super::sensor::start(addr, &p.classify.sig))
+        .transpose()?;
     let sink = FlowSink::open(p.classify, &[])?;
     install_signal_handler();
     let writer = Writer::start(sink);
@@ -114,6 +134,7 @@ pub(super) fn run_readers(
     config.engine.max_flows = (max_flows / n).max(1);
     let names = Arc::new(Names::shared_by_dispatchers(max_flows));
     let stop = Arc::new(AtomicBool::new(false));
+    let drain = Arc::new(AtomicBool::new(false));
     let barrier = Arc::new(Barrier::new(n));
     let inboxes: Vec<(Sender<Passed>, Receiver<Passed>)> = (0..n).map(|_| unbounded()).collect();
     let (ended_tx, ended_rx) = unbounded::<()>();
@@ -124,9 +145,9 @@ pub(super) fn run_readers(
             config.engine,
             writer.tx.clone(),
             Arc::clone(&names),
-            n > 1,
+            (n > 1).then_some((i, n)),
         );
-        let (ask, mailbox) = unbounded::<Sender<Snapshot>>();
+        let (ask, mailbox) = unbounded::<Ask>();
         let (stop, barrier) = (Arc::clone(&stop), Arc::clone(&barrier));
         let ring = Ring {
             readers: n,
@@ -134,6 +155,7 @@ pub(super) fn run_readers(
             next: inboxes[(i + 1) % n].0.clone(),
             barrier,
             failed: ended_tx.clone(),
+            drain: Arc::clone(&drain),
         };
         let handle = std::thread::Builder::new()
             .name(format!("appletap-reader-{i}"))
@@ -149,23 +171,43 @@ pub(super) fn run_readers(
     // A reader ending by itself has failed: the run ends with it.
     while let Err(RecvTimeoutError::Timeout) = ended_rx.recv_timeout(OUTPUT_POLL) {
         let now = Instant::now();
-        if stopping()
-            || deadline.is_some_and(|d| now >= d)
-            || output_closed()
-            || outputs_gone(stderr_too)
-        {
+        if stopping() || deadline.is_some_and(|d| now >= d) {
+            // Asked to stop: what the rings already hold is read first.
+            drain.store(true, Ordering::SeqCst);
+            break;
+        }
+        if output_closed() || outputs_gone(stderr_too) {
             break;
         }
         if let (Some(at), Some(every)) = (next_report, p.interval)
             && now >= at
         {
             next_report = Some(at + every);
-            if let Some((t, drops)) = snapshot(&readers) {
+            if let Some((t, drops)) = snapshot(&readers, None) {
                 on_interval(&report(&t, drops, None))?;
             }
         }
+        // Only when a scrape asked, at most once a second: the readers' settled counters,
+        // merged as for a report.
+        if let Some(s) = &mut sensor
+            && s.wants_snapshot(now)
+        {
+            match snapshot(&readers, Some(super::sensor::settled_now())) {
+                Some((t, drops)) => {
+                    let published = crate::sensor::Published {
+                        report: report(&t, drops, None),
+                        devices: None,
+                    };
+                    s.publish(Box::new(move || published));
+                }
+                None => s.retry(),
+            }
+        }
     }
-    stop.store(true, Ordering::Relaxed);
+    if let Some(s) = sensor {
+        s.stop();
+    }
+    stop.store(true, Ordering::SeqCst);
     let mut merged: Option<(Totals, CaptureDrops)> = None;
     let mut error = None;
     for r in readers {
@@ -195,7 +237,7 @@ pub(super) fn run_readers(
 /// The reporting thread's handle on one reader.
 struct Reader {
     /// Where to ask for the reader's counters.
-    ask: Sender<Sender<Snapshot>>,
+    ask: Sender<Ask>,
     handle: JoinHandle<Ended>,
 }
 
@@ -211,6 +253,9 @@ struct Ring {
     barrier: Arc<Barrier>,
     /// Tells the reporting thread that this reader failed, so that every reader stops.
     failed: Sender<()>,
+    /// Set before `stop` when the run ends by a signal or its duration: the reader first reads
+    /// what its ring already holds (see [`DRAIN`]).
+    drain: Arc<AtomicBool>,
 }
 
 impl Ring {
@@ -221,19 +266,32 @@ impl Ring {
         }
     }
 
-    /// Handles what other readers passed on; returns whether there was anything.
-    fn take_in(&self, classifier: &mut Classifier) -> bool {
-        let mut any = false;
-        while let Ok((p, had)) = self.inbox.try_recv() {
-            any = true;
+    /// Handles what other readers passed on, up to packet time `upto` (`None`: all of it);
+    /// what is later waits in `waiting`. A reader that has not yet read up to an ICMP error's
+    /// time may not yet hold the flow it quotes (the readers go at their own pace, and with a
+    /// backlog in the rings one may be far behind another): it answers once it has.
+    fn take_in(
+        &self,
+        classifier: &mut Classifier,
+        waiting: &mut VecDeque<Passed>,
+        upto: Option<Timestamp>,
+    ) {
+        waiting.extend(self.inbox.try_iter());
+        let mut later = VecDeque::new();
+        while let Some((p, had)) = waiting.pop_front() {
+            if upto.is_some_and(|t| p.packet().ts > t) {
+                later.push_back((p, had));
+                continue;
+            }
             if had + 1 >= self.readers {
                 classifier.push_last_stop(&p.packet());
             } else {
                 classifier.push(&p.packet());
-                self.pass_on(classifier, had + 1);
             }
+            // Kept again: not the reader the flow's key chooses; on to the next.
+            self.pass_on(classifier, had + 1);
         }
-        any
+        *waiting = later;
     }
 }
 
@@ -243,45 +301,75 @@ fn read_loop(
     mut cap: AfPacketCapture,
     mut classifier: Classifier,
     stop: &AtomicBool,
-    mailbox: &Receiver<Sender<Snapshot>>,
+    mailbox: &Receiver<Ask>,
     ring: &Ring,
 ) -> Ended {
     let mut error = None;
-    while !stop.load(Ordering::Relaxed) {
-        match cap.read(READ_TIMEOUT, |pkt| classifier.push(pkt)) {
-            Ok(ReadOutcome::Packets(_)) => {}
-            Ok(ReadOutcome::Idle) => classifier.idle(),
+    // Packets other readers passed on that are later than what this one has read.
+    let mut waiting = VecDeque::new();
+    // The packet time this reader has read up to.
+    let mut clock = Timestamp(0);
+    while !stop.load(Ordering::SeqCst) {
+        let upto = match cap.read(READ_TIMEOUT, |pkt| {
+            clock = clock.max(pkt.ts);
+            classifier.push(pkt);
+        }) {
+            Ok(ReadOutcome::Packets(_)) => Some(clock),
+            Ok(ReadOutcome::Idle) => {
+                classifier.idle();
+                // Nothing more in the ring: whatever was passed on came before.
+                None
+            }
             Err(e) => {
                 error = Some(e.to_string());
                 break;
             }
-        }
+        };
         ring.pass_on(&mut classifier, 1);
-        ring.take_in(&mut classifier);
-        while let Ok(reply) = mailbox.try_recv() {
-            let _ = reply.send((classifier.progress(), cap.drops()));
+        ring.take_in(&mut classifier, &mut waiting, upto);
+        while let Ok((settled, reply)) = mailbox.try_recv() {
+            let totals = match settled {
+                // Inline, the settled counters are ready at once.
+                Some(t) => classifier
+                    .progress_settled(t)
+                    .map_or_else(|| classifier.progress(), |p| p.collect()),
+                None => classifier.progress(),
+            };
+            let _ = reply.send((totals, cap.drops()));
         }
     }
     if error.is_some() {
         let _ = ring.failed.send(());
+    } else if ring.drain.load(Ordering::SeqCst) {
+        // Packets the kernel delivered before the end are counted: the ring is read without
+        // waiting until it is empty, for at most DRAIN.
+        let until = Instant::now() + DRAIN;
+        while Instant::now() < until {
+            match cap.read(Duration::ZERO, |pkt| classifier.push(pkt)) {
+                Ok(ReadOutcome::Packets(_)) => ring.pass_on(&mut classifier, 1),
+                Ok(ReadOutcome::Idle) | Err(_) => break,
+            }
+        }
     }
     // Every reader stops reading (a failed one too: it comes here); then what is passed on
-    // moves one reader a round, and has been with every reader after as many rounds.
-    for _ in 0..ring.readers {
+    // moves one reader a round: it has been with every reader after as many rounds, and with
+    // the reader its flow's key chooses after as many more.
+    for _ in 0..2 * ring.readers {
         ring.barrier.wait();
-        ring.take_in(&mut classifier);
+        ring.take_in(&mut classifier, &mut waiting, None);
     }
     let drops = cap.drops();
     (classifier.finish(), drops, error)
 }
 
-/// Every reader's counters now, merged (as if every flow held ended now).
-fn snapshot(readers: &[Reader]) -> Option<Snapshot> {
+/// Every reader's counters now, merged (as if every flow held ended now; with `settled`, only
+/// those that began at or before it).
+fn snapshot(readers: &[Reader], settled: Option<Timestamp>) -> Option<Snapshot> {
     let replies: Vec<Receiver<Snapshot>> = readers
         .iter()
         .map(|r| {
             let (tx, rx) = bounded(1);
-            let _ = r.ask.send(tx);
+            let _ = r.ask.send((settled, tx));
             rx
         })
         .collect();

@@ -245,17 +245,18 @@ impl Classifier {
     /// [`Names::shared_by_dispatchers`]), so a DNS answer one of them reads labels the flows
     /// of all. Records of finished flows go to `records`.
     ///
-    /// With `pass_on_icmp`, ICMP errors quoting a flow it does not hold are kept for
+    /// With `reader` (this reader's index, the number of readers), ICMP errors quoting a flow
+    /// it does not hold, and tunnelled packets of flows another reader handles, are kept for
     /// [`Classifier::take_passed_on`] rather than handled (another reader may hold the flow).
     pub fn inline_sharing(
         sigs: Arc<SignatureSet>,
         config: EngineConfig,
         records: Option<Sender<Vec<FlowRecord>>>,
         names: Arc<Names>,
-        pass_on_icmp: bool,
+        reader: Option<(usize, usize)>,
     ) -> Self {
         let mut engine = Box::new(Engine::with_names(sigs, config, records.is_some(), names));
-        engine.worker.pass_on_unheld_icmp(pass_on_icmp);
+        engine.worker.pass_on_unheld_icmp(reader);
         Self(Mode::Inline {
             engine,
             records,

@@ -55,6 +55,10 @@ pub(crate) struct Worker {
     /// does not hold, kept for another reader that may hold it (see
     /// [`Worker::pass_on_unheld_icmp`]). `None`: handled here, as the only worker of a flow.
     pass_on: Option<Vec<OwnedPacket>>,
+    /// With several readers: this reader's index and the number of readers. A packet the
+    /// kernel's fanout hash may send elsewhere than its flow (see [`Worker::packet`]) is
+    /// handled by one reader chosen by the flow's own key, as one reader would group it.
+    reader: (usize, usize),
     /// Every other reader was asked about the packets pushed now: handle them here.
     last_stop: bool,
 }
@@ -82,20 +86,39 @@ impl Worker {
             names,
             records: keep_records.then(Vec::new),
             pass_on: None,
+            reader: (0, 1),
             last_stop: false,
         }
     }
 
-    /// With `on`, an ICMP error that quotes a flow this worker does not hold is not handled
-    /// here but kept, uncounted, for [`Worker::take_passed_on`]: with several readers the
-    /// kernel hands an ICMP error to a reader by its own addresses, not by the flow it quotes,
-    /// and only the reader holding that flow can tell why the flow got no answer.
-    pub(crate) fn pass_on_unheld_icmp(&mut self, on: bool) {
-        match (on, &self.pass_on) {
-            (true, None) => self.pass_on = Some(Vec::new()),
-            (false, Some(_)) => self.pass_on = None,
+    /// With `reader` (this reader's index, the number of readers), an ICMP error that quotes
+    /// a flow this worker does not hold is not handled here but kept, uncounted, for
+    /// [`Worker::take_passed_on`]: with several readers the kernel hands an ICMP error to a
+    /// reader by its own addresses, not by the flow it quotes, and only the reader holding that
+    /// flow can tell why the flow got no answer. Tunnelled packets (GRE, IP in IP), which the
+    /// kernel hashes by their inner addresses, are kept too unless this is the reader their
+    /// flow's key chooses. `None`: everything is handled here, as the only worker of a flow.
+    pub(crate) fn pass_on_unheld_icmp(&mut self, reader: Option<(usize, usize)>) {
+        match (reader, &self.pass_on) {
+            (Some(r), None) => {
+                self.pass_on = Some(Vec::new());
+                self.reader = r;
+            }
+            (None, Some(_)) => {
+                self.pass_on = None;
+                self.reader = (0, 1);
+            }
             _ => {}
         }
+    }
+
+    /// Whether this is the reader that `r`'s flow key chooses among several: the one that
+    /// handles the packets of that flow the kernel may hand to any reader (an ICMP error no
+    /// reader holds the flow of, a tunnelled packet), so that they make one flow, as with one
+    /// reader.
+    fn chosen_for(&self, r: &Routed) -> bool {
+        let (me, n) = self.reader;
+        usize::from(r.shard) % n.max(1) == me
     }
 
     /// With `on`, the packets handled next are handled here whatever they quote: every other
@@ -317,15 +340,30 @@ fn end_flow(
     records.push(rec);
 }
 
+/// IP protocols whose packets the kernel's fanout hash dissects to an inner header (GRE, IPv4
+/// and IPv6 in IP, MPLS in IP), where the flow key is the outer one.
+fn is_tunnel(proto: u8) -> bool {
+    matches!(proto, 4 | 41 | 47 | 137)
+}
+
 impl Sink for Worker {
     fn packet(&mut self, pkt: &crate::capture::Packet<'_>, meta: &PacketMeta<'_>, r: &Routed) {
-        if let Some(kept) = &mut self.pass_on
-            && r.quoted_src.is_some()
-            && !self.last_stop
-            && self.table.get_mut(&r.key).is_none()
-        {
-            kept.push(OwnedPacket::copy_of(pkt));
-            return;
+        if self.pass_on.is_some() {
+            // The kernel's fanout hash looks into GRE and IP-in-IP packets and hashes the inner
+            // addresses, so one tunnel's packets reach several readers: the reader its key
+            // chooses handles them all. An ICMP error about a flow no reader holds likewise
+            // goes, once every reader was asked, to the reader the quoted flow chooses, so that
+            // every error about it makes one flow.
+            let chosen = self.chosen_for(r);
+            let pass = if r.quoted_src.is_some() {
+                self.table.get_mut(&r.key).is_none() && !(self.last_stop && chosen)
+            } else {
+                is_tunnel(meta.proto) && !chosen
+            };
+            if pass && let Some(kept) = &mut self.pass_on {
+                kept.push(OwnedPacket::copy_of(pkt));
+                return;
+            }
         }
         self.process(meta, r);
     }

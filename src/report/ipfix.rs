@@ -120,18 +120,19 @@ impl Encoder {
             self.push_record(&mut m, &mut out, export_time, TEMPLATE_APPS, &rec);
         }
         out.push(m.finish());
-        out
+        self.messages(out)
     }
 
-    /// Messages carrying `records`, each at most [`MAX_MESSAGE`] bytes; an options record
-    /// naming a service goes before the first record of it.
-    pub fn records(&mut self, records: &[FlowRecord], export_time: u32) -> Vec<Vec<u8>> {
+    /// Messages carrying `records`, each at most [`MAX_MESSAGE`] bytes, with the number of
+    /// flow records in each; an options record naming a service goes before the first
+    /// record of it.
+    pub fn records(&mut self, records: &[FlowRecord], export_time: u32) -> Vec<(Vec<u8>, usize)> {
         let mut out = Vec::new();
         let mut m = MessageBuilder::new(self.domain, export_time, self.sequence);
         for r in records {
             let selector = app_selector(&r.service);
-            if !self.apps.contains_key(&selector) {
-                self.apps.insert(selector, r.service.clone());
+            if let std::collections::btree_map::Entry::Vacant(v) = self.apps.entry(selector) {
+                v.insert(r.service.clone());
                 let rec = self.app_record(selector, &r.service);
                 self.push_record(&mut m, &mut out, export_time, TEMPLATE_APPS, &rec);
             }
@@ -144,11 +145,16 @@ impl Encoder {
         out
     }
 
+    /// The messages of [`Encoder::templates`] or [`Encoder::records`] without their counts.
+    fn messages(&self, out: Vec<(Vec<u8>, usize)>) -> Vec<Vec<u8>> {
+        out.into_iter().map(|(m, _)| m).collect()
+    }
+
     /// Adds one data record to `m`, starting a new message first when it would not fit.
     fn push_record(
         &mut self,
         m: &mut MessageBuilder,
-        out: &mut Vec<Vec<u8>>,
+        out: &mut Vec<(Vec<u8>, usize)>,
         export_time: u32,
         template: u16,
         rec: &[u8],
@@ -161,6 +167,9 @@ impl Encoder {
             out.push(full.finish());
         }
         m.record(template, rec);
+        if template != TEMPLATE_APPS {
+            m.flows += 1;
+        }
         self.sequence = self.sequence.wrapping_add(1);
     }
 
@@ -302,6 +311,8 @@ struct MessageBuilder {
     /// Offset of the open data set's header and its template.
     open: Option<(usize, u16)>,
     records: usize,
+    /// Flow records (not options records) among them.
+    flows: usize,
 }
 
 impl MessageBuilder {
@@ -316,6 +327,7 @@ impl MessageBuilder {
             buf,
             open: None,
             records: 0,
+            flows: 0,
         }
     }
 
@@ -339,7 +351,7 @@ impl MessageBuilder {
     }
 
     fn record(&mut self, template: u16, rec: &[u8]) {
-        if !self.open.is_some_and(|(_, t)| t == template) {
+        if self.open.is_none_or(|(_, t)| t != template) {
             self.close();
             self.open = Some((self.buf.len(), template));
             self.buf.extend_from_slice(&template.to_be_bytes());
@@ -357,11 +369,11 @@ impl MessageBuilder {
         }
     }
 
-    fn finish(mut self) -> Vec<u8> {
+    fn finish(mut self) -> (Vec<u8>, usize) {
         self.close();
         let len = self.buf.len() as u16;
         self.buf[2..4].copy_from_slice(&len.to_be_bytes());
-        self.buf
+        (self.buf, self.flows)
     }
 }
 

@@ -92,7 +92,8 @@ fn data_record_is_byte_exact() {
     let mut e = Encoder::new(1, DEFAULT_PEN);
     let msgs = e.records(&[record("192.0.2.1", "17.1.2.3", "icloud")], 100);
     assert_eq!(msgs.len(), 1);
-    let s = sets(&msgs[0]);
+    assert_eq!(msgs[0].1, 1);
+    let s = sets(&msgs[0].0);
     // The options record naming the service, then the flow.
     assert_eq!(s.len(), 2);
     let sel = app_selector("icloud").to_be_bytes();
@@ -119,9 +120,9 @@ fn data_record_is_byte_exact() {
     // Two data records sent: the next message says so.
     assert_eq!(e.sequence(), 2);
     let next = e.records(&[record("192.0.2.1", "17.1.2.3", "icloud")], 100);
-    assert_eq!(be32(&next[0], 8), 2);
+    assert_eq!(be32(&next[0].0, 8), 2);
     // The service is named once.
-    assert_eq!(sets(&next[0]).len(), 1);
+    assert_eq!(sets(&next[0].0).len(), 1);
 }
 
 #[test]
@@ -144,7 +145,8 @@ fn messages_stay_under_the_mtu_and_split_by_family() {
     assert!(msgs.len() > 5);
     let mut flows = 0;
     let mut seq = 0;
-    for m in &msgs {
+    for (m, count) in &msgs {
+        let mut in_msg = 0;
         assert!(m.len() <= MAX_MESSAGE);
         assert_eq!(be32(m, 8), seq);
         for (id, body) in sets(m) {
@@ -158,10 +160,12 @@ fn messages_stay_under_the_mtu_and_split_by_family() {
             assert_eq!(body.len() % size, 0);
             let n = body.len() / size;
             if id != TEMPLATE_APPS {
-                flows += n;
+                in_msg += n;
             }
             seq += n as u32;
         }
+        assert_eq!(in_msg, *count);
+        flows += in_msg;
     }
     assert_eq!(flows, 100);
     assert_eq!(seq, 102);

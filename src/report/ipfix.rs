@@ -41,6 +41,9 @@ pub const MAX_MESSAGE: usize = 1400;
 const APP_ID_LEN: u16 = 9;
 /// Field length meaning "variable" (RFC 7011 §7).
 const VARIABLE: u16 = 65535;
+/// Length of an `applicationName` value: fixed, zero-padded, as Cisco's NBAR exporters
+/// send it (nfdump reads names only from fixed-length fields).
+pub const APP_NAME_LEN: u16 = 32;
 /// Longest string value written (a name is cut at a character boundary beyond it).
 const MAX_STRING: usize = 253;
 
@@ -107,7 +110,7 @@ impl Encoder {
             put_fields(&mut set, &fields);
         }
         let mut opts = Vec::new();
-        let fields = [(95, APP_ID_LEN, 0), (96, VARIABLE, 0)];
+        let fields = [(95, APP_ID_LEN, 0), (96, APP_NAME_LEN, 0)];
         put_template_header(&mut opts, TEMPLATE_APPS, fields.len(), Some(1));
         put_fields(&mut opts, &fields);
         let mut m = MessageBuilder::new(self.domain, export_time, self.sequence);
@@ -176,7 +179,9 @@ impl Encoder {
     fn app_record(&self, selector: u32, name: &str) -> Vec<u8> {
         let mut rec = Vec::new();
         self.put_app_id(&mut rec, selector);
-        put_string(&mut rec, name);
+        let name = &name[..cut(name, usize::from(APP_NAME_LEN))];
+        rec.extend_from_slice(name.as_bytes());
+        rec.resize(rec.len() + usize::from(APP_NAME_LEN) - name.len(), 0);
         rec
     }
 
@@ -294,12 +299,18 @@ fn put_fields(buf: &mut Vec<u8>, fields: &[Field]) {
     }
 }
 
-/// A variable-length string (RFC 7011 §7): one length octet (values here stay under 255).
-fn put_string(buf: &mut Vec<u8>, s: &str) {
-    let mut end = s.len().min(MAX_STRING);
+/// The length of `s` cut to at most `max` bytes at a character boundary.
+fn cut(s: &str, max: usize) -> usize {
+    let mut end = s.len().min(max);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
+    end
+}
+
+/// A variable-length string (RFC 7011 §7): one length octet (values here stay under 255).
+fn put_string(buf: &mut Vec<u8>, s: &str) {
+    let end = cut(s, MAX_STRING);
     buf.push(end as u8);
     buf.extend_from_slice(&s.as_bytes()[..end]);
 }

@@ -80,11 +80,8 @@ fn template_message_is_byte_exact() {
     // Both templates: 4 + 11 plain fields * 4 + 4 enterprise fields * 8 = 80 bytes each.
     assert_eq!(t.len(), 160);
     assert_eq!(be16(t, 80), TEMPLATE_V6);
-    // Options template 258: 2 fields, scope count 1, applicationId (95, 9), name (96, var).
-    assert_eq!(
-        s[1],
-        (3, vec![1, 2, 0, 2, 0, 1, 0, 95, 0, 9, 0, 96, 0xff, 0xff])
-    );
+    // Options template 258: 2 fields, scope count 1, applicationId (95, 9), name (96, 32).
+    assert_eq!(s[1], (3, vec![1, 2, 0, 2, 0, 1, 0, 95, 0, 9, 0, 96, 0, 32]));
 }
 
 #[test]
@@ -100,8 +97,8 @@ fn data_record_is_byte_exact() {
     let mut app = vec![20, 0, 0, 0x7e, 0xd9];
     app.extend_from_slice(&sel);
     let mut want = app.clone();
-    want.push(6);
     want.extend_from_slice(b"icloud");
+    want.resize(9 + 32, 0);
     assert_eq!(s[0], (TEMPLATE_APPS, want));
     assert_eq!(s[1].0, TEMPLATE_V4);
     let mut want = Vec::new();

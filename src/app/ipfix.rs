@@ -33,6 +33,8 @@ pub(super) struct IpfixStats {
     pub(super) records_dropped: u64,
     /// Sends that failed (a collector's port unreachable, no route, a full socket buffer).
     pub(super) send_errors: u64,
+    /// Whether the collector's name never resolved.
+    pub(super) unresolved: bool,
 }
 
 /// The exporter thread and the sending end of its queue.
@@ -87,12 +89,17 @@ impl Exporter {
             .unwrap_or_default();
         stats.records_dropped += self.queue_dropped;
         let line = format!(
-            "IPFIX export to {}: {} flow records sent in {} messages, {} dropped, {} send errors\n",
+            "IPFIX export to {}: {} flow records sent in {} messages, {} dropped, {} send errors{}\n",
             self.target,
             stats.records_sent,
             stats.messages_sent,
             stats.records_dropped,
-            stats.send_errors
+            stats.send_errors,
+            if stats.unresolved {
+                " (the collector's address did not resolve)"
+            } else {
+                ""
+            }
         );
         (stats, line)
     }
@@ -103,6 +110,8 @@ struct Link {
     target: String,
     socket: Option<UdpSocket>,
     next_resolve: Instant,
+    /// Whether a lookup of the collector's address failed.
+    failed: bool,
 }
 
 impl Link {
@@ -110,6 +119,7 @@ impl Link {
         if self.socket.is_none() && Instant::now() >= self.next_resolve {
             self.next_resolve = Instant::now() + RESOLVE_RETRY;
             self.socket = connect(&self.target);
+            self.failed |= self.socket.is_none();
         }
         self.socket.as_ref()
     }
@@ -142,6 +152,7 @@ fn run(target: &str, mut encoder: Encoder, rx: &Receiver<Vec<FlowRecord>>) -> Ip
         target: target.to_string(),
         socket: None,
         next_resolve: Instant::now(),
+        failed: false,
     };
     // None: templates not sent yet (first batch, or after the socket was missing).
     let mut templates_at: Option<Instant> = None;
@@ -182,5 +193,6 @@ fn run(target: &str, mut encoder: Encoder, rx: &Receiver<Vec<FlowRecord>>) -> Ip
             }
         }
     }
+    stats.unresolved = link.socket.is_none() && link.failed;
     stats
 }

@@ -107,6 +107,25 @@ pub struct ClassifyOpt {
     /// Signature set selection.
     #[command(flatten)]
     pub sig: SignatureOpt,
+    /// IPFIX export of flow records.
+    #[command(flatten)]
+    pub ipfix: IpfixOpt,
+}
+
+/// IPFIX export (`--ipfix`), shared by `read` and `live`.
+#[derive(Debug, Args)]
+pub struct IpfixOpt {
+    /// Also export each flow record as IPFIX (RFC 7011, biflows per RFC 5103) over UDP to
+    /// the collector at HOST:PORT. Never slows capture: what cannot be sent is counted.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub ipfix: Option<String>,
+    /// Private enterprise number of appletap's own IPFIX elements (confidence, server name)
+    /// and of its application ids. Default 32473, reserved for documentation (RFC 5612).
+    #[arg(long, value_name = "PEN", default_value_t = 32473, requires = "ipfix", value_parser = clap::value_parser!(u32).range(1..))]
+    pub ipfix_enterprise: u32,
+    /// IPFIX observation domain id of the messages.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "ipfix")]
+    pub ipfix_domain: u32,
 }
 
 /// `appletap live`.

@@ -5,6 +5,7 @@
 mod audit;
 mod commands;
 mod events;
+mod ipfix;
 mod live;
 mod output;
 pub mod output_guard;

@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use anyhow::Result;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
+use super::ipfix::Exporter;
 use super::output_guard;
 use crate::cli::{ClassifyOpt, FlowsFormat, Format};
 use crate::report::ecs::EcsRecord;
@@ -27,12 +28,23 @@ pub(super) struct FlowSink {
     seed: u16,
     /// `--flows-format`.
     format: FlowsFormat,
+    /// `--ipfix`: the exporter fed the same records.
+    ipfix: Option<Exporter>,
+    /// What the IPFIX export did, once it ended.
+    pub(super) ipfix_summary: Option<String>,
 }
 
 impl FlowSink {
     /// Opens `opt.flows`, refused (exit 2, nothing written) when it would destroy one of
     /// `inputs` or the signature file, or an existing capture without `--overwrite`.
+    /// With `--ipfix`, starts the exporter too.
     pub(super) fn open(opt: &ClassifyOpt, inputs: &[std::path::PathBuf]) -> Result<Self> {
+        let mut sink = Self::open_flows(opt, inputs)?;
+        sink.ipfix = Exporter::start(&opt.ipfix);
+        Ok(sink)
+    }
+
+    fn open_flows(opt: &ClassifyOpt, inputs: &[std::path::PathBuf]) -> Result<Self> {
         let Some(path) = opt.flows.as_deref() else {
             return Ok(Self {
                 out: None,
@@ -40,6 +52,8 @@ impl FlowSink {
                 error: None,
                 seed: opt.community_id_seed,
                 format: opt.flows_format,
+                ipfix: None,
+                ipfix_summary: None,
             });
         };
         let read = inputs.iter().map(|p| p.as_path());
@@ -63,6 +77,8 @@ impl FlowSink {
                         out: None,
                         seed: opt.community_id_seed,
                         format: opt.flows_format,
+                        ipfix: None,
+                        ipfix_summary: None,
                         label: path.display().to_string(),
                         error: Some(format!(
                             "cannot write flow records to {}: {e} (the report still covers every flow)",
@@ -78,10 +94,15 @@ impl FlowSink {
             error: None,
             seed: opt.community_id_seed,
             format: opt.flows_format,
+            ipfix: None,
+            ipfix_summary: None,
         })
     }
 
     fn write(&mut self, records: &[FlowRecord]) {
+        if let Some(x) = self.ipfix.as_mut() {
+            x.send(records);
+        }
         let Some(out) = self.out.as_mut() else {
             return;
         };
@@ -138,7 +159,7 @@ const WRITER_QUEUE: usize = 64;
 
 /// A thread that writes flow records as workers finish them.
 pub(super) struct Writer {
-    /// None when no records are wanted (no `--flows`): engines then keep none.
+    /// None when no records are wanted (no `--flows`, no `--ipfix`): engines then keep none.
     pub(super) tx: Option<Sender<Vec<FlowRecord>>>,
     handle: JoinHandle<FlowSink>,
 }
@@ -146,7 +167,7 @@ pub(super) struct Writer {
 impl Writer {
     pub(super) fn start(mut sink: FlowSink) -> Self {
         let (tx, rx): (Sender<Vec<FlowRecord>>, Receiver<Vec<FlowRecord>>) = bounded(WRITER_QUEUE);
-        let tx = sink.out.is_some().then_some(tx);
+        let tx = (sink.out.is_some() || sink.ipfix.is_some()).then_some(tx);
         let handle = std::thread::Builder::new()
             .name("appletap-writer".into())
             .spawn(move || {
@@ -154,6 +175,9 @@ impl Writer {
                     sink.write(&batch);
                 }
                 sink.flush();
+                if let Some(x) = sink.ipfix.take() {
+                    sink.ipfix_summary = Some(x.finish().1);
+                }
                 sink
             })
             .expect("spawning the writer thread");
@@ -163,13 +187,21 @@ impl Writer {
     pub(super) fn finish(self) -> FlowSink {
         drop(self.tx);
         // Without a sender the writer's loop ends at once.
-        self.handle.join().unwrap_or(FlowSink {
+        let sink = self.handle.join().unwrap_or(FlowSink {
             out: None,
             seed: 0,
             format: FlowsFormat::Plain,
+            ipfix: None,
+            ipfix_summary: None,
             label: String::new(),
             error: Some("the flow-record writer failed".into()),
-        })
+        });
+        // The export's counters, whatever became of it (a collector down is no failure of
+        // the run: the report and records are whole).
+        if let Some(line) = &sink.ipfix_summary {
+            write_stderr(&format!("appletap: {line}"));
+        }
+        sink
     }
 }
 

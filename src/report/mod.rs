@@ -6,6 +6,7 @@ pub mod ecs;
 pub mod events;
 pub mod floods;
 pub mod health;
+pub mod ipfix;
 pub mod record;
 mod table;
 

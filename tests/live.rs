@@ -46,6 +46,8 @@ impl Netns {
         sh(&[
             "ip", "-n", &name, "link", "add", "va", "type", "veth", "peer", "name", "vb",
         ]);
+        // Loopback too: the metrics tests scrape `live --listen 127.0.0.1:PORT` from inside.
+        sh(&["ip", "-n", &name, "link", "set", "lo", "up"]);
         for dev in ["va", "vb"] {
             sh(&["ip", "-n", &name, "link", "set", dev, "mtu", "9000"]);
             sh(&["ip", "-n", &name, "link", "set", dev, "up"]);
@@ -408,11 +410,9 @@ fn af_packet_metrics_match_read() {
             }
         }
         let mut live = Kill(live);
-        let said = BufReader::new(live.0.stderr.take().unwrap())
-            .lines()
-            .next()
-            .expect("a line on stderr")
-            .unwrap();
+        let mut stderr = BufReader::new(live.0.stderr.take().unwrap());
+        let mut said = String::new();
+        stderr.read_line(&mut said).expect("a line on stderr");
         assert!(
             said.contains(&format!("metrics at http://{addr}/metrics")),
             "{said}"
@@ -420,15 +420,29 @@ fn af_packet_metrics_match_read() {
         let url = format!("http://{addr}/metrics");
         let scrape = || {
             Command::new("ip")
-                .args(["netns", "exec", &ns.0, "curl", "-sf", &url])
+                .args(["netns", "exec", &ns.0, "curl", "-sSf", &url])
                 .output()
-                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout).into_owned()
+                        + &String::from_utf8_lossy(&o.stderr)
+                })
                 .unwrap_or_default()
         };
         // Serving before any traffic, with nothing counted.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !scrape().contains("appletap_packets_read_total") {
-            assert!(Instant::now() < deadline, "/metrics never answered");
+        loop {
+            let got = scrape();
+            if got.contains("appletap_packets_read_total") {
+                break;
+            }
+            if Instant::now() >= deadline {
+                let status = live.0.try_wait();
+                let mut rest = String::new();
+                if let Ok(Some(_)) = status {
+                    let _ = std::io::Read::read_to_string(&mut stderr, &mut rest);
+                }
+                panic!("/metrics never answered with counters: {got:?}; live: {status:?} {rest}");
+            }
             std::thread::sleep(Duration::from_millis(200));
         }
         assert!(

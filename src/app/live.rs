@@ -182,14 +182,28 @@ pub(super) fn run_live(
         }
     }
     if drain {
-        // What the ring already holds is counted: read until it is empty (libpcap says so at
-        // once, or after one short wait), for at most DRAIN.
+        // What the ring already holds is counted: read until it stays empty for longer than
+        // the kernel takes to hand over a block that is not full (an empty read can come
+        // while the last packets still sit in such a block), for at most DRAIN.
         let until = Instant::now() + super::readers::DRAIN;
-        while let Next::Packet(pkt) = cap.next_packet() {
-            classifier.push(&pkt);
-            n = n.wrapping_add(1);
-            if n.is_multiple_of(64) && Instant::now() >= until {
-                break;
+        let quiet_for = Duration::from_millis(2 * crate::capture::live::READ_TIMEOUT_MS as u64);
+        let mut last_packet = Instant::now();
+        loop {
+            match cap.next_packet() {
+                Next::Packet(pkt) => {
+                    classifier.push(&pkt);
+                    last_packet = Instant::now();
+                    if last_packet >= until {
+                        break;
+                    }
+                }
+                Next::Idle => {
+                    let now = Instant::now();
+                    if now >= until || now.duration_since(last_packet) > quiet_for {
+                        break;
+                    }
+                }
+                Next::End | Next::Error(_) => break,
             }
         }
     }

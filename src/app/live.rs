@@ -95,6 +95,8 @@ pub(super) fn run_live(
         return super::readers::run_readers(&params, &report, on_interval);
     }
     let mut cap = LiveCapture::open_with(p.iface, p.filter, p.snaplen, p.buffer_mib)?;
+    let mut notifier = super::service::Notifier::from_env();
+    notifier.ready(p.iface);
     let mut sensor = p
         .listen
         .map(|addr| super::sensor::start(addr, &p.classify.sig))
@@ -138,6 +140,7 @@ pub(super) fn run_live(
             if stopping() || deadline.is_some_and(|d| now >= d) || output_closed() {
                 break;
             }
+            notifier.tick(now);
             if now >= next_poll {
                 next_poll = now + OUTPUT_POLL;
                 if outputs_gone(stderr_too) {
@@ -170,6 +173,7 @@ pub(super) fn run_live(
             }
         }
     }
+    notifier.stopping();
     if let Some(s) = sensor {
         s.stop();
     }
@@ -222,6 +226,13 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
             emit("\n".into());
         }
         Ok(())
+    })
+    .map_err(|e| match &args.interface_origin {
+        // Capture errors are returned only when opening: name where the interface was set.
+        Some(origin) if e.downcast_ref::<crate::capture::CaptureError>().is_some() => {
+            e.context(format!("interface {:?} set at {origin}", args.interface))
+        }
+        _ => e,
     })?;
     emit(render(&run.report, args.format, false)?);
     for e in &run.errors {

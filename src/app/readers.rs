@@ -141,6 +141,8 @@ pub(super) fn run_readers(
         readers.push(Reader { ask, handle });
     }
     drop((ended_tx, inboxes));
+    let mut notifier = super::service::Notifier::from_env();
+    notifier.ready(p.iface);
 
     let stderr_too = p.classify.flows.as_deref() == Some(Path::new("-"));
     let started = Instant::now();
@@ -156,6 +158,7 @@ pub(super) fn run_readers(
         {
             break;
         }
+        notifier.tick(now);
         if let (Some(at), Some(every)) = (next_report, p.interval)
             && now >= at
         {
@@ -165,6 +168,7 @@ pub(super) fn run_readers(
             }
         }
     }
+    notifier.stopping();
     stop.store(true, Ordering::Relaxed);
     let mut merged: Option<(Totals, CaptureDrops)> = None;
     let mut error = None;

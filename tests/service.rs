@@ -219,8 +219,7 @@ fn notify_messages(extra: &[&str]) -> Vec<String> {
         .output()
         .expect("run appletap");
     assert!(out.status.success(), "{}", stderr(&out));
-    let msgs = reader.join().expect("reader");
-    msgs
+    reader.join().expect("reader")
 }
 
 fn check_notify(msgs: &[String]) {

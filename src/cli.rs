@@ -64,6 +64,26 @@ pub enum Command {
     Interfaces(InterfacesArgs),
     /// List the signature set, or check a signature file.
     Signatures(SignaturesArgs),
+    /// Print a shell completion script, generated from this command line's definition.
+    Completions(CompletionsArgs),
+    /// Write the manual pages (appletap.1, appletap-live.1, ...) into a directory.
+    Man(ManArgs),
+}
+
+/// `appletap completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to complete for (bash scripts go to /usr/share/bash-completion/completions).
+    #[arg(value_enum, value_name = "SHELL")]
+    pub shell: clap_complete::Shell,
+}
+
+/// `appletap man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write the pages into (created if missing).
+    #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub dir: PathBuf,
 }
 
 /// Options of the classifier shared by `read` and `live`.
@@ -132,8 +152,21 @@ pub struct IpfixOpt {
 #[derive(Debug, Args)]
 pub struct LiveArgs {
     /// Interface to capture on (see `appletap interfaces`).
-    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    #[arg(
+        short = 'i',
+        long = "interface",
+        value_name = "IFACE",
+        required = false,
+        required_unless_present = "config"
+    )]
     pub interface: String,
+    /// Read settings from this TOML file: each key is a long option of `live` without its
+    /// dashes (`interval = 5`, `max-flows = 50000`); options given on the command line win.
+    #[arg(long, value_name = "PATH", value_hint = ValueHint::FilePath)]
+    pub config: Option<PathBuf>,
+    /// Where the interface was set when it came from --config (`FILE:LINE:COL`), for errors.
+    #[arg(skip)]
+    pub interface_origin: Option<String>,
     /// BPF capture filter, as for tcpdump (e.g. "not port 22").
     #[arg(long, value_name = "BPF")]
     pub filter: Option<String>,

@@ -3,8 +3,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 // mimalloc instead of glibc's malloc: DNS names, flow state and flow records are small,
 // short-lived allocations, and glibc's malloc/free took 10% of all instructions on the
 // benchmark capture (callgrind, first 100,000 packets).
@@ -12,7 +10,17 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = appletap::cli::Cli::parse();
+    // `live --config FILE` merges the file's settings under the command line's.
+    let cli = match appletap::app::config::parse_from(std::env::args_os().collect()) {
+        Ok(cli) => cli,
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(clap_error) => clap_error.exit(),
+            Err(e) => {
+                eprintln!("appletap: {e:#}");
+                return ExitCode::from(appletap::app::EXIT_USAGE);
+            }
+        },
+    };
     match appletap::app::run(cli) {
         Ok(code) => code,
         Err(e) => {

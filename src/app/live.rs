@@ -96,6 +96,8 @@ pub(super) fn run_live(
         return super::readers::run_readers(&params, &report, on_interval);
     }
     let mut cap = LiveCapture::open_with(p.iface, p.filter, p.snaplen, p.buffer_mib)?;
+    let mut notifier = super::service::Notifier::from_env();
+    notifier.ready(p.iface);
     let mut sensor = p
         .listen
         .map(|addr| super::sensor::start(addr, &p.classify.sig))
@@ -144,6 +146,7 @@ pub(super) fn run_live(
             if output_closed() {
                 break;
             }
+            notifier.tick(now);
             if now >= next_poll {
                 next_poll = now + OUTPUT_POLL;
                 if outputs_gone(stderr_too) {
@@ -207,6 +210,7 @@ pub(super) fn run_live(
             }
         }
     }
+    notifier.stopping();
     if let Some(s) = sensor {
         s.stop();
     }
@@ -265,6 +269,13 @@ pub(super) fn live(args: &LiveArgs) -> Result<ExitCode> {
             emit("\n".into());
         }
         Ok(())
+    })
+    .map_err(|e| match &args.interface_origin {
+        // Capture errors are returned only when opening: name where the interface was set.
+        Some(origin) if e.downcast_ref::<crate::capture::CaptureError>().is_some() => {
+            e.context(format!("interface {:?} set at {origin}", args.interface))
+        }
+        _ => e,
     })?;
     events.report(&run.report);
     if let Some(e) = events.error.take() {

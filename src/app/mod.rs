@@ -6,12 +6,15 @@ mod audit;
 mod commands;
 mod events;
 mod ipfix;
+pub mod config;
+pub mod docs;
 mod live;
 mod output;
 pub mod output_guard;
 mod read;
 mod readers;
 mod sensor;
+mod service;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -64,6 +67,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(args) => audit::audit(&args),
         Command::Interfaces(args) => commands::interfaces(&args),
         Command::Signatures(args) => commands::signatures(&args),
+        Command::Completions(args) => docs::completions(&args),
+        Command::Man(args) => docs::man(&args),
     }
 }
 

@@ -163,6 +163,8 @@ pub(super) fn run_readers(
         readers.push(Reader { ask, handle });
     }
     drop((ended_tx, inboxes));
+    let mut notifier = super::service::Notifier::from_env();
+    notifier.ready(p.iface);
 
     let stderr_too = p.classify.flows.as_deref() == Some(Path::new("-"));
     let started = Instant::now();
@@ -179,6 +181,7 @@ pub(super) fn run_readers(
         if output_closed() || outputs_gone(stderr_too) {
             break;
         }
+        notifier.tick(now);
         if let (Some(at), Some(every)) = (next_report, p.interval)
             && now >= at
         {
@@ -207,6 +210,7 @@ pub(super) fn run_readers(
     if let Some(s) = sensor {
         s.stop();
     }
+    notifier.stopping();
     stop.store(true, Ordering::SeqCst);
     let mut merged: Option<(Totals, CaptureDrops)> = None;
     let mut error = None;

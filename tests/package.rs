@@ -47,7 +47,9 @@ fn deb_builds_installs_runs_and_removes() {
         return;
     }
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    sh(Command::new(repo.join("scripts/make-deb.sh")).env("APPLETAP_DEB_PROFILE", "deb-test"));
+    sh(Command::new(repo.join("scripts/make-deb.sh"))
+        .env("APPLETAP_DEB_PROFILE", "deb-test")
+        .env("APPLETAP_DEB_BIN", env!("CARGO_BIN_EXE_appletap")));
     let debs: Vec<_> = std::fs::read_dir(repo.join("target/debian"))
         .expect("target/debian")
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -4,10 +4,10 @@
 
 mod audit;
 mod commands;
-mod events;
-mod ipfix;
 pub mod config;
 pub mod docs;
+mod events;
+mod ipfix;
 mod live;
 mod output;
 pub mod output_guard;

@@ -191,7 +191,9 @@ fn notify_messages(extra: &[&str]) -> Vec<String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let sock_path = dir.path().join("notify.sock");
     let sock = UnixDatagram::bind(&sock_path).expect("bind notify socket");
-    sock.set_read_timeout(Some(Duration::from_millis(500)))
+    // Long enough for a slow start (a debug build on a loaded CI machine took over 500 ms to
+    // say READY): STOPPING=1 ends the wait, so a run that works never waits this long.
+    sock.set_read_timeout(Some(Duration::from_secs(15)))
         .expect("timeout");
     // Read while appletap runs, as systemd does: a datagram socket's queue holds only a few
     // messages, and a sender finding it full waits.

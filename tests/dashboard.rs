@@ -13,9 +13,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::netns::{Netns, Running, run_ok};
 use common::*;
 use serde_json::Value;
 
@@ -23,50 +24,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("command runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A network namespace with its loopback up and a veth pair inside; deleted on drop.
-struct Netns(String);
-
 impl Netns {
-    fn create(tag: &str) -> Self {
-        let name = format!("atd-{tag}{}", std::process::id());
-        let ns = Self(name.clone());
-        let ip = |args: &[&str]| run_ok(Command::new("ip").args(args));
-        ip(&["netns", "add", &name]);
-        for key in ["all", "default"] {
-            run_ok(
-                Command::new("ip")
-                    .args(["netns", "exec", &name, "sysctl", "-qw"])
-                    .arg(format!("net.ipv6.conf.{key}.disable_ipv6=1")),
-            );
-        }
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        ip(&[
-            "-n", &name, "link", "add", "va", "type", "veth", "peer", "name", "vb",
-        ]);
-        for dev in ["va", "vb"] {
-            ip(&["-n", &name, "link", "set", dev, "mtu", "9000"]);
-            ip(&["-n", &name, "link", "set", dev, "up"]);
-        }
-        ns
-    }
-
-    fn exec(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-
     /// `curl` inside: (status, headers lower-cased, body).
     fn curl(&self, args: &[&str], url: &str) -> (u16, String, String) {
         let out = self
@@ -89,22 +47,6 @@ impl Netns {
     fn json(&self, url: &str) -> Option<Value> {
         let (status, _, body) = self.curl(&[], url);
         (status == 200).then(|| serde_json::from_str(&body).ok())?
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A child killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -279,7 +221,7 @@ fn live_dashboard_and_api_show_what_read_gives() {
         "{want_kinds:?}"
     );
 
-    let ns = Netns::create("d");
+    let ns = Netns::create(&format!("atd-d{}", std::process::id()));
     let base = "http://127.0.0.1:9480";
     let live = start_live(&ns, "vb", "127.0.0.1:9480", &[]);
     // The history samples every 10 s with no client: the first capture, two samples, then
@@ -450,7 +392,7 @@ fn credentials_are_asked_for_and_the_browser_sends_basic_auth() {
     let basic = tmp.path().join("basic");
     std::fs::write(&token, "t0ken-for-scrapers\n").unwrap();
     std::fs::write(&basic, "admin:s3cret pass\n").unwrap();
-    let ns = Netns::create("a");
+    let ns = Netns::create(&format!("atd-a{}", std::process::id()));
     let base = "http://127.0.0.1:9481";
     let _live = start_live(
         &ns,

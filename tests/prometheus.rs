@@ -12,25 +12,15 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::netns::{Netns, Running, run_ok};
 use common::*;
 use serde_json::Value;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("command runs");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// `promtool check metrics` on an exposition.
@@ -257,56 +247,6 @@ fn dashboard_parses_and_queries_only_metrics_appletap_serves() {
     assert!(queried >= 8);
 }
 
-/// A network namespace with its loopback up and a veth pair inside; deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn create() -> Self {
-        let name = format!("ats-prom{}", std::process::id());
-        let ns = Self(name.clone());
-        let ip = |args: &[&str]| run_ok(Command::new("ip").args(args));
-        ip(&["netns", "add", &name]);
-        for key in ["all", "default"] {
-            run_ok(
-                Command::new("ip")
-                    .args(["netns", "exec", &name, "sysctl", "-qw"])
-                    .arg(format!("net.ipv6.conf.{key}.disable_ipv6=1")),
-            );
-        }
-        ip(&["-n", &name, "link", "set", "lo", "up"]);
-        ip(&[
-            "-n", &name, "link", "add", "va", "type", "veth", "peer", "name", "vb",
-        ]);
-        for dev in ["va", "vb"] {
-            ip(&["-n", &name, "link", "set", dev, "mtu", "9000"]);
-            ip(&["-n", &name, "link", "set", dev, "up"]);
-        }
-        ns
-    }
-
-    fn exec(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0, program]);
-        c
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-/// A child killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Every series of an instant query: canonical name{labels} -> value.
 fn query(ns: &Netns, expr: &str) -> Option<BTreeMap<String, f64>> {
     let out = ns
@@ -366,7 +306,7 @@ fn prometheus_scraping_live_appletap_holds_what_read_gives() {
     let want_packets = samples(&file)["appletap_packets_read_total"];
     assert!(want.len() > 30, "the capture gives many series: {want:?}");
 
-    let ns = Netns::create();
+    let ns = Netns::create(&format!("ats-prom{}", std::process::id()));
     let mut live = ns
         .exec(env!("CARGO_BIN_EXE_appletap"))
         .args(["live", "-i", "vb", "--threads", "2", "--interval", "3600"])

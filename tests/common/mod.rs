@@ -3,6 +3,8 @@
 // Included by several test crates, each using a part; `pub` is for the including crate.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod netns;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;

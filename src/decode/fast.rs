@@ -13,7 +13,7 @@
 
 use std::net::IpAddr;
 
-use super::{PacketMeta, Skip};
+use super::{LinkAddrs, PacketMeta, Skip};
 use crate::wire::ip::{IpError, Ipv4Packet, Ipv6Packet, ip_proto};
 use crate::wire::tcp::TcpSegment;
 use crate::wire::udp::UdpDatagram;
@@ -21,7 +21,10 @@ use crate::wire::udp::UdpDatagram;
 /// The decoded headers of an ordinary TCP or UDP packet, or `MalformedIp` for an IPv6
 /// extension header that runs past a whole packet; `None` for anything else.
 #[inline]
-pub(super) fn from_ip(data: &[u8]) -> Option<Result<PacketMeta<'_>, Skip>> {
+pub(super) fn from_ip<'a>(
+    data: &'a [u8],
+    link: Option<LinkAddrs<'a>>,
+) -> Option<Result<PacketMeta<'a>, Skip>> {
     let (src, dst, proto, payload) = match *data.first()? >> 4 {
         4 => {
             // Fragments and lengths that disagree with the bytes (cut by the snap length, or
@@ -68,7 +71,7 @@ pub(super) fn from_ip(data: &[u8]) -> Option<Result<PacketMeta<'_>, Skip>> {
                 tcp_seq: tcp.seq(),
                 payload: tcp.payload(),
                 icmp: None,
-                link: None,
+                link,
             }
         }
         ip_proto::UDP => {
@@ -87,7 +90,7 @@ pub(super) fn from_ip(data: &[u8]) -> Option<Result<PacketMeta<'_>, Skip>> {
                 tcp_seq: 0,
                 payload: udp.payload(),
                 icmp: None,
-                link: None,
+                link,
             }
         }
         _ => return None,
@@ -126,10 +129,10 @@ mod tests {
 
     /// Checks the fast path against etherparse on one IP packet.
     fn check(ip: &[u8], what: &str) -> bool {
-        let Some(fast) = from_ip(ip) else {
+        let Some(fast) = from_ip(ip, None) else {
             return false;
         };
-        match (fast, lax_from_ip(ip)) {
+        match (fast, lax_from_ip(ip, None)) {
             (Ok(fast), Ok(lax)) => assert!(
                 same(&fast, &lax),
                 "{what}: fast {fast:?} != etherparse {lax:?}"

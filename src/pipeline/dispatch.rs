@@ -54,6 +54,20 @@ pub fn shard_count(max_flows: usize) -> usize {
     max_flows.clamp(1, MAX_SHARDS)
 }
 
+/// The shard of a flow whose key hashes to `hash`, of `shards`: the remainder, taken with a
+/// mask where `shards` is a power of two (the default 64): a 64-bit division costs tens of
+/// cycles, a tenth of what the dispatcher spends on a packet.
+#[inline]
+fn shard_of(hash: u64, shards: u64) -> u16 {
+    let i = if shards.is_power_of_two() {
+        hash & (shards - 1)
+    } else {
+        hash % shards
+    };
+    // Below MAX_SHARDS.
+    i as u16
+}
+
 /// The flow cap of shard `i` of `shards`: the caps add up to `max_flows`.
 pub fn shard_cap(max_flows: usize, shards: usize, i: usize) -> usize {
     max_flows / shards + usize::from(i < max_flows % shards)
@@ -256,7 +270,7 @@ impl Dispatcher {
             ts,
             orig_len: pkt.orig_len,
             clock,
-            shard: (key.symmetric_hash() % self.shards) as u16,
+            shard: shard_of(key.symmetric_hash(), self.shards),
             seq,
             dns_valid,
         };

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::dispatch::{Routed, Sink, shard_cap, shard_count};
+use super::dispatch::{MAX_SHARDS, Routed, Sink, shard_cap, shard_count};
 use crate::capture::OwnedPacket;
 use crate::classify::{self, NameFacts, ServerFacts};
 use crate::counters::{Counters, Finished};
@@ -44,9 +44,11 @@ impl Default for EngineConfig {
 pub(crate) struct Worker {
     sigs: Arc<SignatureSet>,
     names: Arc<Names>,
-    /// Its flows; shard `s` of the key space is the table's group `s / stride`.
+    /// Its flows; shard `s` of the key space is the table's group `group_of[s]`.
     table: FlowTable<Inspector>,
-    stride: usize,
+    /// `s / workers` for each shard `s`, looked up: a division per packet cost tens of
+    /// cycles.
+    group_of: [u8; MAX_SHARDS],
     counters: Counters,
     /// Records of flows that ended since they were last taken; `None` when nobody reads
     /// them (then no record text is made at all).
@@ -80,7 +82,8 @@ impl Worker {
             .collect();
         Self {
             table: FlowTable::with_groups(config.timeouts, &caps),
-            stride: workers.max(1),
+            // Below MAX_SHARDS (64), so it fits.
+            group_of: std::array::from_fn(|s| (s / workers.max(1)) as u8),
             counters: Counters::with_max_devices(&sigs, config.max_devices),
             sigs,
             names,
@@ -140,7 +143,7 @@ impl Worker {
         self.counters.packets.read += 1;
         self.counters.packets.bytes += u64::from(r.orig_len);
         self.counters.packets.decoded += 1;
-        let group = usize::from(r.shard) / self.stride;
+        let group = usize::from(self.group_of[usize::from(r.shard) % MAX_SHARDS]);
         let table = &mut self.table;
         table.advance(r.clock);
         // An ICMP error that quotes a flow we hold belongs to that flow: it says why the flow

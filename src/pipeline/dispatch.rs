@@ -228,10 +228,13 @@ impl Dispatcher {
         clock: Timestamp,
         sink: &mut impl Sink,
     ) {
-        let meta = match decode::decode(pkt.link, pkt.data) {
+        // Matched by reference: moving the headers out of the result copied them, 35
+        // instructions a packet (callgrind).
+        let decoded = decode::decode(pkt.link, pkt.data);
+        let meta = match &decoded {
             Ok(m) => m,
             Err(skip) => {
-                self.stats.count_skipped(pkt.orig_len, skip);
+                self.stats.count_skipped(pkt.orig_len, *skip);
                 return;
             }
         };
@@ -240,27 +243,27 @@ impl Dispatcher {
         // who searched for what, which any order gives the same; the workers read those.
         let seq = self.names.next_seq(&mut self.seq);
         let mut dns_valid = None;
-        if let Some(mdns) = inspect::dns_port(&meta)
+        if let Some(mdns) = inspect::dns_port(meta)
             && inspect::is_dns_response(meta.payload)
         {
             self.names.begin_packet(seq, sink.horizon(seq));
             let msg = dns::parse_message(meta.payload);
             dns_valid = Some(msg.is_ok());
             if let Ok(msg) = msg {
-                inspect::observe_message(&msg, &meta, mdns, ts, &self.names);
+                inspect::observe_message(&msg, meta, mdns, ts, &self.names);
                 if mdns {
-                    self.devices.observe_mdns(&msg, &meta);
+                    self.devices.observe_mdns(&msg, meta);
                 }
             }
-        } else if devices::is_dhcp_request(&meta) {
-            self.devices.observe_dhcp(&meta);
+        } else if devices::is_dhcp_request(meta) {
+            self.devices.observe_dhcp(meta);
         }
         let quoted = meta.icmp.and_then(|i| i.quoted_packet());
-        let key = quoted.map_or_else(|| FlowKey::of(&meta), |q| FlowKey::of_quoted(&q));
+        let key = quoted.map_or_else(|| FlowKey::of(meta), |q| FlowKey::of_quoted(&q));
         if meta.proto == ip_proto::TCP && meta.src_port == ports::DNS {
             self.names.begin_packet(seq, sink.horizon(seq));
             let names = &self.names;
-            self.dns_tcp.push(key, &meta, |m| {
+            self.dns_tcp.push(key, meta, |m| {
                 records::observe(m, meta.dst, ts, false, names);
             });
         }
@@ -274,7 +277,7 @@ impl Dispatcher {
             seq,
             dns_valid,
         };
-        sink.packet(pkt, &meta, &route);
+        sink.packet(pkt, meta, &route);
     }
 
     /// The packets skipped here and the clock's restarts.

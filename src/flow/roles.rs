@@ -144,7 +144,7 @@ fn quic_sender_is_client(p: &[u8]) -> Option<bool> {
         r.u8_prefixed()?;
         r.u8_prefixed()?;
         let versions = r.rest();
-        let vn = first & 0x40 != 0 && !versions.is_empty() && versions.len() % 4 == 0;
+        let vn = first & 0x40 != 0 && !versions.is_empty() && versions.len().is_multiple_of(4);
         return vn.then_some(false);
     }
     let kind = QuicVersion::from_wire(version)?.packet_kind(first >> 4);

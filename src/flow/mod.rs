@@ -579,3 +579,79 @@ impl Flow {
         self.macs[0]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::from_ip;
+
+    /// An IPv4/UDP packet from 10.0.0.1:`sport` to 10.0.0.2:`dport`, or the other way round.
+    fn udp(forward: bool, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let (a, b) = if forward { (1, 2) } else { (2, 1) };
+        let len = (28 + payload.len()) as u16;
+        let mut p = vec![
+            0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, a, 10, 0, 0, b,
+        ];
+        p[2..4].copy_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&(len - 20).to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn ntp(mode: u8) -> [u8; 48] {
+        let mut b = [0u8; 48];
+        b[0] = 0x20 | mode;
+        b
+    }
+
+    fn start(pkt: &[u8]) -> Flow {
+        let meta = from_ip(pkt).unwrap();
+        let mut f = Flow::new(0, &meta, Timestamp(0), |_, _| false);
+        f.update(&meta, Timestamp(0), 90);
+        f
+    }
+
+    #[test]
+    fn a_reply_first_makes_its_sender_the_server() {
+        let f = start(&udp(false, 123, 123, &ntp(4)));
+        assert_eq!(f.role_by, RoleBy::NtpMode);
+        assert_eq!(f.server.0, "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(f.packets, [0, 1]);
+    }
+
+    #[test]
+    fn a_guessed_flow_swaps_roles_and_counters_on_a_later_marker() {
+        // Equal ports and a payload that says nothing: the first sender is taken for the
+        // client. The other side's mode-3 request then shows it is the client.
+        let mut f = start(&udp(true, 123, 123, &[0u8; 48]));
+        assert_eq!(f.role_by, RoleBy::FirstSender);
+        assert_eq!(f.client.0, "10.0.0.1".parse::<IpAddr>().unwrap());
+        let req = udp(false, 123, 123, &ntp(3));
+        let meta = from_ip(&req).unwrap();
+        assert_eq!(f.update(&meta, Timestamp(1), 90), Direction::ToServer);
+        assert_eq!(f.role_by, RoleBy::NtpMode);
+        assert_eq!(f.client.0, "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(f.packets, [1, 1]);
+        // Settled: a contradicting marker later changes nothing.
+        let odd = udp(true, 123, 123, &ntp(3));
+        let meta = from_ip(&odd).unwrap();
+        assert_eq!(f.update(&meta, Timestamp(2), 90), Direction::ToClient);
+        assert_eq!(f.client.0, "10.0.0.2".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_marker_past_the_window_changes_nothing() {
+        let mut f = start(&udp(true, 123, 123, &[0u8; 48]));
+        let blank = udp(true, 123, 123, &[0u8; 48]);
+        for _ in 1..ROLE_WINDOW {
+            f.update(&from_ip(&blank).unwrap(), Timestamp(1), 90);
+        }
+        let req = udp(false, 123, 123, &ntp(3));
+        f.update(&from_ip(&req).unwrap(), Timestamp(2), 90);
+        assert_eq!(f.role_by, RoleBy::FirstSender);
+        assert_eq!(f.client.0, "10.0.0.1".parse::<IpAddr>().unwrap());
+    }
+}

@@ -3,6 +3,7 @@
 //! packet timestamps.
 
 pub mod community_id;
+pub mod roles;
 pub mod table;
 
 use std::net::IpAddr;
@@ -106,13 +107,23 @@ impl std::hash::Hash for FlowKey {
     }
 }
 
-/// How the client side of a flow was decided, from most to least reliable.
+/// How the client side of a flow was decided, from most to least reliable (see
+/// [`RoleBy::settled`] and [`roles`] for the protocol markers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoleBy {
     /// The client sent the SYN (or the server the SYN-ACK).
     Syn,
     /// The server is a multicast or broadcast address.
     Multicast,
+    /// An NTP packet's mode (3 client, 4 server; see [`roles`]).
+    NtpMode,
+    /// A DNS or mDNS message's QR bit: a response's sender is the server.
+    DnsQr,
+    /// A TLS ClientHello or ServerHello.
+    TlsHello,
+    /// A QUIC long-header packet only one side sends (0-RTT, Initial with a token, Retry,
+    /// Version Negotiation).
+    QuicHeader,
     /// The server's port is a well-known or signature port, or the lower one.
     Port,
     /// The client sent the first packet seen.
@@ -125,11 +136,28 @@ impl RoleBy {
         match self {
             Self::Syn => "syn",
             Self::Multicast => "multicast",
+            Self::NtpMode => "ntp-mode",
+            Self::DnsQr => "dns-qr",
+            Self::TlsHello => "tls-hello",
+            Self::QuicHeader => "quic-header",
             Self::Port => "port",
             Self::FirstSender => "first-sender",
         }
     }
+
+    /// Whether the roles rest on what the packets said (a handshake, a group address or a
+    /// protocol marker) rather than on a guess from the ports or the order of packets: a
+    /// settled flow never changes roles on a marker.
+    #[inline]
+    pub fn settled(self) -> bool {
+        !matches!(self, Self::Port | Self::FirstSender)
+    }
 }
+
+/// A flow whose roles were guessed (from ports or the first sender) looks for a protocol
+/// marker in its first this many packets: a marker in a later one would come too late to
+/// change what inspection read, and looking stops costing anything after.
+pub const ROLE_WINDOW: u64 = 16;
 
 /// Direction of a packet relative to the flow's roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,9 +344,17 @@ impl Flow {
             (dst, src, RoleBy::Syn)
         } else if is_group_address(meta.dst) {
             (src, dst, RoleBy::Multicast)
+        } else if let Some(m) = roles::marker(meta) {
+            if m.sender_is_client {
+                (src, dst, m.by)
+            } else {
+                (dst, src, m.by)
+            }
         } else if meta.src_port != 0 || meta.dst_port != 0 {
             // Ports in the dynamic range (RFC 6335: 49152-65535) never count as well-known:
             // signature rules that span it would otherwise make every client port a server.
+            // Without a signature port on exactly one side, the lower port is the server's:
+            // that covers a system port (< 1024) against any other.
             let well_known = |p: u16| p < 49_152 && known_port(meta.proto, p);
             match (well_known(meta.src_port), well_known(meta.dst_port)) {
                 (true, false) => (dst, src, RoleBy::Port),
@@ -403,13 +439,17 @@ impl Flow {
     /// Counts a packet and tracks TCP flags; returns its direction.
     pub fn update(&mut self, meta: &PacketMeta<'_>, ts: Timestamp, wire_len: u32) -> Direction {
         let mut dir = self.direction(meta);
+        // One test for most packets: a young flow whose roles were guessed.
+        if !self.role_by.settled() && self.total_packets() < ROLE_WINDOW {
+            dir = self.reconsider_roles(meta, dir);
+        }
         if meta.proto == ip_proto::TCP {
             let f = meta.tcp_flags;
             let syn_only = f & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
             if syn_only && dir == Direction::ToClient && self.tcp.client_flags & tcp_flags::SYN == 0
             {
                 // The side we took for the server opens the connection: we guessed wrong.
-                self.swap_roles();
+                self.swap_roles(RoleBy::Syn);
                 dir = Direction::ToServer;
             }
             match dir {
@@ -439,13 +479,42 @@ impl Flow {
         dir
     }
 
-    fn swap_roles(&mut self) {
+    /// A packet of a young flow whose roles were guessed: a SYN-ACK or a protocol marker
+    /// settles them, swapping client and server (and their counters) if the guess was wrong.
+    /// Returns the packet's direction under the roles now held.
+    #[cold]
+    fn reconsider_roles(&mut self, meta: &PacketMeta<'_>, dir: Direction) -> Direction {
+        let syn_ack = meta.proto == ip_proto::TCP
+            && meta.tcp_flags & (tcp_flags::SYN | tcp_flags::ACK)
+                == tcp_flags::SYN | tcp_flags::ACK;
+        let (by, sender_is_client) = if syn_ack {
+            (RoleBy::Syn, false)
+        } else if let Some(m) = roles::marker(meta) {
+            (m.by, m.sender_is_client)
+        } else {
+            return dir;
+        };
+        if sender_is_client == (dir == Direction::ToServer) {
+            self.role_by = by;
+            return dir;
+        }
+        self.swap_roles(by);
+        match dir {
+            Direction::ToServer => Direction::ToClient,
+            Direction::ToClient => Direction::ToServer,
+        }
+    }
+
+    fn swap_roles(&mut self, by: RoleBy) {
         std::mem::swap(&mut self.client, &mut self.server);
         self.macs.swap(0, 1);
         self.packets.swap(0, 1);
         self.bytes.swap(0, 1);
         std::mem::swap(&mut self.tcp.client_flags, &mut self.tcp.server_flags);
-        self.role_by = RoleBy::Syn;
+        // What the side now taken for the server did before any SYN-ACK.
+        self.tcp.rst_before_syn_ack =
+            !self.tcp.syn_ack && self.tcp.server_flags & tcp_flags::RST != 0;
+        self.role_by = by;
     }
 
     /// Whether the TCP connection has ended (FIN both ways, or a RST).
@@ -508,5 +577,81 @@ impl Flow {
     /// The client's MAC address, where the capture showed it.
     pub fn client_mac(&self) -> Option<Mac> {
         self.macs[0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::from_ip;
+
+    /// An IPv4/UDP packet from 10.0.0.1:`sport` to 10.0.0.2:`dport`, or the other way round.
+    fn udp(forward: bool, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let (a, b) = if forward { (1, 2) } else { (2, 1) };
+        let len = (28 + payload.len()) as u16;
+        let mut p = vec![
+            0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, a, 10, 0, 0, b,
+        ];
+        p[2..4].copy_from_slice(&len.to_be_bytes());
+        p.extend_from_slice(&sport.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&(len - 20).to_be_bytes());
+        p.extend_from_slice(&[0, 0]);
+        p.extend_from_slice(payload);
+        p
+    }
+
+    fn ntp(mode: u8) -> [u8; 48] {
+        let mut b = [0u8; 48];
+        b[0] = 0x20 | mode;
+        b
+    }
+
+    fn start(pkt: &[u8]) -> Flow {
+        let meta = from_ip(pkt).unwrap();
+        let mut f = Flow::new(0, &meta, Timestamp(0), |_, _| false);
+        f.update(&meta, Timestamp(0), 90);
+        f
+    }
+
+    #[test]
+    fn a_reply_first_makes_its_sender_the_server() {
+        let f = start(&udp(false, 123, 123, &ntp(4)));
+        assert_eq!(f.role_by, RoleBy::NtpMode);
+        assert_eq!(f.server.0, "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(f.packets, [0, 1]);
+    }
+
+    #[test]
+    fn a_guessed_flow_swaps_roles_and_counters_on_a_later_marker() {
+        // Equal ports and a payload that says nothing: the first sender is taken for the
+        // client. The other side's mode-3 request then shows it is the client.
+        let mut f = start(&udp(true, 123, 123, &[0u8; 48]));
+        assert_eq!(f.role_by, RoleBy::FirstSender);
+        assert_eq!(f.client.0, "10.0.0.1".parse::<IpAddr>().unwrap());
+        let req = udp(false, 123, 123, &ntp(3));
+        let meta = from_ip(&req).unwrap();
+        assert_eq!(f.update(&meta, Timestamp(1), 90), Direction::ToServer);
+        assert_eq!(f.role_by, RoleBy::NtpMode);
+        assert_eq!(f.client.0, "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(f.packets, [1, 1]);
+        // Settled: a contradicting marker later changes nothing.
+        let odd = udp(true, 123, 123, &ntp(3));
+        let meta = from_ip(&odd).unwrap();
+        assert_eq!(f.update(&meta, Timestamp(2), 90), Direction::ToClient);
+        assert_eq!(f.client.0, "10.0.0.2".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn a_marker_past_the_window_changes_nothing() {
+        let mut f = start(&udp(true, 123, 123, &[0u8; 48]));
+        let blank = udp(true, 123, 123, &[0u8; 48]);
+        for _ in 1..ROLE_WINDOW {
+            f.update(&from_ip(&blank).unwrap(), Timestamp(1), 90);
+        }
+        let req = udp(false, 123, 123, &ntp(3));
+        f.update(&from_ip(&req).unwrap(), Timestamp(2), 90);
+        assert_eq!(f.role_by, RoleBy::FirstSender);
+        assert_eq!(f.client.0, "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 }

@@ -210,6 +210,15 @@ impl Inspector {
             .map(|b| &**b)
     }
 
+    /// The flow's client and server were found the other way round: what was read as the
+    /// client's stream was the server's, so reading starts again from the next packet (names
+    /// already found and the DNS names noted are kept).
+    pub fn roles_swapped(&mut self) {
+        self.state = State::Start;
+        self.probes = 0;
+        self.dns_tcp = None;
+    }
+
     /// Whether the flow still wants its payload looked at.
     pub fn active(&self) -> bool {
         !matches!(self.state, State::Done) || self.dns_tcp.is_some()

@@ -185,8 +185,12 @@ impl Worker {
         let server_before = flow.server;
         let dir = flow.update(meta, r.ts, r.orig_len);
         if is_new || flow.server != server_before {
-            // Looked up when the flow begins, and again if a late SYN shows the roles were
-            // guessed the wrong way round.
+            // Looked up when the flow begins, and again if a late SYN or a protocol marker
+            // shows the roles were guessed the wrong way round (then what the inspector read
+            // as the client's was the server's).
+            if !is_new {
+                inspector.roles_swapped();
+            }
             inspector.set_bound(inspect::Bound {
                 dns: names.dns.lookup_as_of(flow.server.0, flow.first_ts, r.seq),
                 mdns: names

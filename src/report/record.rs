@@ -57,7 +57,8 @@ pub struct FlowRecord {
     pub bytes_to_server: u64,
     /// Bytes on the wire server to client.
     pub bytes_to_client: u64,
-    /// How the client side was decided: syn, multicast, port, first-sender.
+    /// How the client side was decided ([`crate::flow::RoleBy::as_str`]): syn, multicast,
+    /// ntp-mode, dns-qr, tls-hello, quic-header, port, first-sender.
     pub role_by: &'static str,
     /// TCP details (null for other protocols).
     pub tcp: Option<TcpRecord>,

@@ -402,10 +402,14 @@ fn merge(into: &mut Option<Snapshot>, t: Totals, d: CaptureDrops) {
     // The name stores are shared by every reader; the DNS-over-TCP streams and the device
     // identities are each reader's dispatcher's own.
     let mut devices = std::mem::take(&mut acc.names.devices);
+    let mut defrag = acc.names.defrag;
+    // Each reader's dispatcher reassembles the fragments it reads.
+    defrag.merge(&t.names.defrag);
     devices.merge(&t.names.devices);
     acc.names = t.names;
     acc.names.dns_tcp_streams_dropped = tcp_dropped;
     acc.names.devices = devices;
+    acc.names.defrag = defrag;
     drops.received += d.received;
     drops.kernel += d.kernel;
     drops.interface = drops.interface.max(d.interface);

@@ -1,6 +1,7 @@
 //! Packet decoding: link layer to network and transport headers, borrowed from the capture
 //! buffer. A packet that cannot be decoded is an outcome ([`Skip`]), counted by the caller.
 
+pub mod defrag;
 mod fast;
 pub mod link;
 

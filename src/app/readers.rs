@@ -14,6 +14,12 @@
 //! reader holds a flow cannot be computed. The hash also looks into GRE and IP-in-IP packets
 //! (it hashes the inner addresses), where appletap's flow is the tunnel: such packets go on,
 //! round the ring, to the reader the tunnel's key chooses.
+//!
+//! IP fragments: the kernel hashes every fragment of a datagram alike (addresses and protocol,
+//! no ports), so one reader gets them all and reassembles the datagram; each reader has its
+//! own reassembler, caps included (`--max-fragment-bytes` is per reader), and the reports add
+//! their counters. The reassembled datagram is a packet of that reader's: where its flow's
+//! unfragmented packets hash (with ports) to another reader, that flow is counted by both.
 
 use std::collections::VecDeque;
 use std::path::Path;

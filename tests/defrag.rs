@@ -7,8 +7,13 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
+use common::netns::{Netns, Running, run_ok};
 use common::*;
 use serde_json::Value;
 
@@ -147,7 +152,8 @@ fn kernel_fragmented_traffic_is_read_whole() {
 #[test]
 fn crafted_cases_give_each_policy_and_drop_reason() {
     // (file, datagrams reassembled, overlaps, conflicts, drops by reason)
-    let cases: [(&str, u64, u64, u64, &[(&str, u64)]); 7] = [
+    type Case<'a> = (&'a str, u64, u64, u64, &'a [(&'a str, u64)]);
+    let cases: [Case<'_>; 7] = [
         ("crafted-overlap.pcap", 1, 1, 1, &[]),
         ("crafted-timeout.pcap", 1, 0, 0, &[("timeout", 3)]),
         ("crafted-incomplete.pcap", 0, 0, 0, &[("incomplete", 2)]),
@@ -227,9 +233,7 @@ fn the_table_shows_fragments_only_when_there_were_some() {
 /// A classic pcap of raw IP packets, one millisecond apart.
 fn pcap(packets: &[Vec<u8>]) -> Vec<u8> {
     let mut out = Vec::new();
-    for v in [0xa1b2_c3d4u32] {
-        out.extend(v.to_le_bytes());
-    }
+    out.extend(0xa1b2_c3d4u32.to_le_bytes());
     out.extend(2u16.to_le_bytes());
     out.extend(4u16.to_le_bytes());
     out.extend([0; 8]);
@@ -292,4 +296,137 @@ fn a_flood_of_spoofed_fragments_stays_within_the_cap() {
         assert!(dropped["source-cap"].as_u64().unwrap() > 1_900, "{d}");
         assert_eq!(report["totals"]["packets_read"], 22_000);
     }
+}
+
+/// The records of a classic little-endian pcap: (seconds, microseconds, bytes).
+fn records(pcap: &[u8]) -> Vec<(u32, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 24;
+    while let Some(h) = pcap.get(at..at + 16) {
+        let word = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
+        let len = word(8) as usize;
+        out.push((word(0), word(4), pcap[at + 16..at + 16 + len].to_vec()));
+        at += 16 + len;
+    }
+    out
+}
+
+/// The Linux cooked v2 capture as Ethernet frames (tcpreplay sends the bytes of a record as a
+/// frame): the SLL2 source address, a multicast destination for multicast IP, EtherType kept.
+fn as_ethernet(sll2: &[u8]) -> Vec<u8> {
+    assert_eq!(u32::from_le_bytes(sll2[20..24].try_into().unwrap()), 276);
+    let mut out = sll2[..24].to_vec();
+    out[20..24].copy_from_slice(&1u32.to_le_bytes());
+    for (sec, usec, frame) in records(sll2) {
+        let (ether_type, ip) = (&frame[0..2], &frame[20..]);
+        let dst: [u8; 6] = match (ether_type, ip.first().map(|b| b >> 4)) {
+            ([0x08, 0x00], _) if ip[16] >> 4 == 0xe => [1, 0, 0x5e, ip[17] & 0x7f, ip[18], ip[19]],
+            ([0x86, 0xdd], _) if ip[24] == 0xff => [0x33, 0x33, ip[36], ip[37], ip[38], ip[39]],
+            _ => [2, 0, 0, 0, 0, 0xaa],
+        };
+        let mut eth = dst.to_vec();
+        eth.extend(&frame[12..18]);
+        eth.extend(ether_type);
+        eth.extend(ip);
+        out.extend(sec.to_le_bytes());
+        out.extend(usec.to_le_bytes());
+        out.extend((eth.len() as u32).to_le_bytes());
+        out.extend((eth.len() as u32).to_le_bytes());
+        out.extend(eth);
+    }
+    out
+}
+
+/// `--capture af-packet --readers 2`: the kernel's fanout hashes every fragment of a datagram
+/// alike, so the readers reassemble exactly what `read` does (the real fragments replayed into
+/// a veth; the readers' counters merged).
+#[test]
+fn af_packet_readers_reassemble_what_read_does() {
+    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
+        eprintln!("APPLETAP_SKIP_LIVE is set: live capture test skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("real-fragments-ethernet.pcap");
+    std::fs::write(
+        &capture,
+        as_ethernet(&std::fs::read(fixture("real-fragments.pcap")).unwrap()),
+    )
+    .unwrap();
+    let out = appletap(&["read", "--format", "json", capture.to_str().unwrap()]);
+    let expected: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(defrag(&expected)["reassembled"], 5);
+    for readers in ["1", "2"] {
+        let ns = Netns::create(&format!("atf{}r{readers}", std::process::id()));
+        let got = live(&ns, &capture, readers, &expected);
+        let (d, want) = (defrag(&got), defrag(&expected));
+        for field in [
+            "fragments",
+            "reassembled",
+            "reassembled_fragments",
+            "dropped",
+        ] {
+            assert_eq!(d[field], want[field], "--readers {readers}: {field}: {d}");
+        }
+        assert_eq!(got["bonjour"], expected["bonjour"], "--readers {readers}");
+        let icloud = |r: &Value| {
+            r["services"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|l| l["service"] == "icloud")
+                .map(|l| l["flows"].clone())
+        };
+        assert_eq!(icloud(&got), Some(Value::from(1)), "--readers {readers}");
+    }
+}
+
+/// `appletap live -i vb --capture af-packet --readers N` while `capture` is replayed into `va`:
+/// its final report once every packet of `expected` was read.
+fn live(ns: &Netns, capture: &Path, readers: &str, expected: &Value) -> Value {
+    let want = expected["totals"]["packets_read"].as_u64().unwrap();
+    let mut child = Running(
+        ns.exec(env!("CARGO_BIN_EXE_appletap"))
+            .args(["live", "-i", "vb", "--interval", "1", "--format", "json"])
+            .args(["--capture", "af-packet", "--readers", readers])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("appletap live starts"),
+    );
+    let (tx, rx) = mpsc::channel::<Value>();
+    let stdout = child.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("a first report within 20 s");
+    run_ok(
+        ns.exec("tcpreplay")
+            .args(["-q", "-i", "va", "--pps=200"])
+            .arg(capture),
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_secs(2)) {
+            Ok(v) if v["totals"]["packets_read"].as_u64() == Some(want) => break,
+            _ => {}
+        }
+    }
+    run_ok(Command::new("kill").args(["-INT", &child.0.id().to_string()]));
+    let mut last = None;
+    while let Ok(v) = rx.recv_timeout(Duration::from_secs(10)) {
+        last = Some(v);
+    }
+    let report = last.expect("a final report after SIGINT");
+    assert_eq!(
+        report["totals"]["packets_read"], want,
+        "{}",
+        report["totals"]
+    );
+    report
 }

@@ -215,8 +215,12 @@ struct Fragment<'a> {
     header: &'a [u8],
     /// IPv6: where in `header` the next-header byte that named the fragment header is, and
     /// the protocol the fragment header names.
-    v6_next: Option<(usize, u8)>,
+    v6_next: V6Next,
 }
+
+/// IPv6: where the next-header byte that named the fragment header is in the rebuilt header,
+/// and the protocol the fragment header names; `None` for IPv4.
+type V6Next = Option<(usize, u8)>;
 
 /// A datagram being reassembled.
 struct Datagram {
@@ -225,7 +229,7 @@ struct Datagram {
     /// The clock when its first fragment came.
     first_seen: Timestamp,
     /// From its first fragment (offset 0), once seen.
-    header: Option<(Vec<u8>, Option<(usize, u8)>)>,
+    header: Option<(Vec<u8>, V6Next)>,
     /// Data held, by offset, never overlapping.
     pieces: Vec<(usize, Vec<u8>)>,
     /// Where it ends, once its last fragment came.

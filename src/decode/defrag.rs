@@ -517,7 +517,12 @@ impl Defrag {
 
     /// Takes a datagram out of every table and count but the drop counts.
     fn remove(&mut self, key: &Key) -> Option<Datagram> {
-        let d = self.datagrams.remove(key)?;
+        let Some(d) = self.datagrams.remove(key) else {
+            // Never so (both tables change together), but the loops that evict and expire
+            // must make progress whatever happens.
+            self.order.retain(|_, k| k != key);
+            return None;
+        };
         self.order.remove(&d.age);
         if let Some(s) = self.sources.get_mut(&key.src) {
             s.bytes -= d.cost;

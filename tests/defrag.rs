@@ -430,3 +430,31 @@ fn live(ns: &Netns, capture: &Path, readers: &str, expected: &Value) -> Value {
     );
     report
 }
+
+/// The metrics (`read --metrics-file`): every drop reason, zeros included, and the datagrams
+/// reassembled.
+#[test]
+fn metrics_count_fragments_by_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let metrics = dir.path().join("appletap.prom");
+    let out = appletap(&[
+        "read",
+        "--metrics-file",
+        metrics.to_str().unwrap(),
+        fixture("crafted-too-many.pcap").to_str().unwrap(),
+        fixture("crafted-overlap.pcap").to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&metrics).unwrap();
+    for line in [
+        "appletap_ip_fragments_dropped_total{reason=\"too-many-fragments\"} 129",
+        "appletap_ip_fragments_dropped_total{reason=\"incomplete\"} 17",
+        "appletap_ip_fragments_dropped_total{reason=\"timeout\"} 0",
+        "appletap_ip_fragments_dropped_total{reason=\"source-cap\"} 0",
+        "appletap_ip_datagrams_reassembled_total 1",
+        "appletap_ip_fragment_conflicts_total 1",
+        "appletap_ip_fragment_bytes_held 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
+    }
+}

@@ -16,6 +16,9 @@ pub const MAX_FLOWS: u64 = 100_000_000;
 /// whole process stays under 256 MiB at any number of distinct flows and threads, so a small
 /// sensor runs in its defaults. Far above the flows a home or small office network has open.
 pub const DEFAULT_MAX_FLOWS: u64 = 100_000;
+/// Bytes of IP fragments held for reassembly by default (`--max-fragment-bytes`): 8 MiB,
+/// Suricata's defrag memcap is 32 MiB for a whole sensor.
+pub const DEFAULT_MAX_FRAGMENT_BYTES: u64 = 8 << 20;
 /// Most devices in the inventory (`--max-devices`): each holds a few names and addresses, at
 /// most a few KiB.
 pub const MAX_DEVICES: u64 = 1_000_000;
@@ -124,6 +127,11 @@ pub struct ClassifyOpt {
     /// 1 to 1,000,000.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_DEVICES, value_parser = clap::value_parser!(u64).range(1..=MAX_DEVICES))]
     pub max_devices: u64,
+    /// Most bytes of IP fragments held for reassembly, in all (a datagram per 4 KiB of it may
+    /// be held; one source may hold an eighth of each). Beyond it the oldest datagram is
+    /// dropped (counted). 65,536 to 1,073,741,824.
+    #[arg(long, value_name = "BYTES", default_value_t = DEFAULT_MAX_FRAGMENT_BYTES, value_parser = clap::value_parser!(u64).range(65_536..=1 << 30))]
+    pub max_fragment_bytes: u64,
     /// Signature set selection.
     #[command(flatten)]
     pub sig: SignatureOpt,

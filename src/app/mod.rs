@@ -100,6 +100,7 @@ fn classifier_config(opt: &ClassifyOpt, live: bool) -> ClassifierConfig {
         engine: EngineConfig {
             max_flows: usize::try_from(opt.max_flows).unwrap_or(usize::MAX),
             max_devices: usize::try_from(opt.max_devices).unwrap_or(usize::MAX),
+            max_fragment_bytes: usize::try_from(opt.max_fragment_bytes).unwrap_or(usize::MAX),
             ..EngineConfig::default()
         },
         threads: opt.threads.map_or_else(

@@ -14,6 +14,12 @@
 //! reader holds a flow cannot be computed. The hash also looks into GRE and IP-in-IP packets
 //! (it hashes the inner addresses), where appletap's flow is the tunnel: such packets go on,
 //! round the ring, to the reader the tunnel's key chooses.
+//!
+//! IP fragments: the kernel hashes every fragment of a datagram alike (addresses and protocol,
+//! no ports), so one reader gets them all and reassembles the datagram; each reader has its
+//! own reassembler, caps included (`--max-fragment-bytes` is per reader), and the reports add
+//! their counters. The reassembled datagram is a packet of that reader's: where its flow's
+//! unfragmented packets hash (with ports) to another reader, that flow is counted by both.
 
 use std::collections::VecDeque;
 use std::path::Path;
@@ -402,10 +408,14 @@ fn merge(into: &mut Option<Snapshot>, t: Totals, d: CaptureDrops) {
     // The name stores are shared by every reader; the DNS-over-TCP streams and the device
     // identities are each reader's dispatcher's own.
     let mut devices = std::mem::take(&mut acc.names.devices);
+    let mut defrag = acc.names.defrag;
+    // Each reader's dispatcher reassembles the fragments it reads.
+    defrag.merge(&t.names.defrag);
     devices.merge(&t.names.devices);
     acc.names = t.names;
     acc.names.dns_tcp_streams_dropped = tcp_dropped;
     acc.names.devices = devices;
+    acc.names.defrag = defrag;
     drops.received += d.received;
     drops.kernel += d.kernel;
     drops.interface = drops.interface.max(d.interface);

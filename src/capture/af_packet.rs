@@ -14,8 +14,12 @@
 //! ports), so both directions of a flow reach the same socket. Without
 //! PACKET_FANOUT_FLAG_DEFRAG: that flag makes the kernel reassemble IP fragments before
 //! handing them over, so the packets counted would no longer be the packets on the wire (nor
-//! what `tcpdump` or a capture file shows); fragments are counted and skipped by the decoder
-//! whichever socket reads them.
+//! what `tcpdump` or a capture file shows). Without it, the kernel hashes an IP fragment by
+//! its addresses and protocol only (IPv6 with a flow label: addresses and label; the flow
+//! dissector reads no ports of a fragment, not even
+//! of the first, unless asked with FLOW_DISSECTOR_F_PARSE_1ST_FRAG, which the fanout hash does
+//! not), so every fragment of one datagram reaches the same socket and its reader's
+//! dispatcher reassembles it (see [`crate::decode::defrag`]).
 
 use std::io;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! Packet decoding: link layer to network and transport headers, borrowed from the capture
 //! buffer. A packet that cannot be decoded is an outcome ([`Skip`]), counted by the caller.
 
+pub mod defrag;
 mod fast;
 pub mod link;
 
@@ -30,7 +31,9 @@ pub enum Skip {
     LinkMalformed,
     /// The IP header is cut short or inconsistent.
     MalformedIp,
-    /// A non-first IP fragment, or a first fragment whose transport header is incomplete.
+    /// An IP fragment (first or not). The dispatcher reassembles them ([`defrag`]); a
+    /// fragment is counted skipped here once settled: every fragment the reassembler dropped,
+    /// and all but one of each reassembled datagram's (the datagram is one packet decoded).
     IpFragment,
     /// The TCP/UDP/ICMP header is cut short or inconsistent.
     MalformedTransport,

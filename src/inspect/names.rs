@@ -620,6 +620,7 @@ impl Names {
             bonjour_dropped: self.bonjour.dropped(),
             dns_tcp_streams_dropped: 0,
             devices: super::devices::Identities::default(),
+            defrag: crate::decode::defrag::DefragStats::default(),
         }
     }
 }
@@ -647,6 +648,8 @@ pub struct NamesSnapshot {
     /// The identities of the devices that announced themselves (set by the dispatcher, which
     /// owns the inventory).
     pub devices: super::devices::Identities,
+    /// The IP fragment reassembler's counters (set by the dispatcher, which owns it).
+    pub defrag: crate::decode::defrag::DefragStats,
 }
 
 #[cfg(test)]

@@ -224,7 +224,7 @@ mod tests {
         // through 2.3 MB: it keeps two blocks alive at most, and every packet reads back the
         // same through it, whether it lies in a held block or was copied.
         let mut capture = shared_capture("mercury__capture2.pcap");
-        let mut dispatcher = Dispatcher::new(Arc::new(Names::new(1000)), 1, 16);
+        let mut dispatcher = Dispatcher::new(Arc::new(Names::new(1000)), 1, 16, Default::default());
         let mut fill = Fill(Batch::with_capacity(), Vec::new());
         while let Some(Ok(pkt)) = capture.next_packet() {
             dispatcher.push(&pkt, &mut fill);
@@ -266,7 +266,7 @@ mod tests {
             block: None,
         };
         let mut fill = Fill(Batch::with_capacity(), Vec::new());
-        Dispatcher::new(Arc::new(Names::new(10)), 1, 16).push(&pkt, &mut fill);
+        Dispatcher::new(Arc::new(Names::new(10)), 1, 16, Default::default()).push(&pkt, &mut fill);
         let batch = fill.0;
         assert_eq!(batch.slots[0].payload.0, ARENA);
         assert_eq!(batch.routed(&batch.slots[0]).0.payload, &frame[..]);

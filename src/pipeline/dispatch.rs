@@ -9,9 +9,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::clock::Clock;
-use crate::capture::{OwnedPacket, Packet, Timestamp};
+use crate::capture::{LinkType, OwnedPacket, Packet, Timestamp};
 use crate::counters::PacketStats;
-use crate::decode::{self, PacketMeta, ip_proto};
+use crate::decode::defrag::{Defrag, DefragLimits, Offered};
+use crate::decode::{self, LinkAddrs, PacketMeta, Skip, ip_proto};
 use crate::flow::FlowKey;
 use crate::inspect::devices::{self, Inventory};
 use crate::inspect::dns_tcp::DnsTcpAnswers;
@@ -106,10 +107,17 @@ pub(crate) struct Dispatcher {
     held: Vec<OwnedPacket>,
     /// The next packet is the first of an input after another one.
     input_starts: bool,
+    /// IP fragments held until their datagram is whole (see [`crate::decode::defrag`]).
+    defrag: Defrag,
 }
 
 impl Dispatcher {
-    pub(crate) fn new(names: Arc<Names>, shards: usize, max_devices: usize) -> Self {
+    pub(crate) fn new(
+        names: Arc<Names>,
+        shards: usize,
+        max_devices: usize,
+        defrag: DefragLimits,
+    ) -> Self {
         Self {
             clock: Clock::default(),
             names,
@@ -120,6 +128,7 @@ impl Dispatcher {
             seq: 0,
             held: Vec::new(),
             input_starts: false,
+            defrag: Defrag::new(defrag),
         }
     }
 
@@ -173,6 +182,8 @@ impl Dispatcher {
     /// The run ends: packets still held are the tail of the input, at their own time.
     pub(crate) fn finish(&mut self, sink: &mut impl Sink) {
         self.accept_held(sink);
+        self.defrag.flush();
+        self.settle_fragments();
     }
 
     fn hold(&mut self, pkt: &Packet<'_>) {
@@ -182,6 +193,9 @@ impl Dispatcher {
     fn restart(&mut self, ts: Timestamp, sink: &mut impl Sink) {
         self.clock.jump_to(ts);
         self.stats.clock_restarts += 1;
+        // Fragments of before the restart never meet those of after it.
+        self.defrag.flush();
+        self.settle_fragments();
         sink.restart(ts);
     }
 
@@ -233,11 +247,78 @@ impl Dispatcher {
         let decoded = decode::decode(pkt.link, pkt.data);
         let meta = match &decoded {
             Ok(m) => m,
+            // Every IP fragment, first or not, comes here (the fast path takes none): the one
+            // branch the packet path pays for reassembly.
+            Err(Skip::IpFragment) => return self.fragment(pkt, ts, clock, sink),
             Err(skip) => {
                 self.stats.count_skipped(pkt.orig_len, *skip);
                 return;
             }
         };
+        self.route_decoded(pkt, meta, ts, clock, sink);
+    }
+
+    /// Offers an IP fragment to the reassembler; routes the datagram it completes, as a
+    /// raw IP packet of its own whose bytes the batch copies (the reassembler owns them), at
+    /// the time of its last fragment and of all their wire bytes.
+    #[cold]
+    #[inline(never)]
+    fn fragment(
+        &mut self,
+        pkt: &Packet<'_>,
+        ts: Timestamp,
+        clock: Timestamp,
+        sink: &mut impl Sink,
+    ) {
+        let offered = match decode::link::network_slice(pkt.link, pkt.data) {
+            Ok(net) => self.defrag.offer(
+                net.data,
+                pkt.orig_len,
+                decode::link::ethernet_addresses(pkt.link, pkt.data),
+                clock,
+            ),
+            Err(_) => Offered::Dropped,
+        };
+        self.settle_fragments();
+        let Offered::Complete(whole) = offered else {
+            return;
+        };
+        let datagram = Packet {
+            ts,
+            link: LinkType::RAW,
+            data: &whole.data,
+            orig_len: whole.orig_len,
+            block: None,
+        };
+        match decode::from_ip(&whole.data) {
+            Ok(mut meta) => {
+                meta.link = whole.link.as_ref().map(LinkAddrs);
+                self.route_decoded(&datagram, meta, ts, clock, sink);
+            }
+            Err(skip) => self.stats.count_skipped(whole.orig_len, skip),
+        }
+    }
+
+    /// Counts the fragments the reassembler settled: each dropped one, and all but one of
+    /// each reassembled datagram's (which counts as one packet, of all their bytes), as
+    /// `ip-fragment` packets read and skipped. A fragment held is counted once settled.
+    fn settle_fragments(&mut self) {
+        let (fragments, bytes) = self.defrag.take_settled();
+        self.stats.read += fragments;
+        self.stats.bytes += bytes;
+        self.stats.skipped[Skip::IpFragment.index()] += fragments;
+    }
+
+    /// Routes a decoded packet: reads the answers it carries, keys it, hands it to `sink`.
+    #[inline(always)]
+    fn route_decoded(
+        &mut self,
+        pkt: &Packet<'_>,
+        meta: PacketMeta<'_>,
+        ts: Timestamp,
+        clock: Timestamp,
+        sink: &mut impl Sink,
+    ) {
         // Answers bind names and endpoints that label later flows in any worker: they are
         // read here, in packet order, before any later packet is handed on. Queries only note
         // who searched for what, which any order gives the same; the workers read those.
@@ -291,6 +372,7 @@ impl Dispatcher {
         NamesSnapshot {
             dns_tcp_streams_dropped: self.dns_tcp.dropped(),
             devices: self.devices.snapshot(),
+            defrag: self.defrag.stats(),
             ..self.names.snapshot()
         }
     }

@@ -17,6 +17,7 @@ use crossbeam_channel::Sender;
 
 use crate::capture::{OwnedPacket, Packet, Timestamp};
 use crate::counters::{Counters, PacketStats};
+use crate::decode::defrag::DefragLimits;
 use crate::inspect::names::{Names, NamesSnapshot};
 use crate::report::record::FlowRecord;
 use crate::signature::SignatureSet;
@@ -108,6 +109,7 @@ impl Engine {
                 names,
                 dispatch::shard_count(config.max_flows),
                 config.max_devices,
+                DefragLimits::with_max_bytes(config.max_fragment_bytes),
             ),
             sigs,
         }

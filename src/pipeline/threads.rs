@@ -127,7 +127,12 @@ impl Threads {
         }
         Self {
             sigs,
-            dispatcher: Dispatcher::new(names, shards, config.max_devices),
+            dispatcher: Dispatcher::new(
+                names,
+                shards,
+                config.max_devices,
+                crate::decode::defrag::DefragLimits::with_max_bytes(config.max_fragment_bytes),
+            ),
             out: Outbox {
                 to_workers,
                 sent: vec![0; done.len()],

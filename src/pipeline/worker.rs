@@ -28,6 +28,8 @@ pub struct EngineConfig {
     pub max_flows: usize,
     /// Most devices in the inventory (see [`crate::inspect::devices`]).
     pub max_devices: usize,
+    /// Most bytes of IP fragments held for reassembly (see [`crate::decode::defrag`]).
+    pub max_fragment_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +38,7 @@ impl Default for EngineConfig {
             timeouts: Timeouts::default(),
             max_flows: 1_000_000,
             max_devices: inspect::devices::DEFAULT_MAX_DEVICES,
+            max_fragment_bytes: crate::decode::defrag::DEFAULT_MAX_BYTES,
         }
     }
 }

@@ -19,6 +19,7 @@ use crate::counters::Counters;
 use crate::counters::ServiceTally;
 use crate::counters::outcomes::{UnexpectedKey, UnexpectedKind};
 use crate::decode::Skip;
+use crate::decode::defrag::{DefragDrop, DefragStats};
 use crate::inspect::names::NamesSnapshot;
 use crate::signature::SignatureSet;
 use floods::FloodsAndScans;
@@ -96,6 +97,9 @@ pub struct Report {
     pub totals: Totals,
     /// Skipped packets by reason (every reason listed, zeros included).
     pub skipped: Vec<SkipLine>,
+    /// IP fragment reassembly; left out when the input had no fragment.
+    #[serde(skip_serializing_if = "Defrag::is_empty")]
+    pub defrag: Defrag,
     /// Bonjour service types seen in mDNS, Apple types first.
     pub bonjour: Vec<BonjourLine>,
     /// Names under Apple's domains that no narrower signature covers, with flow counts.
@@ -188,6 +192,55 @@ pub struct StateCounters {
     pub apple_names_dropped: u64,
     /// DNS-over-TCP answer streams given up to stay within their bound.
     pub dns_tcp_streams_dropped: u64,
+}
+
+/// What the IP fragment reassembler did (see [`crate::decode::defrag`]). Every fragment is in
+/// a reassembled datagram, still held, or dropped for one reason.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Defrag {
+    /// Fragments read.
+    pub fragments: u64,
+    /// Datagrams reassembled (each decoded and classified as one packet).
+    pub reassembled: u64,
+    /// Fragments those datagrams were made of.
+    pub reassembled_fragments: u64,
+    /// Fragments that overlapped bytes held with the same bytes.
+    pub overlaps: u64,
+    /// Fragments that overlapped bytes held with other bytes (the first bytes were kept).
+    pub conflicts: u64,
+    /// Fragments held now (a live report; 0 at the end).
+    pub held_fragments: u64,
+    /// Bytes held now, as counted against `--max-fragment-bytes`.
+    pub held_bytes: u64,
+    /// The most bytes held at once.
+    pub peak_held_bytes: u64,
+    /// Fragments dropped, by reason (only reasons that occurred).
+    pub dropped: std::collections::BTreeMap<&'static str, u64>,
+}
+
+impl Defrag {
+    /// Whether the input had no fragment.
+    pub fn is_empty(&self) -> bool {
+        self.fragments == 0
+    }
+
+    fn of(s: &DefragStats) -> Self {
+        Self {
+            fragments: s.fragments,
+            reassembled: s.reassembled,
+            reassembled_fragments: s.reassembled_fragments,
+            overlaps: s.overlaps,
+            conflicts: s.conflicts,
+            held_fragments: s.held_fragments,
+            held_bytes: s.held_bytes,
+            peak_held_bytes: s.peak_held_bytes,
+            dropped: DefragDrop::ALL
+                .iter()
+                .map(|r| (r.as_str(), s.dropped[*r as usize]))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        }
+    }
 }
 
 /// One skip reason's count.
@@ -326,6 +379,7 @@ impl Report {
                     packets: stats.skipped[s.index()],
                 })
                 .collect(),
+            defrag: Defrag::of(&names.defrag),
             bonjour,
             unclassified_apple_names,
             state: StateCounters {

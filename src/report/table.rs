@@ -111,6 +111,26 @@ pub fn render_table(r: &Report) -> String {
             skipped.join(", ")
         }
     );
+    if !r.defrag.is_empty() {
+        let f = &r.defrag;
+        let dropped: Vec<String> = f.dropped.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "ip fragments: {} read, {} datagrams reassembled from {}, {} held ({} bytes); overlaps {}, conflicts {} (first kept); dropped: {}",
+            f.fragments,
+            f.reassembled,
+            f.reassembled_fragments,
+            f.held_fragments,
+            f.held_bytes,
+            f.overlaps,
+            f.conflicts,
+            if dropped.is_empty() {
+                "none".to_string()
+            } else {
+                dropped.join(", ")
+            }
+        );
+    }
     if !r.bonjour.is_empty() {
         let _ = writeln!(
             out,

@@ -4,7 +4,7 @@
 //! for OpenMetrics read).
 //!
 //! Labels only come from closed sets: service ids of the signature set, `apple`, confidence,
-//! direction, outcome, skip reason, where a drop happened, the kind of a name store or device.
+//! direction, outcome, skip reason, fragment drop reason, where a drop happened, the kind of a name store or device.
 //! Never an address, port, name or MAC.
 //!
 //! Counters never go back: each is set from a report's running total by adding what it grew
@@ -24,6 +24,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 
 use crate::counters::TrafficSplit;
+use crate::decode::defrag::DefragDrop;
 use crate::report::Report;
 use crate::report::health::Verdict;
 
@@ -52,6 +53,10 @@ pub struct Metrics {
     store_evictions: Family<Labels, Counter>,
     devices: Family<Labels, Gauge>,
     held: Counter,
+    fragments_reassembled: Counter,
+    fragments_conflicts: Counter,
+    fragments_dropped: Family<Labels, Counter>,
+    fragments_held_bytes: Gauge,
 }
 
 /// How the metrics are written.
@@ -104,6 +109,10 @@ impl Metrics {
             store_evictions: Family::default(),
             devices: Family::default(),
             held: Counter::default(),
+            fragments_reassembled: Counter::default(),
+            fragments_conflicts: Counter::default(),
+            fragments_dropped: Family::default(),
+            fragments_held_bytes: Gauge::default(),
         };
         registry.register(
             "appletap_build",
@@ -133,6 +142,26 @@ impl Metrics {
             "appletap_packets_skipped",
             "Packets skipped, by reason",
             m.skipped.clone(),
+        );
+        r.register(
+            "appletap_ip_datagrams_reassembled",
+            "IP datagrams reassembled from fragments",
+            m.fragments_reassembled.clone(),
+        );
+        r.register(
+            "appletap_ip_fragment_conflicts",
+            "IP fragments whose overlap disagreed with the bytes held (the first were kept)",
+            m.fragments_conflicts.clone(),
+        );
+        r.register(
+            "appletap_ip_fragments_dropped",
+            "IP fragments dropped by the reassembler, by reason",
+            m.fragments_dropped.clone(),
+        );
+        r.register(
+            "appletap_ip_fragment_bytes_held",
+            "Bytes of IP fragments held for reassembly",
+            m.fragments_held_bytes.clone(),
         );
         r.register(
             "appletap_drops",
@@ -212,6 +241,20 @@ impl Metrics {
                 s.packets,
             );
         }
+        let f = &report.defrag;
+        self.raise(&self.fragments_reassembled, f.reassembled);
+        self.raise(&self.fragments_conflicts, f.conflicts);
+        for reason in DefragDrop::ALL {
+            let n = f.dropped.get(reason.as_str()).copied().unwrap_or(0);
+            self.raise(
+                &self
+                    .fragments_dropped
+                    .get_or_create(&vec![("reason", reason.as_str().to_string())]),
+                n,
+            );
+        }
+        self.fragments_held_bytes
+            .set(i64::try_from(f.held_bytes).unwrap_or(i64::MAX));
         let d = &report.drops;
         for (place, n) in [
             ("kernel", d.kernel),

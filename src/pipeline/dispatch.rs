@@ -293,7 +293,7 @@ impl Dispatcher {
         match decode::from_ip(&whole.data) {
             Ok(mut meta) => {
                 meta.link = whole.link.as_ref().map(LinkAddrs);
-                self.route_decoded(&datagram, meta, ts, clock, sink);
+                self.route_decoded(&datagram, &meta, ts, clock, sink);
             }
             Err(skip) => self.stats.count_skipped(whole.orig_len, skip),
         }
@@ -314,7 +314,7 @@ impl Dispatcher {
     fn route_decoded(
         &mut self,
         pkt: &Packet<'_>,
-        meta: PacketMeta<'_>,
+        meta: &PacketMeta<'_>,
         ts: Timestamp,
         clock: Timestamp,
         sink: &mut impl Sink,

@@ -327,4 +327,60 @@ mod tests {
         assert_eq!(all, want);
         assert_eq!(files.len(), 5, "two 12-byte records a file");
     }
+
+    #[test]
+    fn reopen_after_a_move_puts_each_record_whole_in_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.jsonl");
+        let moved = dir.path().join("f.jsonl.1");
+        let mut f = FlowFile::create(&path, Rotation::default()).unwrap();
+        f.push(b"{\"n\":1}\n");
+        f.push(b"{\"n\":2}\n");
+        // logrotate: move, then SIGHUP; the buffered records still belong to the moved file.
+        std::fs::rename(&path, &moved).unwrap();
+        super::super::reload::request_reopen();
+        f.tick();
+        f.push(b"{\"n\":3}\n");
+        f.flush();
+        assert_eq!(
+            std::fs::read_to_string(&moved).unwrap(),
+            "{\"n\":1}\n{\"n\":2}\n"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\"n\":3}\n");
+        assert_eq!((f.lost, f.summary()), (0, None));
+    }
+
+    #[test]
+    fn rotates_by_time_only_files_with_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.jsonl");
+        let rotation = Rotation {
+            size: None,
+            interval: Some(Duration::ZERO),
+        };
+        let mut f = FlowFile::create(&path, rotation).unwrap();
+        f.tick();
+        f.push(b"{}\n");
+        f.tick();
+        f.tick();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(names.len(), 2, "one rotated file, one new: {names:?}");
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+    }
+
+    #[test]
+    fn a_full_device_counts_what_it_lost() {
+        // /dev/full: every write fails with ENOSPC.
+        let mut f = FlowFile::create(Path::new("/dev/full"), Rotation::default()).unwrap();
+        for _ in 0..3 {
+            f.push(b"{}\n");
+        }
+        f.flush();
+        assert_eq!(f.lost, 3);
+        let said = f.summary().unwrap();
+        assert!(
+            said.contains("/dev/full") && said.contains("3 flow record(s)"),
+            "{said}"
+        );
+    }
 }

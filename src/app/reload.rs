@@ -19,6 +19,12 @@ pub(super) fn reopen_generation() -> u64 {
     REOPEN.load(Ordering::Acquire)
 }
 
+/// Asks every output file to be reopened, as SIGHUP does (tests).
+#[cfg(test)]
+pub(super) fn request_reopen() {
+    REOPEN.fetch_add(1, Ordering::AcqRel);
+}
+
 /// Makes SIGHUP reload the signature set (`--signatures`, or the built-in set) into `shared` and reopen the output files.
 pub(super) fn on_hangup(shared: Arc<SharedSignatures>, signatures: Option<PathBuf>) {
     super::on_hangup(move || {

@@ -35,7 +35,7 @@ impl EventSink {
             tracker: EventTracker::default(),
             label: String::new(),
             path: None,
-            reopen_seen: super::reload::reopen_generation(),
+            reopen_seen: super::flow_file::reopen_generation(),
             error: None,
         };
         let Some(path) = opt.events.as_deref() else {
@@ -62,7 +62,7 @@ impl EventSink {
 
     /// Writes the events `report` brings since the last one.
     pub(super) fn report(&mut self, report: &Report) {
-        let generation = super::reload::reopen_generation();
+        let generation = super::flow_file::reopen_generation();
         if generation != self.reopen_seen
             && let Some(path) = &self.path
             && self.out.is_some()

@@ -13,7 +13,21 @@ use std::io::{self, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::output::write_stderr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bumped by each SIGHUP: a file writer whose generation differs reopens its file between two
+/// records ([`reopen_generation`]).
+static REOPEN: AtomicU64 = AtomicU64::new(0);
+
+/// How many times the outputs were asked to reopen their files.
+pub(super) fn reopen_generation() -> u64 {
+    REOPEN.load(Ordering::Acquire)
+}
+
+/// Asks every output file (`--flows`, `--events`) to be reopened (SIGHUP).
+pub(super) fn request_reopen() {
+    REOPEN.fetch_add(1, Ordering::AcqRel);
+}
 
 /// Bytes of whole records held before they are written.
 const BUFFER: usize = 1 << 16;
@@ -46,6 +60,8 @@ pub(super) struct FlowFile {
     /// Records that could not be written, and the first reason.
     pub(super) lost: u64,
     pub(super) first_error: Option<String>,
+    /// The first reason, until the caller says it ([`FlowFile::take_new_error`]).
+    unsaid: Option<String>,
 }
 
 impl FlowFile {
@@ -61,9 +77,10 @@ impl FlowFile {
             rotation,
             opened: Instant::now(),
             rotated: 0,
-            reopen_seen: super::reload::reopen_generation(),
+            reopen_seen: reopen_generation(),
             lost: 0,
             first_error: None,
+            unsaid: None,
         })
     }
 
@@ -86,7 +103,7 @@ impl FlowFile {
     /// Between records, and at least every writer tick: reopens the file after SIGHUP,
     /// rotates it when its interval is over.
     pub(super) fn tick(&mut self) {
-        let generation = super::reload::reopen_generation();
+        let generation = reopen_generation();
         if generation != self.reopen_seen {
             self.reopen_seen = generation;
             self.write_out();
@@ -233,14 +250,20 @@ impl FlowFile {
         self.buffered = 0;
     }
 
-    /// Says why at once (live mode goes on for days), once: the end of the run sums it up.
+    /// Keeps the first reason, to be said at once (live mode goes on for days) and summed up
+    /// at the end of the run.
     fn failed(&mut self, why: &str) {
         if self.first_error.is_none() {
-            write_stderr(&format!(
-                "appletap: {why}; records that cannot be written are counted, the capture goes on, and what is already in the file stays\n"
-            ));
             self.first_error = Some(why.to_string());
+            self.unsaid = Some(format!(
+                "{why}; records that cannot be written are counted, the capture goes on, and what is already in the file stays"
+            ));
         }
+    }
+
+    /// The first failure's message, once.
+    pub(super) fn take_new_error(&mut self) -> Option<String> {
+        self.unsaid.take()
     }
 
     /// The end-of-run message when something was lost or failed.
@@ -338,7 +361,7 @@ mod tests {
         f.push(b"{\"n\":2}\n");
         // logrotate: move, then SIGHUP; the buffered records still belong to the moved file.
         std::fs::rename(&path, &moved).unwrap();
-        super::super::reload::request_reopen();
+        request_reopen();
         f.tick();
         f.push(b"{\"n\":3}\n");
         f.flush();

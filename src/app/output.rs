@@ -129,6 +129,7 @@ impl FlowSink {
                     f.push(&line);
                 }
             }
+            say_new_error(f);
             return;
         }
         let Out::Stream(out) = out else {
@@ -153,6 +154,7 @@ impl FlowSink {
     fn tick(&mut self) {
         if let Some(Out::File(f)) = self.out.as_mut() {
             f.tick();
+            say_new_error(f);
         }
     }
 
@@ -160,6 +162,7 @@ impl FlowSink {
         match self.out.as_mut() {
             Some(Out::File(f)) => {
                 f.flush();
+                say_new_error(f);
                 if let Some(e) = f.summary() {
                     self.error = Some(e);
                 }
@@ -190,6 +193,13 @@ impl FlowSink {
 /// Batches of records queued for the writer before workers wait: bounded, so a slow disk
 /// slows the pipeline down instead of growing memory.
 const WRITER_QUEUE: usize = 64;
+
+/// A `--flows` file's first failure, said at once.
+fn say_new_error(f: &mut FlowFile) {
+    if let Some(e) = f.take_new_error() {
+        write_stderr(&format!("appletap: {e}\n"));
+    }
+}
 
 /// One record as `--flows-format` shapes it, with `--community-id-seed` applied.
 fn encode(

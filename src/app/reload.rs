@@ -5,31 +5,15 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::output::write_stderr;
 use crate::signature::{SharedSignatures, SignatureSet};
-
-/// Bumped by each SIGHUP: a file writer whose generation differs reopens its file between two
-/// records ([`reopen_generation`]).
-static REOPEN: AtomicU64 = AtomicU64::new(0);
-
-/// How many times the outputs were asked to reopen their files.
-pub(super) fn reopen_generation() -> u64 {
-    REOPEN.load(Ordering::Acquire)
-}
-
-/// Asks every output file to be reopened, as SIGHUP does (tests).
-#[cfg(test)]
-pub(super) fn request_reopen() {
-    REOPEN.fetch_add(1, Ordering::AcqRel);
-}
 
 /// Makes SIGHUP reload the signature set (`--signatures`, or the built-in set) into `shared` and reopen the output files.
 pub(super) fn on_hangup(shared: Arc<SharedSignatures>, signatures: Option<PathBuf>) {
     super::on_hangup(move || {
         reload(&shared, signatures.as_deref());
-        REOPEN.fetch_add(1, Ordering::AcqRel);
+        super::flow_file::request_reopen();
     });
 }
 

@@ -200,3 +200,105 @@ fn sighup_reloads_signatures_and_reopens_files_af_packet() {
     assert!(is_root(), "needs root; set APPLETAP_SKIP_LIVE=1 to skip");
     sighup_reloads_and_reopens("a", &["--capture", "af-packet", "--readers", "2"]);
 }
+
+/// The shipped logrotate config, run by logrotate itself against a live appletap (its paths
+/// moved to a temporary directory and `systemctl kill` replaced by `kill`, there being no
+/// systemd here): the flow records written before are in the rotated file, the new file is made
+/// again, and the two hold one whole record per flow of the final report.
+#[test]
+fn logrotate_config_rotates_a_live_appletap() {
+    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
+        eprintln!("APPLETAP_SKIP_LIVE is set: logrotate test skipped");
+        return;
+    }
+    assert!(is_root(), "needs root; set APPLETAP_SKIP_LIVE=1 to skip");
+    let capture = shared_pcaps().join("ndpi__iphone.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let (flows, events) = (
+        dir.path().join("flows.jsonl"),
+        dir.path().join("events.jsonl"),
+    );
+    let ns = Netns::create(&format!("atsvc-lr{}", std::process::id()));
+    // A small flow cap: flows are evicted, and so written, while the capture runs.
+    let mut child = ns
+        .exec(env!("CARGO_BIN_EXE_appletap"))
+        .args(["live", "-i", "vb", "--interval", "1", "--format", "json"])
+        .args(["--max-flows", "4"])
+        .arg("--flows")
+        .arg(&flows)
+        .arg("--events")
+        .arg(&events)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("appletap live starts");
+    let (out_tx, reports) = mpsc::channel::<Value>();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                let _ = out_tx.send(v);
+            }
+        }
+    });
+    let pid = child.id().to_string();
+    let mut child = Running(child);
+    reports
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a first report within 20 s");
+    let replay = || {
+        run_ok(
+            ns.exec("tcpreplay")
+                .args(["-q", "-i", "va", "--pps=2000"])
+                .arg(&capture),
+        )
+    };
+    replay();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::fs::metadata(&flows).map_or(0, |m| m.len()) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "no record reached {}",
+            flows.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/logrotate/appletap"),
+    )
+    .unwrap();
+    let hup = "systemctl kill -s HUP --kill-whom=main appletap.service";
+    assert!(shipped.contains(hup), "{shipped}");
+    let config = shipped
+        .replace("/var/lib/appletap/", &format!("{}/", dir.path().display()))
+        .replace(hup, &format!("kill -HUP {pid}"));
+    let conf = dir.path().join("logrotate.conf");
+    std::fs::write(&conf, config).unwrap();
+    run_ok(
+        Command::new("logrotate")
+            .args(["-f", "-s"])
+            .arg(dir.path().join("state"))
+            .arg(&conf),
+    );
+    let rotated = dir.path().join("flows.jsonl.1");
+    assert!(rotated.exists(), "logrotate moved {}", flows.display());
+    wait_file(&flows);
+    replay();
+    run_ok(Command::new("kill").args(["-TERM", &pid]));
+    let mut last = None;
+    while let Ok(v) = reports.recv_timeout(Duration::from_secs(20)) {
+        last = Some(v);
+    }
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "{status}");
+    let last = last.expect("a final report");
+    let before = json_lines(&rotated);
+    let after = json_lines(&flows);
+    assert!(before > 0 && after > 0, "{before} then {after}");
+    assert_eq!(
+        (before + after) as u64,
+        last["totals"]["flows"].as_u64().unwrap(),
+        "one record per flow, in one of the two files"
+    );
+}

@@ -31,6 +31,8 @@ pub(super) fn request_reopen() {
 
 /// Bytes of whole records held before they are written.
 const BUFFER: usize = 1 << 16;
+/// Longest records are held before they are written (a log shipper follows the file).
+const HOLD: Duration = Duration::from_secs(1);
 
 /// When to start a new file.
 #[derive(Debug, Clone, Copy, Default)]
@@ -53,6 +55,8 @@ pub(super) struct FlowFile {
     buffered: u64,
     rotation: Rotation,
     opened: Instant,
+    /// When the buffer was last written out: held records wait at most [`HOLD`].
+    written: Instant,
     /// Files rotated so far (the `-N` of their names).
     rotated: u64,
     /// The SIGHUP generation the file was opened in.
@@ -76,6 +80,7 @@ impl FlowFile {
             buffered: 0,
             rotation,
             opened: Instant::now(),
+            written: Instant::now(),
             rotated: 0,
             reopen_seen: reopen_generation(),
             lost: 0,
@@ -103,6 +108,9 @@ impl FlowFile {
     /// Between records, and at least every writer tick: reopens the file after SIGHUP,
     /// rotates it when its interval is over.
     pub(super) fn tick(&mut self) {
+        if self.written.elapsed() >= HOLD {
+            self.write_out();
+        }
         let generation = reopen_generation();
         if generation != self.reopen_seen {
             self.reopen_seen = generation;
@@ -187,6 +195,7 @@ impl FlowFile {
     /// Writes the buffered records; on failure keeps the whole ones that reached the file,
     /// cuts off a partly written one and counts the rest as lost.
     fn write_out(&mut self) {
+        self.written = Instant::now();
         if self.buf.is_empty() {
             return;
         }

@@ -154,6 +154,9 @@ impl FlowSink {
     fn tick(&mut self) {
         if let Some(Out::File(f)) = self.out.as_mut() {
             f.tick();
+            // No records for a moment: those held are written, so a quiet sensor's file (and
+            // a log shipper reading it) is never far behind.
+            f.flush();
             say_new_error(f);
         }
     }
@@ -221,7 +224,8 @@ fn encode(
     }
 }
 
-/// How often the writer looks at SIGHUP and the rotation interval when no records come.
+/// How long the writer waits for records before it writes those it holds, and looks at SIGHUP
+/// and the rotation interval.
 const WRITER_TICK: Duration = Duration::from_millis(200);
 
 /// A thread that writes flow records as workers finish them.

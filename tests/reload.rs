@@ -302,3 +302,83 @@ fn logrotate_config_rotates_a_live_appletap() {
         "one record per flow, in one of the two files"
     );
 }
+
+/// Through the library, inline and with worker threads: a set reloaded half-way through a
+/// capture labels the flows that end after it (here `*.ls.apple.com` moved from `maps` to a new
+/// service), and every count goes on: packets, flows, and the services the two sets share.
+#[test]
+fn a_reload_midway_relabels_later_flows_and_keeps_every_count() {
+    use appletap::capture::file::CaptureFile;
+    use appletap::pipeline::{Classifier, ClassifierConfig, EngineConfig};
+    use appletap::report::{Drops, Report};
+    use appletap::signature::{BUILTIN_TEXT, SharedSignatures, SignatureSet};
+    use std::sync::Arc;
+
+    let capture = shared_pcaps().join("ndpi__iphone.pcap");
+    let moved = BUILTIN_TEXT
+        .replacen(
+            "[[service]]",
+            "[[service]]\nid = \"extra\"\napple = true\nname = \"Extra\"\nsources = [\"A5\"]\n\n[[service]]",
+            1,
+        )
+        .replace(
+            "pattern = \"*.ls.apple.com\"\nservice = \"maps\"",
+            "pattern = \"*.ls.apple.com\"\nservice = \"extra\"",
+        );
+    assert_ne!(moved, BUILTIN_TEXT);
+    let run = |threads: usize, reload: bool| -> Value {
+        let builtin = Arc::new(SignatureSet::builtin().unwrap());
+        let shared = Arc::new(SharedSignatures::new(Arc::clone(&builtin)));
+        let config = ClassifierConfig {
+            engine: EngineConfig::default(),
+            threads,
+            drop_when_full: false,
+        };
+        let mut c = Classifier::new(builtin, config, None);
+        c.follow_reloads(&shared);
+        let mut cap = CaptureFile::open(&capture).unwrap();
+        let mut n = 0;
+        while let Some(p) = cap.next_packet() {
+            c.push(&p.unwrap());
+            n += 1;
+            if n == 250 && reload {
+                shared.replace(SignatureSet::parse("moved", &moved).unwrap());
+                // Inline, a worker takes the new set when the input pauses.
+                c.idle();
+            }
+        }
+        let t = c.finish();
+        let r = Report::build(
+            &shared.load(),
+            vec![],
+            &t.counters,
+            &t.names,
+            0,
+            Drops::default(),
+        );
+        serde_json::to_value(&r).unwrap()
+    };
+    let flows = |r: &Value, service: &str| -> u64 {
+        r["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|l| l["service"] == service)
+            .map(|l| l["flows"].as_u64().unwrap())
+            .sum()
+    };
+    for threads in [1, 3] {
+        let (plain, reloaded) = (run(threads, false), run(threads, true));
+        assert_eq!(plain["totals"], reloaded["totals"], "{threads} threads");
+        let (maps, extra) = (flows(&plain, "maps"), flows(&reloaded, "extra"));
+        assert!(maps > 0 && extra > 0, "{threads} threads: {maps} {extra}");
+        assert_eq!(maps, flows(&reloaded, "maps") + extra, "{threads} threads");
+        for shared in ["icloud", "app-store", "bonjour", "unknown"] {
+            assert_eq!(
+                flows(&plain, shared),
+                flows(&reloaded, shared),
+                "{threads} threads: {shared}"
+            );
+        }
+    }
+}

@@ -169,13 +169,16 @@ pub(super) fn run_live(
                 && s.wants_snapshot(now)
             {
                 if let Some(pending) = classifier.progress_settled(super::sensor::settled_now()) {
-                    let (drops, sigs) = (cap.drops(), sigs.load());
+                    let (drops, sigs) = (cap.drops(), Arc::clone(&sigs));
                     let iface = p.iface.to_string();
                     s.publish(Box::new(move || {
+                        let totals = pending.collect();
+                        // The set is taken after the workers answered: a worker may have taken a
+                        // reloaded set meanwhile, and the report must name all it counted.
                         crate::sensor::Published::new(live_report(
-                            &sigs,
+                            &sigs.load(),
                             &iface,
-                            &pending.collect(),
+                            &totals,
                             drops,
                             None,
                         ))

@@ -182,3 +182,29 @@ impl Tally {
             .map(move |(i, t)| ((i != last).then_some(i), t))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_across_a_reload_keeps_unknown_last() {
+        let sigs = SignatureSet::builtin().unwrap();
+        let n = sigs.services.len();
+        let mut before = Tally::new(&sigs);
+        // A worker that took a reloaded set of two services more.
+        let mut after = Tally::new(&sigs);
+        after.grow_to(n + 2);
+        before.per_service[n].flows = 3;
+        after.per_service[n + 2].flows = 4;
+        after.per_service[n + 1].flows = 5;
+        after.per_service[0].flows = 1;
+        before.merge(&after);
+        assert_eq!(before.per_service.len(), n + 3);
+        let got: Vec<_> = before.nonzero().map(|(i, t)| (i, t.flows)).collect();
+        assert_eq!(got, vec![(Some(0), 1), (Some(n + 1), 5), (None, 7)]);
+        // Growing never shrinks, and keeps what was counted.
+        before.grow_to(1);
+        assert_eq!(before.per_service.len(), n + 3);
+    }
+}

@@ -66,6 +66,9 @@ pub(super) struct FlowFile {
     pub(super) first_error: Option<String>,
     /// The first reason, until the caller says it ([`FlowFile::take_new_error`]).
     unsaid: Option<String>,
+    /// The file is a pipe whose reader went away (`--flows /dev/stdout | head`): not an
+    /// error, the end of the output.
+    pub(super) broken_pipe: bool,
 }
 
 impl FlowFile {
@@ -86,6 +89,7 @@ impl FlowFile {
             lost: 0,
             first_error: None,
             unsaid: None,
+            broken_pipe: false,
         })
     }
 
@@ -228,6 +232,12 @@ impl FlowFile {
             self.buffered = 0;
             return;
         };
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            self.broken_pipe = true;
+            self.buf.clear();
+            self.buffered = 0;
+            return;
+        }
         // The whole records that reached the file stay; a partly written one is cut off.
         let whole = memchr::memrchr(b'\n', &self.buf[..off]).map_or(0, |i| i + 1);
         let kept = memchr::memchr_iter(b'\n', &self.buf[..whole]).count() as u64;

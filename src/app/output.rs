@@ -197,8 +197,12 @@ impl FlowSink {
 /// slows the pipeline down instead of growing memory.
 const WRITER_QUEUE: usize = 64;
 
-/// A `--flows` file's first failure, said at once.
+/// A `--flows` file's first failure, said at once; a reader gone from its pipe ends live mode
+/// quietly, as with `--flows -`.
 fn say_new_error(f: &mut FlowFile) {
+    if f.broken_pipe {
+        CLOSED.store(true, Ordering::SeqCst);
+    }
     if let Some(e) = f.take_new_error() {
         write_stderr(&format!("appletap: {e}\n"));
     }

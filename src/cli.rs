@@ -104,6 +104,14 @@ pub struct ClassifyOpt {
     /// Schema) for Elasticsearch and OpenSearch.
     #[arg(long, value_enum, value_name = "FORMAT", default_value_t = FlowsFormat::Plain, requires = "flows")]
     pub flows_format: FlowsFormat,
+    /// Start a new --flows file before one would grow past SIZE (bytes, or with KiB, MiB or
+    /// GiB): the full file is renamed PATH.YYYYMMDDTHHMMSSZ-NNNNNN beside it. Records are never split.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, requires = "flows")]
+    pub flows_rotate_size: Option<ByteSize>,
+    /// Start a new --flows file every SECONDS (one that holds at least a record), renamed as
+    /// with --flows-rotate-size.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=MAX_DURATION_SECS), requires = "flows")]
+    pub flows_rotate_interval: Option<u64>,
     /// Seed of the records' Community ID, 0 to 65535: the same on every sensor whose records
     /// are joined (Zeek's and Suricata's default is 0).
     #[arg(long, value_name = "N", default_value_t = 0)]
@@ -290,6 +298,34 @@ pub struct ReadArgs {
 }
 
 /// `--listen`: `IP:PORT`, `[IPv6]:PORT`, or a port alone for loopback.
+/// A size in bytes (`--flows-rotate-size`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub u64);
+
+/// `1000`, `64KiB`, `100MiB`, `2GiB` (also `K`, `M`, `G`: binary units all).
+fn parse_size(s: &str) -> Result<ByteSize, String> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (n, unit) = t.split_at(digits);
+    let shift = match unit.trim() {
+        "" | "B" => 0,
+        "K" | "KiB" => 10,
+        "M" | "MiB" => 20,
+        "G" | "GiB" => 30,
+        _ => {
+            return Err(format!(
+                "{s:?}: expected bytes, or a number with KiB, MiB or GiB"
+            ));
+        }
+    };
+    n.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1 << shift))
+        .filter(|&n| n > 0)
+        .map(ByteSize)
+        .ok_or_else(|| format!("{s:?}: expected a size of at least 1 byte, e.g. 100MiB"))
+}
+
 fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));

@@ -416,3 +416,194 @@ fn prometheus_scraping_live_appletap_holds_what_read_gives() {
     assert!(open.ends_with("# EOF\n"), "{open}");
     drop(live);
 }
+
+#[test]
+fn multi_sensor_example_passes_promtool() {
+    let dir = root().join("deploy/prometheus/multi-sensor");
+    let checked = run_ok(
+        Command::new("promtool")
+            .args(["check", "config"])
+            .arg(dir.join("prometheus.yml")),
+    );
+    assert!(checked.contains("2 rule files found"), "{checked}");
+    run_ok(
+        Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(dir.join("rules.yml")),
+    );
+}
+
+/// Per service, the sum over every label set of `family` in an exposition.
+fn by_service(samples: &BTreeMap<String, f64>, family: &str, into: &mut BTreeMap<String, f64>) {
+    for (k, v) in samples {
+        let Some(labels) = k.strip_prefix(&format!("{family}{{")) else {
+            continue;
+        };
+        let service = labels
+            .split(',')
+            .find_map(|l| l.strip_prefix("service="))
+            .unwrap()
+            .trim_end_matches('}');
+        *into.entry(service.to_string()).or_default() += v;
+    }
+}
+
+/// Two `appletap live` sensors (libpcap, and AF_PACKET with two readers), each on a veth pair
+/// of its own fed a different capture, scraped by one Prometheus with the shipped multi-sensor
+/// config and recording rules: the per-service sums across sensors equal what the two
+/// `appletap read` runs give together.
+#[test]
+fn prometheus_sums_services_across_two_live_sensors() {
+    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
+        eprintln!("APPLETAP_SKIP_LIVE is set: multi-sensor Prometheus test skipped");
+        return;
+    }
+    assert!(
+        is_root(),
+        "needs root (network namespaces); set APPLETAP_SKIP_LIVE=1 to skip"
+    );
+    let captures = [
+        shared_pcaps().join("ndpi__iphone.pcap"),
+        shared_pcaps().join("ndpi__android.pcap"),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    // What the two sensors must add up to, per recorded series.
+    let mut want = BTreeMap::new();
+    for c in &captures {
+        let (_, file) = metrics_file_of(c, dir.path());
+        let s = samples(&file);
+        for what in ["flows", "packets", "bytes"] {
+            let mut per = BTreeMap::new();
+            by_service(&s, &format!("appletap_service_{what}_total"), &mut per);
+            for (service, v) in per {
+                *want
+                    .entry(format!(
+                        "service:appletap_service_{what}:sum{{service={service}}}"
+                    ))
+                    .or_insert(0.0) += v;
+            }
+        }
+    }
+    assert!(
+        want.keys().any(|k| k.contains("icloud"))
+            && want.keys().any(|k| k.contains("device-setup")),
+        "{want:?}"
+    );
+
+    let ns = Netns::create(&format!("ats-prom2{}", std::process::id()));
+    // A second veth pair for the second sensor.
+    let ip = |args: &[&str]| run_ok(Command::new("ip").args(["-n", &ns.0]).args(args));
+    ip(&["link", "add", "vc", "type", "veth", "peer", "name", "vd"]);
+    for dev in ["vc", "vd"] {
+        ip(&["link", "set", dev, "mtu", "9000"]);
+        ip(&["link", "set", dev, "up"]);
+    }
+    let sensor = |iface: &str, port: u16, backend: &[&str]| {
+        let mut child = ns
+            .exec(env!("CARGO_BIN_EXE_appletap"))
+            .args([
+                "live",
+                "-i",
+                iface,
+                "--interval",
+                "3600",
+                "--format",
+                "json",
+            ])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(backend)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("appletap live starts");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let said = lines.next().expect("a line on stderr").unwrap();
+        assert!(
+            said.contains(&format!("127.0.0.1:{port}/metrics")),
+            "{said}"
+        );
+        // Keep reading, so that a full pipe never blocks the sensor.
+        std::thread::spawn(move || lines.for_each(drop));
+        Running(child)
+    };
+    let _first = sensor("vb", 9477, &["--threads", "2"]);
+    let _second = sensor("vd", 9478, &["--capture", "af-packet", "--readers", "2"]);
+
+    // The shipped config as it is, but for a scrape and an evaluation every second and the
+    // rule files' places.
+    let example = root().join("deploy/prometheus/multi-sensor");
+    let config = std::fs::read_to_string(example.join("prometheus.yml"))
+        .unwrap()
+        .replace("15s", "1s")
+        .replace("scrape_timeout: 5s", "scrape_timeout: 1s")
+        .replace(
+            "  - ../rules.yml",
+            &format!(
+                "  - {}",
+                root().join("deploy/prometheus/rules.yml").display()
+            ),
+        )
+        .replace(
+            "  - rules.yml",
+            &format!("  - {}", example.join("rules.yml").display()),
+        );
+    assert!(config.contains("127.0.0.1:9477") && config.contains("127.0.0.1:9478"));
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    run_ok(
+        Command::new("promtool")
+            .args(["check", "config"])
+            .arg(dir.path().join("prometheus.yml")),
+    );
+    let _prometheus = Running(
+        ns.exec("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .args(["--web.listen-address=127.0.0.1:9090", "--log.level=warn"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts (apt-get install prometheus)"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = query(&ns, "job:appletap_sensors_up:sum").unwrap_or_default();
+        if up.values().any(|v| *v == 2.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never scraped both sensors: {up:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    for (capture, veth) in captures.iter().zip(["va", "vc"]) {
+        run_ok(
+            ns.exec("tcpreplay")
+                .args(["-q", "-i", veth, "--pps=2000"])
+                .arg(capture),
+        );
+    }
+    // Counted once settled (5 s), then summed by the recording rules.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let got = loop {
+        let got = query(&ns, "{__name__=~\"service:appletap_service_.*:sum\"}").unwrap_or_default();
+        if got == want || Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert_eq!(
+        got, want,
+        "per-service sums across the two sensors differ from the two reads"
+    );
+    // Each sensor's own series are there too, told apart by the `sensor` label.
+    let per_sensor = query(&ns, "sum by (sensor) (appletap_packets_read_total)").unwrap();
+    assert_eq!(per_sensor.len(), 2, "{per_sensor:?}");
+}

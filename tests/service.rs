@@ -280,6 +280,7 @@ fn unit_passes_systemd_analyze_verify() {
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ExecStart=/usr/bin/appletap live --config /etc/appletap/appletap.toml\n",
+        "ExecReload=/bin/kill -HUP $MAINPID\n",
     ] {
         assert!(unit.contains(needed), "the unit lacks {needed:?}");
     }

@@ -19,6 +19,9 @@ pub(super) struct EventSink {
     out: Option<Box<dyn Write>>,
     tracker: EventTracker,
     label: String,
+    /// The file (not standard output), reopened after SIGHUP (logrotate moved it away).
+    path: Option<PathBuf>,
+    reopen_seen: u64,
     /// Why events stopped being written, for the end of the run (exit code 1).
     pub(super) error: Option<String>,
 }
@@ -31,6 +34,8 @@ impl EventSink {
             out: None,
             tracker: EventTracker::default(),
             label: String::new(),
+            path: None,
+            reopen_seen: super::flow_file::reopen_generation(),
             error: None,
         };
         let Some(path) = opt.events.as_deref() else {
@@ -45,7 +50,10 @@ impl EventSink {
             sink.out = Some(Box::new(io::stdout()));
         } else {
             match File::create(path) {
-                Ok(f) => sink.out = Some(Box::new(f)),
+                Ok(f) => {
+                    sink.out = Some(Box::new(f));
+                    sink.path = Some(path.to_path_buf());
+                }
                 Err(e) => sink.error = Some(format!("cannot write events to {}: {e}", sink.label)),
             }
         }
@@ -54,6 +62,25 @@ impl EventSink {
 
     /// Writes the events `report` brings since the last one.
     pub(super) fn report(&mut self, report: &Report) {
+        let generation = super::flow_file::reopen_generation();
+        if generation != self.reopen_seen
+            && let Some(path) = &self.path
+            && self.out.is_some()
+        {
+            self.reopen_seen = generation;
+            // Each event was written whole and flushed: the old file is complete.
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                Ok(f) => self.out = Some(Box::new(f)),
+                Err(e) => {
+                    self.error = Some(format!("cannot reopen events file {}: {e}", self.label));
+                    self.out = None;
+                }
+            }
+        }
         let Some(out) = self.out.as_mut() else {
             return;
         };

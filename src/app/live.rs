@@ -19,7 +19,7 @@ use crate::capture::{Next, PacketSource};
 use crate::cli::{CaptureBackend, ClassifyOpt, Format, LiveArgs};
 use crate::pipeline::{Classifier, Totals};
 use crate::report::{Drops, InputSummary, Report};
-use crate::signature::SignatureSet;
+use crate::signature::{SharedSignatures, SignatureSet};
 
 fn live_report(
     sigs: &SignatureSet,
@@ -78,7 +78,8 @@ pub(super) fn run_live(
     p: &LiveParams<'_>,
     mut on_interval: impl FnMut(&Report) -> Result<()>,
 ) -> Result<Run> {
-    let sigs = load_signatures(&p.classify.sig)?;
+    let sigs = Arc::new(SharedSignatures::new(load_signatures(&p.classify.sig)?));
+    super::reload::on_hangup(Arc::clone(&sigs), p.classify.sig.signatures.clone());
     if p.backend == CaptureBackend::AfPacket {
         let params = super::readers::ReadersParams {
             iface: p.iface,
@@ -92,7 +93,7 @@ pub(super) fn run_live(
             sigs: &sigs,
             listen: p.listen,
         };
-        let report = |t: &Totals, drops, error| live_report(&sigs, p.iface, t, drops, error);
+        let report = |t: &Totals, drops, error| live_report(&sigs.load(), p.iface, t, drops, error);
         return super::readers::run_readers(&params, &report, on_interval);
     }
     let mut cap = LiveCapture::open_with(p.iface, p.filter, p.snaplen, p.buffer_mib)?;
@@ -106,10 +107,11 @@ pub(super) fn run_live(
     install_signal_handler();
     let writer = Writer::start(sink);
     let mut classifier = Classifier::new(
-        Arc::clone(&sigs),
+        sigs.load(),
         classifier_config(p.classify, true),
         writer.tx.clone(),
     );
+    classifier.follow_reloads(&sigs);
     // Standard output carries the report or the flow records; with `--flows -` standard
     // error carries the report.
     let stderr_too = p.classify.flows.as_deref() == Some(Path::new("-"));
@@ -159,7 +161,7 @@ pub(super) fn run_live(
                 next_report = Some(at + every);
                 let t = classifier.progress();
                 let drops = cap.drops();
-                on_interval(&live_report(&sigs, p.iface, &t, drops, None))?;
+                on_interval(&live_report(&sigs.load(), p.iface, &t, drops, None))?;
             }
             // Only when a scrape asked, at most once a second; the report is built on the
             // sensor's thread.
@@ -170,10 +172,13 @@ pub(super) fn run_live(
                     let (drops, sigs) = (cap.drops(), Arc::clone(&sigs));
                     let iface = p.iface.to_string();
                     s.publish(Box::new(move || {
+                        let totals = pending.collect();
+                        // The set is taken after the workers answered: a worker may have taken a
+                        // reloaded set meanwhile, and the report must name all it counted.
                         crate::sensor::Published::new(live_report(
-                            &sigs,
+                            &sigs.load(),
                             &iface,
-                            &pending.collect(),
+                            &totals,
                             drops,
                             None,
                         ))
@@ -217,7 +222,7 @@ pub(super) fn run_live(
     let drops = cap.drops();
     let totals = classifier.finish();
     let sink = writer.finish();
-    let report = live_report(&sigs, p.iface, &totals, drops, error.clone());
+    let report = live_report(&sigs.load(), p.iface, &totals, drops, error.clone());
     let mut errors = Vec::new();
     let mut failed = false;
     if let Some(e) = sink.error {

@@ -7,18 +7,20 @@ mod commands;
 pub mod config;
 pub mod docs;
 mod events;
+mod flow_file;
 mod ipfix;
 mod live;
 mod output;
 pub mod output_guard;
 mod read;
 mod readers;
+mod reload;
 mod sensor;
 mod service;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Result;
 
@@ -34,19 +36,47 @@ pub const EXIT_USAGE: u8 = 2;
 /// Exit code: `audit --fail-on` found the condition it was given.
 pub const EXIT_AUDIT_FAILED: u8 = 3;
 
-/// Set by SIGINT/SIGTERM: stop reading, flush every flow, print the final report.
+/// Set by SIGINT/SIGTERM (and SIGHUP but in `live`): stop reading, flush every flow, print
+/// the final report.
 static STOP: AtomicBool = AtomicBool::new(false);
 
+/// What SIGHUP does in `live` ([`reload`]): reload the signatures and reopen the outputs.
+/// Unset (`read`, `audit`), SIGHUP stops the run as SIGINT does.
+static ON_HANGUP: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
+
+/// Makes SIGHUP run `f` instead of stopping: set before [`install_signal_handler`].
+fn on_hangup(f: impl Fn() + Send + Sync + 'static) {
+    let _ = ON_HANGUP.set(Box::new(f));
+}
+
 fn install_signal_handler() {
-    // ctrlc runs this on a thread of its own, not in the signal handler: it may write and exit.
-    let _ = ctrlc::set_handler(|| {
-        if STOP.swap(true, Ordering::SeqCst) {
-            // A second signal: the first one's report is not coming (an output that stopped
-            // reading holds the flush up) or is not wanted. Without this only SIGKILL would
-            // end a run stuck that way.
-            output::write_stderr("appletap: a second signal: ending now, without the report\n");
-            std::process::exit(i32::from(EXIT_PARTIAL));
-        }
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+            return;
+        };
+        // The signals are handled on a thread of their own, not in the signal handler: it may
+        // write, load files and exit.
+        let _ = std::thread::Builder::new()
+            .name("appletap-signals".into())
+            .spawn(move || {
+                for signal in signals.forever() {
+                    if signal == SIGHUP
+                        && let Some(f) = ON_HANGUP.get()
+                    {
+                        f();
+                    } else if STOP.swap(true, Ordering::SeqCst) {
+                        // A second signal: the first one's report is not coming (an output
+                        // that stopped reading holds the flush up) or is not wanted. Without
+                        // this only SIGKILL would end a run stuck that way.
+                        output::write_stderr(
+                            "appletap: a second signal: ending now, without the report\n",
+                        );
+                        std::process::exit(i32::from(EXIT_PARTIAL));
+                    }
+                }
+            });
     });
 }
 

@@ -2,16 +2,17 @@
 //! output, reports rendered as a table or JSON, standard output and error that a closed pipe
 //! ends quietly (and live mode notices, [`output_closed`]), and the progress bar on a terminal.
 
-use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Result;
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
 
+use super::flow_file::{FlowFile, Rotation};
 use super::ipfix::Exporter;
 use super::output_guard;
 use crate::cli::{ClassifyOpt, FlowsFormat, Format};
@@ -19,9 +20,15 @@ use crate::report::ecs::EcsRecord;
 use crate::report::record::FlowRecord;
 use crate::report::{Report, render_table};
 
+/// Where flow records go: a file of whole records (rotated, reopened on SIGHUP) or a stream.
+enum Out {
+    File(FlowFile),
+    Stream(Box<dyn Write + Send>),
+}
+
 /// Where flow records go, and whether writing them has failed.
 pub(super) struct FlowSink {
-    out: Option<Box<dyn Write + Send>>,
+    out: Option<Out>,
     label: String,
     pub(super) error: Option<String>,
     /// `--community-id-seed`, applied as records are written.
@@ -59,17 +66,23 @@ impl FlowSink {
         let read = inputs.iter().map(|p| p.as_path());
         let read = read.chain(opt.sig.signatures.as_deref());
         output_guard::check_output(path, read, opt.overwrite)?;
-        let (out, label): (Box<dyn Write + Send>, String) = if path == Path::new("-") {
+        let rotation = Rotation {
+            size: opt.flows_rotate_size.map(|s| s.0),
+            interval: opt.flows_rotate_interval.map(Duration::from_secs),
+        };
+        let (out, label) = if path == Path::new("-") {
+            if rotation.size.is_some() || rotation.interval.is_some() {
+                anyhow::bail!(
+                    "--flows-rotate-size and --flows-rotate-interval need --flows FILE, not standard output (-)"
+                );
+            }
             (
-                Box::new(BufWriter::new(io::stdout())),
+                Out::Stream(Box::new(BufWriter::new(io::stdout()))),
                 "standard output".into(),
             )
         } else {
-            match File::create(path) {
-                Ok(f) => (
-                    Box::new(BufWriter::with_capacity(1 << 16, f)),
-                    path.display().to_string(),
-                ),
+            match FlowFile::create(path, rotation) {
+                Ok(f) => (Out::File(f), path.display().to_string()),
                 Err(e) => {
                     // The report still matters more than the records: carry on without them
                     // and say why at the end (exit code 1).
@@ -106,20 +119,25 @@ impl FlowSink {
         let Some(out) = self.out.as_mut() else {
             return;
         };
+        if let Out::File(f) = out {
+            f.tick();
+            let mut line = Vec::with_capacity(1024);
+            for r in records {
+                line.clear();
+                if encode(self.format, self.seed, r, &mut line).is_ok() {
+                    line.push(b'\n');
+                    f.push(&line);
+                }
+            }
+            say_new_error(f);
+            return;
+        }
+        let Out::Stream(out) = out else {
+            return;
+        };
         let mut result = Ok(());
         for r in records {
-            let seeded;
-            let r = if self.seed == 0 {
-                r
-            } else {
-                seeded = r.clone().with_seed(self.seed);
-                &seeded
-            };
-            let written = match self.format {
-                FlowsFormat::Plain => serde_json::to_writer(&mut *out, r),
-                FlowsFormat::Ecs => serde_json::to_writer(&mut *out, &EcsRecord::of(r)),
-            };
-            result = written
+            result = encode(self.format, self.seed, r, &mut *out)
                 .map_err(io::Error::from)
                 .and_then(|()| out.write_all(b"\n"));
             if result.is_err() {
@@ -131,11 +149,33 @@ impl FlowSink {
         }
     }
 
+    /// Between batches and at least every [`WRITER_TICK`]: SIGHUP's reopening, rotation by
+    /// time.
+    fn tick(&mut self) {
+        if let Some(Out::File(f)) = self.out.as_mut() {
+            f.tick();
+            // No records for a moment: those held are written, so a quiet sensor's file (and
+            // a log shipper reading it) is never far behind.
+            f.flush();
+            say_new_error(f);
+        }
+    }
+
     fn flush(&mut self) {
-        if let Some(out) = self.out.as_mut()
-            && let Err(e) = out.flush()
-        {
-            self.fail(e);
+        match self.out.as_mut() {
+            Some(Out::File(f)) => {
+                f.flush();
+                say_new_error(f);
+                if let Some(e) = f.summary() {
+                    self.error = Some(e);
+                }
+            }
+            Some(Out::Stream(out)) => {
+                if let Err(e) = out.flush() {
+                    self.fail(e);
+                }
+            }
+            None => {}
         }
     }
 
@@ -157,6 +197,41 @@ impl FlowSink {
 /// slows the pipeline down instead of growing memory.
 const WRITER_QUEUE: usize = 64;
 
+/// A `--flows` file's first failure, said at once; a reader gone from its pipe ends live mode
+/// quietly, as with `--flows -`.
+fn say_new_error(f: &mut FlowFile) {
+    if f.broken_pipe {
+        CLOSED.store(true, Ordering::SeqCst);
+    }
+    if let Some(e) = f.take_new_error() {
+        write_stderr(&format!("appletap: {e}\n"));
+    }
+}
+
+/// One record as `--flows-format` shapes it, with `--community-id-seed` applied.
+fn encode(
+    format: FlowsFormat,
+    seed: u16,
+    r: &FlowRecord,
+    out: &mut (impl Write + ?Sized),
+) -> serde_json::Result<()> {
+    let seeded;
+    let r = if seed == 0 {
+        r
+    } else {
+        seeded = r.clone().with_seed(seed);
+        &seeded
+    };
+    match format {
+        FlowsFormat::Plain => serde_json::to_writer(out, r),
+        FlowsFormat::Ecs => serde_json::to_writer(out, &EcsRecord::of(r)),
+    }
+}
+
+/// How long the writer waits for records before it writes those it holds, and looks at SIGHUP
+/// and the rotation interval.
+const WRITER_TICK: Duration = Duration::from_millis(200);
+
 /// A thread that writes flow records as workers finish them.
 pub(super) struct Writer {
     /// None when no records are wanted (no `--flows`, no `--ipfix`): engines then keep none.
@@ -171,8 +246,12 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("appletap-writer".into())
             .spawn(move || {
-                for batch in rx {
-                    sink.write(&batch);
+                loop {
+                    match rx.recv_timeout(WRITER_TICK) {
+                        Ok(batch) => sink.write(&batch),
+                        Err(RecvTimeoutError::Timeout) => sink.tick(),
+                        Err(RecvTimeoutError::Disconnected) => break,
+                    }
                 }
                 sink.flush();
                 if let Some(x) = sink.ipfix.take() {

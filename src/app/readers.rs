@@ -40,7 +40,7 @@ use crate::cli::{CaptureBackend, ClassifyOpt};
 use crate::inspect::names::Names;
 use crate::pipeline::{Classifier, Totals};
 use crate::report::Report;
-use crate::signature::SignatureSet;
+use crate::signature::SharedSignatures;
 
 /// How long a reader waits for a ring block before it looks at its mailbox and the stop flag:
 /// the bound on how late a report or the end of a run can be.
@@ -93,8 +93,8 @@ pub(super) struct ReadersParams<'a> {
     pub(super) interval: Option<Duration>,
     pub(super) duration: Option<u64>,
     pub(super) classify: &'a ClassifyOpt,
-    /// The signature set.
-    pub(super) sigs: &'a Arc<SignatureSet>,
+    /// The signature set, replaced on SIGHUP.
+    pub(super) sigs: &'a Arc<SharedSignatures>,
     /// Sockets reading in parallel (default: the machine's cores).
     pub(super) readers: Option<u64>,
     /// `--buffer-size`: MiB of ring shared out among the sockets.
@@ -146,13 +146,14 @@ pub(super) fn run_readers(
     let (ended_tx, ended_rx) = unbounded::<()>();
     let mut readers = Vec::with_capacity(n);
     for (i, cap) in caps.into_iter().enumerate() {
-        let classifier = Classifier::inline_sharing(
-            Arc::clone(sigs),
+        let mut classifier = Classifier::inline_sharing(
+            sigs.load(),
             config.engine,
             writer.tx.clone(),
             Arc::clone(&names),
             (n > 1).then_some((i, n)),
         );
+        classifier.follow_reloads(sigs);
         let (ask, mailbox) = unbounded::<Ask>();
         let (stop, barrier) = (Arc::clone(&stop), Arc::clone(&barrier));
         let ring = Ring {

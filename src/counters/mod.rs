@@ -65,6 +65,11 @@ impl Counters {
         self.devices.add_flow(sigs, f);
     }
 
+    /// Makes room for a reloaded signature set (see [`Tally::grow_to`]).
+    pub fn grow_to(&mut self, sigs: &SignatureSet) {
+        self.tally.grow_to(sigs.services.len());
+    }
+
     /// Adds another worker's counters.
     pub fn merge(&mut self, other: &Self) {
         self.packets.merge(&other.packets);

@@ -145,10 +145,26 @@ impl Tally {
         (&self.apple_names, self.apple_names_dropped)
     }
 
-    /// Adds another worker's tallies.
+    /// Makes room for a signature set of `services` services (one reloaded by SIGHUP, whose
+    /// services keep their ids and add new ones after: see
+    /// [`SignatureSet::aligned_to`]), keeping `unknown` in the last slot.
+    pub fn grow_to(&mut self, services: usize) {
+        if self.per_service.len() < services + 1 {
+            let unknown = self.per_service.pop().unwrap_or_default();
+            self.per_service.resize(services, ServiceTally::default());
+            self.per_service.push(unknown);
+        }
+    }
+
+    /// Adds another worker's tallies (that worker may already count with a reloaded set of
+    /// more services: `unknown` goes to `unknown`).
     pub fn merge(&mut self, other: &Self) {
-        for (a, b) in self.per_service.iter_mut().zip(&other.per_service) {
-            a.add(b);
+        let services = other.per_service.len().saturating_sub(1);
+        self.grow_to(services);
+        let last = self.per_service.len() - 1;
+        for (i, b) in other.per_service.iter().enumerate() {
+            let slot = if i == services { last } else { i };
+            self.per_service[slot].add(b);
         }
         for (name, n) in &other.apple_names {
             self.note_apple_name(name, *n);
@@ -164,5 +180,31 @@ impl Tally {
             .enumerate()
             .filter(|(_, t)| t.flows > 0)
             .map(move |(i, t)| ((i != last).then_some(i), t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_across_a_reload_keeps_unknown_last() {
+        let sigs = SignatureSet::builtin().unwrap();
+        let n = sigs.services.len();
+        let mut before = Tally::new(&sigs);
+        // A worker that took a reloaded set of two services more.
+        let mut after = Tally::new(&sigs);
+        after.grow_to(n + 2);
+        before.per_service[n].flows = 3;
+        after.per_service[n + 2].flows = 4;
+        after.per_service[n + 1].flows = 5;
+        after.per_service[0].flows = 1;
+        before.merge(&after);
+        assert_eq!(before.per_service.len(), n + 3);
+        let got: Vec<_> = before.nonzero().map(|(i, t)| (i, t.flows)).collect();
+        assert_eq!(got, vec![(Some(0), 1), (Some(n + 1), 5), (None, 7)]);
+        // Growing never shrinks, and keeps what was counted.
+        before.grow_to(1);
+        assert_eq!(before.per_service.len(), n + 3);
     }
 }

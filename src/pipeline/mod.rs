@@ -20,7 +20,7 @@ use crate::counters::{Counters, PacketStats};
 use crate::decode::defrag::DefragLimits;
 use crate::inspect::names::{Names, NamesSnapshot};
 use crate::report::record::FlowRecord;
-use crate::signature::SignatureSet;
+use crate::signature::{SharedSignatures, SignatureSet};
 
 pub use clock::{CLOCK_JUMP_BACK, Clock};
 pub use dispatch::Routed;
@@ -279,10 +279,24 @@ impl Classifier {
                 *since_flush += 1;
                 if *since_flush >= INLINE_RECORD_EVERY {
                     *since_flush = 0;
+                    engine.worker.refresh_signatures();
                     send_records(records.as_ref(), engine.take_finished());
                 }
             }
             Mode::Threads(t) => t.push(pkt),
+        }
+    }
+
+    /// Classifies with the set in `shared`, and from then on with each set that replaces it
+    /// (live capture, SIGHUP). Workers take a new set between batches (inline, every
+    /// few thousand packets and when the link is quiet), so the packet path takes no lock.
+    pub fn follow_reloads(&mut self, shared: &Arc<SharedSignatures>) {
+        match &mut self.0 {
+            Mode::Inline { engine, .. } => {
+                engine.sigs = shared.load();
+                engine.worker.follow_reloads(Arc::clone(shared));
+            }
+            Mode::Threads(t) => t.follow_reloads(shared),
         }
     }
 
@@ -326,6 +340,7 @@ impl Classifier {
                 since_flush,
             } => {
                 *since_flush = 0;
+                engine.worker.refresh_signatures();
                 send_records(records.as_ref(), engine.take_finished());
             }
             Mode::Threads(t) => t.flush(),

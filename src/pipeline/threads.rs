@@ -18,7 +18,7 @@ use crate::counters::Counters;
 use crate::decode::PacketMeta;
 use crate::inspect::names::{Names, Seq};
 use crate::report::record::FlowRecord;
-use crate::signature::SignatureSet;
+use crate::signature::{SharedSignatures, SignatureSet};
 
 /// Batches queued per worker before the dispatcher waits (offline) or drops (live), with few
 /// workers: enough to ride out a worker's pauses without holding the reading thread.
@@ -56,6 +56,8 @@ enum ToWorker {
     Restart(Timestamp),
     /// Counters as of now, live flows begun by the time given counted as if they ended.
     Snapshot(Sender<(Counters, usize, u64)>, Option<Timestamp>),
+    /// Follow the signature sets that replace this one (SIGHUP).
+    Follow(Arc<SharedSignatures>),
 }
 
 /// The dispatcher on the calling thread and N workers on their own.
@@ -158,6 +160,14 @@ impl Threads {
     /// The current input ended; the next packet starts another.
     pub(crate) fn end_of_input(&mut self) {
         self.dispatcher.end_of_input(&mut self.out);
+    }
+
+    /// Every worker follows the signature sets that replace the one in `shared`.
+    pub(crate) fn follow_reloads(&mut self, shared: &Arc<SharedSignatures>) {
+        self.sigs = shared.load();
+        for tx in &self.out.to_workers {
+            let _ = tx.send(ToWorker::Follow(Arc::clone(shared)));
+        }
     }
 
     /// Sends every partly filled batch (live capture: on a quiet moment, so packets are not
@@ -284,6 +294,7 @@ fn run_worker(
     for msg in rx {
         match msg {
             ToWorker::Batch(mut b) => {
+                worker.refresh_signatures();
                 for s in &b.slots {
                     let (meta, route) = b.routed(s);
                     worker.process(&meta, &route);
@@ -301,6 +312,7 @@ fn run_worker(
                 worker.restart(clock);
                 send(worker.take_records());
             }
+            ToWorker::Follow(shared) => worker.follow_reloads(shared),
             ToWorker::Snapshot(reply, settled) => {
                 let (flows, evicted) = worker.flow_counts();
                 let _ = reply.send((worker.snapshot(settled), flows, evicted));

@@ -15,7 +15,7 @@ use crate::flow::{Flow, FlowKey};
 use crate::inspect::names::{Names, Seq};
 use crate::inspect::{self, Inspector};
 use crate::report::record::{FlowRecord, NameRecord};
-use crate::signature::{SignatureSet, Transport};
+use crate::signature::{SharedSignatures, SignatureSet, Transport};
 use crate::wire::dns;
 use crate::wire::ports;
 
@@ -66,6 +66,9 @@ pub(crate) struct Worker {
     reader: (usize, usize),
     /// Every other reader was asked about the packets pushed now: handle them here.
     last_stop: bool,
+    /// Live capture: where a reloaded signature set appears (SIGHUP), and the generation of
+    /// the one in `sigs` (see [`Worker::refresh_signatures`]).
+    reloads: Option<(Arc<SharedSignatures>, u64)>,
 }
 
 impl Worker {
@@ -94,6 +97,31 @@ impl Worker {
             pass_on: None,
             reader: (0, 1),
             last_stop: false,
+            reloads: None,
+        }
+    }
+
+    /// Classifies with the set in `shared` from now on, and with each set that replaces it
+    /// (taken at [`Worker::refresh_signatures`]).
+    pub(crate) fn follow_reloads(&mut self, shared: Arc<SharedSignatures>) {
+        let generation = shared.generation();
+        self.sigs = shared.load();
+        self.counters.grow_to(&self.sigs);
+        self.reloads = Some((shared, generation));
+    }
+
+    /// Takes a reloaded signature set if there is one: called between batches, never within
+    /// one, so the packet path compares one integer and takes no lock. Flows that end from
+    /// now on are labelled by the new set; what was counted keeps its ids (the new set is
+    /// aligned to the old, [`SignatureSet::aligned_to`]).
+    pub(crate) fn refresh_signatures(&mut self) {
+        if let Some((shared, seen)) = &mut self.reloads {
+            let now = shared.generation();
+            if now != *seen {
+                *seen = now;
+                self.sigs = shared.load();
+                self.counters.grow_to(&self.sigs);
+            }
         }
     }
 

@@ -8,6 +8,7 @@
 mod hosts;
 pub mod listing;
 mod load;
+mod shared;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -17,6 +18,7 @@ use ipnet::IpNet;
 
 pub use hosts::{HostMatch, HostPattern};
 pub use load::SignatureError;
+pub use shared::SharedSignatures;
 
 /// The shipped signature set, compiled into the binary.
 pub const BUILTIN_TEXT: &str = include_str!("../../signatures/apple.toml");
@@ -320,6 +322,65 @@ impl SignatureSet {
         }
     }
 
+    /// This set with its services numbered as in `old`, the set it replaces in a running
+    /// capture (SIGHUP): every service `old` has keeps its [`ServiceId`], one this set drops is
+    /// kept as a service no rule names (its counts so far still have a name), and new ones come
+    /// after. Counters indexed by `old`'s ids thus stay valid and keep counting.
+    #[must_use]
+    pub fn aligned_to(self, old: &SignatureSet) -> SignatureSet {
+        let Self {
+            origin,
+            services,
+            mut ports,
+            mut hosts,
+            mut addresses,
+            mut bonjour,
+            apple,
+            ..
+        } = self;
+        let mut new: Vec<Option<Service>> = services.into_iter().map(Some).collect();
+        // Where each of this set's services goes.
+        let mut moved = vec![ServiceId(0); new.len()];
+        let mut merged = Vec::with_capacity(old.services.len() + new.len());
+        for kept in &old.services {
+            match new
+                .iter()
+                .position(|s| s.as_ref().is_some_and(|s| s.id == kept.id))
+            {
+                Some(i) => {
+                    moved[i] = ServiceId(merged.len() as u16);
+                    merged.extend(new[i].take());
+                }
+                None => merged.push(kept.clone()),
+            }
+        }
+        for (i, s) in new.into_iter().enumerate() {
+            if let Some(s) = s {
+                moved[i] = ServiceId(merged.len() as u16);
+                merged.push(s);
+            }
+        }
+        let to = |id: ServiceId| moved[usize::from(id.0)];
+        for r in &mut ports {
+            (r.service, r.on_apple) = (to(r.service), to(r.on_apple));
+        }
+        for r in &mut hosts {
+            r.service = to(r.service);
+        }
+        for r in &mut addresses {
+            r.service = to(r.service);
+        }
+        for r in &mut bonjour {
+            r.service = to(r.service);
+        }
+        Self::build(origin, merged, ports, hosts, addresses, bonjour, to(apple))
+    }
+
+    /// Rules in all (ports, hosts, addresses, Bonjour types): what a reload reports.
+    pub fn rule_count(&self) -> usize {
+        self.ports.len() + self.hosts.len() + self.addresses.len() + self.bonjour.len()
+    }
+
     /// The service behind an id.
     pub fn service(&self, id: ServiceId) -> &Service {
         &self.services[usize::from(id.0)]
@@ -489,6 +550,33 @@ mod tests {
                 assert_eq!(prefix_contains(&net, ip), net.contains(&ip), "{net} {ip}");
             }
         }
+    }
+
+    #[test]
+    fn aligned_set_keeps_old_ids_and_dropped_services() {
+        let old = SignatureSet::builtin().unwrap();
+        // A set with a service `extra` before all others.
+        let text = BUILTIN_TEXT.replacen(
+            "[[service]]",
+            "[[service]]\nid = \"extra\"\napple = true\nname = \"Extra\"\nsources = [\"A5\"]\n\n[[service]]",
+            1,
+        );
+        let new = SignatureSet::parse("new", &text).unwrap();
+        let aligned = new.aligned_to(&old);
+        for (i, s) in old.services.iter().enumerate() {
+            assert_eq!(aligned.services[i].id, s.id, "id {i} kept");
+        }
+        let extra = aligned.service_id("extra").unwrap();
+        assert_eq!(usize::from(extra.0), old.services.len());
+        assert_eq!(aligned.apple(), old.apple());
+        let (_, apns) = aligned.port_rule(Transport::Tcp, 5223).unwrap();
+        assert_eq!(aligned.service(apns.service).id, "apns");
+        assert_eq!(aligned.rule_count(), old.rule_count());
+        // Back to the built-in set: `extra` keeps its id, named by no rule.
+        let back = SignatureSet::builtin().unwrap().aligned_to(&aligned);
+        assert_eq!(back.services.len(), aligned.services.len());
+        assert_eq!(back.service(extra).id, "extra");
+        assert!(back.hosts.iter().all(|h| h.service != extra));
     }
 
     #[test]

@@ -100,7 +100,13 @@ impl Tally {
         t.packets += f.flow.packets[0] + f.flow.packets[1];
         t.bytes += f.flow.bytes[0] + f.flow.bytes[1];
         // Use, not destination: a flow nobody answered counts at most `possible`.
-        let row = match Confidence::of_use(f.decision.confidence, f.flow.state()) {
+        // A negotiated media flow is one-way by design: its session's answer is its use.
+        let used = if f.decision.decided_by() == Some(crate::classify::Signal::Expected) {
+            f.decision.confidence
+        } else {
+            Confidence::of_use(f.decision.confidence, f.flow.state())
+        };
+        let row = match used {
             Some(Confidence::Certain) => {
                 t.certain += 1;
                 0

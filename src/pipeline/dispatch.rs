@@ -16,7 +16,7 @@ use crate::flow::FlowKey;
 use crate::inspect::devices::{self, Inventory};
 use crate::inspect::dns_tcp::DnsTcpAnswers;
 use crate::inspect::names::{Names, NamesSnapshot, Seq};
-use crate::inspect::{self, records};
+use crate::inspect::{self, expect, records};
 use crate::wire::dns;
 use crate::wire::ports;
 
@@ -249,6 +249,14 @@ impl Dispatcher {
             self.dns_tcp.push(key, &meta, |m| {
                 records::observe(m, meta.dst, ts, false, names);
             });
+        }
+        // RTSP on a control connection: the flows it negotiates label later UDP flows in any
+        // worker, so they are read here in packet order like DNS answers (inspect::expect).
+        if meta.proto == ip_proto::TCP
+            && expect::rtsp_port(meta.src_port, meta.dst_port)
+            && !meta.payload.is_empty()
+        {
+            inspect::observe_rtsp(&meta, ts, (seq, sink.horizon(seq)), &self.names);
         }
         let route = Routed {
             key,

@@ -32,9 +32,36 @@ pub const EXPECTED_CAP: usize = 4096;
 /// media flows start within a second of RECORD; five minutes covers a paused sender.
 pub const EXPECT_SECS: u64 = 300;
 
+/// First bytes an RTSP message can start with: `RTSP/1.0`, and the methods' initials
+/// (`OPTIONS`, `DESCRIBE`, `ANNOUNCE`, `SETUP`, `PLAY`, `PAUSE`, `RECORD`, `TEARDOWN`,
+/// `GET_PARAMETER`, `SET_PARAMETER`, `REDIRECT`, `FLUSH`, `POST`, `GET`).
+const FIRST_BYTES: [bool; 256] = {
+    let mut t = [false; 256];
+    let initials = b"RODASPTGF";
+    let mut i = 0;
+    while i < initials.len() {
+        t[initials[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// Whether the dispatcher should read a packet as RTSP: TCP, a payload whose first byte can
+/// start an RTSP message (TLS records, the bulk of TCP, start with 0x14-0x17; bare ACKs have
+/// none), on an [`rtsp_port`]. A UDP packet costs one compare, most TCP packets two.
+#[inline]
+pub fn may_be_rtsp(meta: &PacketMeta<'_>) -> bool {
+    meta.proto == crate::decode::ip_proto::TCP
+        && meta
+            .payload
+            .first()
+            .is_some_and(|b| FIRST_BYTES[usize::from(*b)])
+        && rtsp_port(meta.src_port, meta.dst_port)
+}
+
 /// TCP ports an RTSP control connection is looked for on: RTSP's own (554), and AirPlay's
 /// (5000 for AirPort Express and shairport-sync, 7000 for Apple TV and HomePod; apple-services.md
-/// 3.17). Checked first, so every other packet costs the dispatcher a few compares.
+/// 3.17).
 #[inline]
 pub fn rtsp_port(src: u16, dst: u16) -> bool {
     let p = |p: u16| p == 554 || p == 5000 || p == 7000;
@@ -400,6 +427,19 @@ mod tests {
 
     fn at(s: u64) -> Timestamp {
         Timestamp::from_parts(s, 0)
+    }
+
+    #[test]
+    fn only_tcp_segments_that_can_start_rtsp_on_its_ports_are_read() {
+        let (c, s) = ((ip("10.77.0.1"), 59594), (ip("10.77.0.2"), 5000));
+        assert!(may_be_rtsp(&meta(s, c, SETUP_OK)));
+        assert!(may_be_rtsp(&meta(c, s, TEARDOWN)));
+        assert!(!may_be_rtsp(&meta(c, s, b"\x17\x03\x03")), "TLS");
+        assert!(!may_be_rtsp(&meta(c, s, b"")), "a bare ACK");
+        assert!(!may_be_rtsp(&meta(c, (s.0, 443), SETUP_OK)), "another port");
+        let mut udp = meta(s, c, SETUP_OK);
+        udp.proto = ip_proto::UDP;
+        assert!(!may_be_rtsp(&udp));
     }
 
     #[test]

@@ -252,10 +252,7 @@ impl Dispatcher {
         }
         // RTSP on a control connection: the flows it negotiates label later UDP flows in any
         // worker, so they are read here in packet order like DNS answers (inspect::expect).
-        if meta.proto == ip_proto::TCP
-            && expect::rtsp_port(meta.src_port, meta.dst_port)
-            && !meta.payload.is_empty()
-        {
+        if expect::may_be_rtsp(&meta) {
             inspect::observe_rtsp(&meta, ts, (seq, sink.horizon(seq)), &self.names);
         }
         let route = Routed {

@@ -305,7 +305,7 @@ impl Found<'_> {
                 confidence,
             } => {
                 // The parent's deciding evidence, as its own record shows it.
-                let parent = decide(sigs, parent_server(exp), &parent_facts(exp));
+                let parent = decide_own(sigs, parent_server(exp), &parent_facts(exp));
                 let why = parent.iter().next().map(|f| f.evidence(sigs));
                 let how = if exp.is_heuristic() {
                     "heuristic (negotiation not read): UDP between the hosts of its parent \
@@ -448,7 +448,61 @@ impl<'a> Decision<'a> {
 /// stays in the evidence; a name that matches no signature still wins, so a non-Apple name on
 /// an Apple address is not labelled Apple (the flow falls back to its port's non-Apple
 /// protocol).
+#[inline]
 pub fn decide<'a>(
+    sigs: &'a SignatureSet,
+    server: ServerFacts,
+    names: &NameFacts<'a>,
+) -> Decision<'a> {
+    match names.expected {
+        None => decide_own(sigs, server, names),
+        Some(exp) => decide_expected(sigs, server, names, exp),
+    }
+}
+
+/// [`decide`] for a flow a session negotiated: its own SNI, QUIC SNI or HTTP Host still win;
+/// otherwise it is what its parent is (kept apart from [`decide_own`], which the parent's
+/// decision calls, so that neither is recursive and the common path stays inlined).
+#[inline(never)]
+fn decide_expected<'a>(
+    sigs: &'a SignatureSet,
+    server: ServerFacts,
+    names: &NameFacts<'a>,
+    exp: &'a Expectation,
+) -> Decision<'a> {
+    let own = decide_own(sigs, server, names);
+    if matches!(
+        own.decided_by(),
+        Some(Signal::Sni | Signal::QuicSni | Signal::HttpHost)
+    ) {
+        return own;
+    }
+    // A negotiated flow is what its parent is; the flow's own endpoint stays as evidence.
+    let parent = decide_own(sigs, parent_server(exp), &parent_facts(exp));
+    let (Some(service), Some(conf)) = (parent.service, parent.confidence) else {
+        return own;
+    };
+    let confidence = if exp.is_heuristic() {
+        conf.min(Confidence::Likely)
+    } else {
+        conf
+    };
+    let mut hits = Decision::unknown();
+    hits.push(Found::Expected {
+        exp,
+        service,
+        confidence,
+    });
+    for f in decide_by_endpoint(sigs, server, names.verified_payload).iter() {
+        hits.push(*f);
+    }
+    hits.service = Some(service);
+    hits.confidence = Some(confidence);
+    hits
+}
+
+/// [`decide`] from the flow's own names and bound names, without a parent session.
+fn decide_own<'a>(
     sigs: &'a SignatureSet,
     server: ServerFacts,
     names: &NameFacts<'a>,
@@ -466,30 +520,6 @@ pub fn decide<'a>(
                 name,
                 rule: sigs.host_rule(name),
             });
-        }
-    }
-    if hits.decided_by().is_none()
-        && let Some(exp) = names.expected
-    {
-        // A negotiated flow is what its parent is; the flow's own endpoint stays as evidence.
-        let parent = decide(sigs, parent_server(exp), &parent_facts(exp));
-        if let (Some(service), Some(conf)) = (parent.service, parent.confidence) {
-            let confidence = if exp.is_heuristic() {
-                conf.min(Confidence::Likely)
-            } else {
-                conf
-            };
-            hits.push(Found::Expected {
-                exp,
-                service,
-                confidence,
-            });
-            for f in base.iter() {
-                hits.push(*f);
-            }
-            hits.service = Some(service);
-            hits.confidence = Some(confidence);
-            return hits;
         }
     }
     if hits.decided_by().is_none() && !names.dns.is_empty() {

@@ -46,17 +46,18 @@ const FIRST_BYTES: [bool; 256] = {
     t
 };
 
-/// Whether the dispatcher should read a packet as RTSP: TCP, a payload whose first byte can
-/// start an RTSP message (TLS records, the bulk of TCP, start with 0x14-0x17; bare ACKs have
-/// none), on an [`rtsp_port`]. A UDP packet costs one compare, most TCP packets two.
+/// Whether the dispatcher should read a TCP packet as RTSP: on an [`rtsp_port`], with a
+/// payload whose first byte can start an RTSP message (TLS records start with 0x14-0x17; bare
+/// ACKs have none). The dispatcher asks only for TCP packets, in the branch it already takes
+/// for DNS over TCP: a UDP packet pays nothing, a TCP packet the port compares.
 #[inline]
 pub fn may_be_rtsp(meta: &PacketMeta<'_>) -> bool {
     meta.proto == crate::decode::ip_proto::TCP
+        && rtsp_port(meta.src_port, meta.dst_port)
         && meta
             .payload
             .first()
             .is_some_and(|b| FIRST_BYTES[usize::from(*b)])
-        && rtsp_port(meta.src_port, meta.dst_port)
 }
 
 /// TCP ports an RTSP control connection is looked for on: RTSP's own (554), and AirPlay's

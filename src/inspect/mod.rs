@@ -398,7 +398,10 @@ pub fn observe_message(
 /// An RTSP message on a session's control connection: what it negotiates goes into the
 /// expected-flow store, with the names bound to the session's server as of this packet (see
 /// [`expect`]). The dispatcher calls it in packet order for TCP packets with a payload on an
-/// [`expect::rtsp_port`].
+/// [`expect::rtsp_port`]. Kept out of line (and cold): the dispatcher's path for every other
+/// packet stays as it was.
+#[cold]
+#[inline(never)]
 pub fn observe_rtsp(
     meta: &PacketMeta<'_>,
     ts: Timestamp,

@@ -243,17 +243,18 @@ impl Dispatcher {
         }
         let quoted = meta.icmp.and_then(|i| i.quoted_packet());
         let key = quoted.map_or_else(|| FlowKey::of(&meta), |q| FlowKey::of_quoted(&q));
-        if meta.proto == ip_proto::TCP && meta.src_port == ports::DNS {
-            self.names.begin_packet(seq, sink.horizon(seq));
-            let names = &self.names;
-            self.dns_tcp.push(key, &meta, |m| {
-                records::observe(m, meta.dst, ts, false, names);
-            });
-        }
-        // RTSP on a control connection: the flows it negotiates label later UDP flows in any
-        // worker, so they are read here in packet order like DNS answers (inspect::expect).
-        if expect::may_be_rtsp(&meta) {
-            inspect::observe_rtsp(&meta, ts, (seq, sink.horizon(seq)), &self.names);
+        if meta.proto == ip_proto::TCP {
+            if meta.src_port == ports::DNS {
+                self.names.begin_packet(seq, sink.horizon(seq));
+                let names = &self.names;
+                self.dns_tcp.push(key, &meta, |m| {
+                    records::observe(m, meta.dst, ts, false, names);
+                });
+            } else if expect::may_be_rtsp(&meta) {
+                // RTSP on a control connection: the flows it negotiates label later UDP flows
+                // in any worker, so they are read here in packet order like DNS answers.
+                inspect::observe_rtsp(&meta, ts, (seq, sink.horizon(seq)), &self.names);
+            }
         }
         let route = Routed {
             key,

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::flow::FlowState;
+use crate::inspect::expect::Expectation;
 use crate::signature::{
     AddressRule, BonjourRule, HostRule, PortRule, ServiceId, SignatureSet, Transport,
 };
@@ -79,6 +80,9 @@ pub enum Signal {
     Mdns,
     /// A DNS answer seen earlier bound a name to the server address.
     Dns,
+    /// The flow was negotiated by a session's control flow (RTSP SETUP): it takes the
+    /// parent's service.
+    Expected,
     /// The HTTP Host header of this flow.
     HttpHost,
     /// The SNI of a QUIC Initial of this flow.
@@ -96,6 +100,7 @@ impl Signal {
             Self::Payload => "payload",
             Self::Mdns => "mdns",
             Self::Dns => "dns",
+            Self::Expected => "expected",
             Self::HttpHost => "http-host",
             Self::QuicSni => "quic-sni",
             Self::Sni => "sni",
@@ -169,6 +174,8 @@ pub struct NameFacts<'a> {
     /// The payload was verified as the discovery protocol its port suggests (SSDP, NAT-PMP,
     /// mDNS).
     pub verified_payload: bool,
+    /// The session that negotiated this flow (see [`crate::inspect::expect`]).
+    pub expected: Option<&'a Expectation>,
 }
 
 /// One reason behind a label, as references into the signature set and the flow's names.
@@ -203,6 +210,12 @@ enum Found<'a> {
         name: &'a str,
         rule: Option<&'a HostRule>,
     },
+    /// A flow a session negotiated, labelled with its parent's service.
+    Expected {
+        exp: &'a Expectation,
+        service: ServiceId,
+        confidence: Confidence,
+    },
     /// An mDNS-advertised endpoint: instance, service type, and the type's Bonjour rule.
     Mdns {
         instance: &'a str,
@@ -219,6 +232,7 @@ impl Found<'_> {
             Self::Address { .. } => Signal::Address,
             Self::Name { signal, .. } => *signal,
             Self::Mdns { .. } => Signal::Mdns,
+            Self::Expected { .. } => Signal::Expected,
         }
     }
 
@@ -285,6 +299,41 @@ impl Found<'_> {
                     confidence: Confidence::Certain,
                 },
             },
+            Self::Expected {
+                exp,
+                service,
+                confidence,
+            } => {
+                // The parent's deciding evidence, as its own record shows it.
+                let parent = decide_own(sigs, parent_server(exp), &parent_facts(exp));
+                let why = parent.iter().next().map(|f| f.evidence(sigs));
+                let how = if exp.is_heuristic() {
+                    "heuristic (negotiation not read): UDP between the hosts of its parent \
+                     session, on a port in AirPlay's ranges; parent"
+                } else {
+                    "negotiated on its parent flow; parent"
+                };
+                let (rule, source) = match why {
+                    Some(e) => (
+                        format!(
+                            "{how} is {} by {} {}",
+                            e.service,
+                            e.signal.as_str(),
+                            e.value
+                        ),
+                        e.source,
+                    ),
+                    None => (how.to_string(), String::new()),
+                };
+                Evidence {
+                    signal: Signal::Expected,
+                    value: exp.describe(),
+                    rule,
+                    source,
+                    service: service_id(service),
+                    confidence,
+                }
+            }
             Self::Mdns {
                 instance,
                 service_type,
@@ -399,7 +448,61 @@ impl<'a> Decision<'a> {
 /// stays in the evidence; a name that matches no signature still wins, so a non-Apple name on
 /// an Apple address is not labelled Apple (the flow falls back to its port's non-Apple
 /// protocol).
+#[inline]
 pub fn decide<'a>(
+    sigs: &'a SignatureSet,
+    server: ServerFacts,
+    names: &NameFacts<'a>,
+) -> Decision<'a> {
+    match names.expected {
+        None => decide_own(sigs, server, names),
+        Some(exp) => decide_expected(sigs, server, names, exp),
+    }
+}
+
+/// [`decide`] for a flow a session negotiated: its own SNI, QUIC SNI or HTTP Host still win;
+/// otherwise it is what its parent is (kept apart from [`decide_own`], which the parent's
+/// decision calls, so that neither is recursive and the common path stays inlined).
+#[inline(never)]
+fn decide_expected<'a>(
+    sigs: &'a SignatureSet,
+    server: ServerFacts,
+    names: &NameFacts<'a>,
+    exp: &'a Expectation,
+) -> Decision<'a> {
+    let own = decide_own(sigs, server, names);
+    if matches!(
+        own.decided_by(),
+        Some(Signal::Sni | Signal::QuicSni | Signal::HttpHost)
+    ) {
+        return own;
+    }
+    // A negotiated flow is what its parent is; the flow's own endpoint stays as evidence.
+    let parent = decide_own(sigs, parent_server(exp), &parent_facts(exp));
+    let (Some(service), Some(conf)) = (parent.service, parent.confidence) else {
+        return own;
+    };
+    let confidence = if exp.is_heuristic() {
+        conf.min(Confidence::Likely)
+    } else {
+        conf
+    };
+    let mut hits = Decision::unknown();
+    hits.push(Found::Expected {
+        exp,
+        service,
+        confidence,
+    });
+    for f in decide_by_endpoint(sigs, server, names.verified_payload).iter() {
+        hits.push(*f);
+    }
+    hits.service = Some(service);
+    hits.confidence = Some(confidence);
+    hits
+}
+
+/// [`decide`] from the flow's own names and bound names, without a parent session.
+fn decide_own<'a>(
     sigs: &'a SignatureSet,
     server: ServerFacts,
     names: &NameFacts<'a>,
@@ -467,6 +570,25 @@ pub fn decide<'a>(
         hits.push(*f);
     }
     hits
+}
+
+/// The server of a negotiated flow's parent (an RTSP control connection, over TCP).
+fn parent_server(exp: &Expectation) -> ServerFacts {
+    ServerFacts {
+        proto: 6,
+        ip: exp.parent_server.0,
+        port: exp.parent_server.1,
+    }
+}
+
+/// What was bound to the parent's server when the session negotiated the flow.
+fn parent_facts(exp: &Expectation) -> NameFacts<'_> {
+    let b = &exp.parent_bound;
+    NameFacts {
+        dns: b.dns.as_ref().map_or(&[], |d| &d.names[..]),
+        mdns: b.mdns.as_ref().map(|e| (&*e.service_type, &*e.instance)),
+        ..NameFacts::default()
+    }
 }
 
 /// Whether a name from the wire is a host name worth matching (not an IP literal, not empty).

@@ -110,6 +110,11 @@ impl Audit {
         let apple = service.is_some_and(|s| sigs.service(s).apple);
         let state = flow.state();
         let client = flow.client.0;
+        // A media flow a session negotiated is one-way by design (RTP audio to a receiver):
+        // whether the session worked is its parent's outcome, not an unanswered attempt.
+        if state == FlowState::Unanswered && f.decision.decided_by() == Some(Signal::Expected) {
+            return;
+        }
         match state {
             FlowState::Established | FlowState::Closed | FlowState::Reset => {
                 self.activity.note_active(client);

@@ -100,7 +100,17 @@ impl Tally {
         t.packets += f.flow.packets[0] + f.flow.packets[1];
         t.bytes += f.flow.bytes[0] + f.flow.bytes[1];
         // Use, not destination: a flow nobody answered counts at most `possible`.
-        let row = match Confidence::of_use(f.decision.confidence, f.flow.state()) {
+        // A negotiated media flow is one-way by design: its session's answer is its use.
+        let label = f.decision.confidence;
+        let used = match Confidence::of_use(label, f.flow.state()) {
+            u if u != label
+                && f.decision.decided_by() == Some(crate::classify::Signal::Expected) =>
+            {
+                label
+            }
+            u => u,
+        };
+        let row = match used {
             Some(Confidence::Certain) => {
                 t.certain += 1;
                 0

@@ -8,10 +8,12 @@
 pub mod devices;
 pub mod dns_tcp;
 pub mod dnssd;
+pub mod expect;
 pub mod http;
 pub mod names;
 pub mod quic;
 pub mod records;
+pub mod rtsp;
 pub mod stream;
 pub mod verify;
 
@@ -100,6 +102,8 @@ pub struct Bound {
     pub dns: Option<names::NameBinding>,
     /// The mDNS endpoint advertised at the server address and port.
     pub mdns: Option<names::MdnsEndpoint>,
+    /// The session that negotiated this (UDP) flow, if one did.
+    pub expected: Option<std::sync::Arc<expect::Expectation>>,
 }
 
 /// Most names remembered per DNS/mDNS flow (a resolver flow from one client port can carry
@@ -166,7 +170,8 @@ impl Inspector {
 
     /// Records what the shared stores knew of the server when the flow began.
     pub fn set_bound(&mut self, b: Bound) {
-        self.bound = (b.dns.is_some() || b.mdns.is_some()).then(|| Box::new(b));
+        self.bound =
+            (b.dns.is_some() || b.mdns.is_some() || b.expected.is_some()).then(|| Box::new(b));
     }
 
     fn note_queried(&mut self, name: &str) {
@@ -397,6 +402,28 @@ pub fn observe_message(
     names: &Names,
 ) {
     records::observe(msg, if mdns { meta.src } else { meta.dst }, ts, mdns, names);
+}
+
+/// An RTSP message on a session's control connection: what it negotiates goes into the
+/// expected-flow store, with the names bound to the session's server as of this packet (see
+/// [`expect`]). The dispatcher calls it in packet order for TCP packets with a payload on an
+/// [`expect::rtsp_port`]. Kept out of line (and cold): the dispatcher's path for every other
+/// packet stays as it was.
+#[cold]
+#[inline(never)]
+pub fn observe_rtsp(
+    meta: &PacketMeta<'_>,
+    ts: Timestamp,
+    (seq, horizon): (names::Seq, names::Seq),
+    names: &Names,
+) {
+    names
+        .expected
+        .observe(meta, ts, (seq, horizon), |ip, port| Bound {
+            dns: names.dns.lookup_as_of(ip, ts, seq),
+            mdns: names.mdns.lookup_as_of(ip, port, ts, seq),
+            expected: None,
+        });
 }
 
 /// Whether a packet is on the DNS (UDP 53) or mDNS (UDP 5353) ports: `Some(true)` for mDNS.

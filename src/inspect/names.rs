@@ -533,6 +533,8 @@ pub struct Names {
     pub mdns: MdnsEndpoints,
     /// Bonjour observations.
     pub bonjour: BonjourSeen,
+    /// Flows negotiated by sessions' control connections (RTSP SETUP).
+    pub expected: super::expect::Expected,
 }
 
 impl Names {
@@ -548,6 +550,7 @@ impl Names {
             dns: DnsBindings::new(max_flows.clamp(NAME_STORE_MIN, DNS_ADDRESSES)),
             mdns: MdnsEndpoints::new(max_flows.clamp(NAME_STORE_MIN, MDNS_ENDPOINTS)),
             bonjour: BonjourSeen::default(),
+            expected: super::expect::Expected::default(),
         }
     }
 
@@ -560,6 +563,7 @@ impl Names {
             dns: DnsBindings::new(dns_capacity),
             mdns: MdnsEndpoints::new(dns_capacity),
             bonjour: BonjourSeen::default(),
+            expected: super::expect::Expected::default(),
         }
     }
 
@@ -618,6 +622,8 @@ impl Names {
             mdns_endpoints: self.mdns.len(),
             mdns_evictions: self.mdns.evictions(),
             bonjour_dropped: self.bonjour.dropped(),
+            expected_flows: self.expected.len(),
+            expected_evictions: self.expected.evictions(),
             dns_tcp_streams_dropped: 0,
             devices: super::devices::Identities::default(),
             defrag: crate::decode::defrag::DefragStats::default(),
@@ -642,6 +648,10 @@ pub struct NamesSnapshot {
     pub mdns_evictions: u64,
     /// Bonjour observations dropped at a bound.
     pub bonjour_dropped: u64,
+    /// Expected flows (negotiated by RTSP sessions) live.
+    pub expected_flows: usize,
+    /// Expected flows dropped at their cap before their time.
+    pub expected_evictions: u64,
     /// DNS-over-TCP answer streams the dispatcher gave up to stay within its bound (set by
     /// the dispatcher, which owns them).
     pub dns_tcp_streams_dropped: u64,

@@ -17,7 +17,7 @@ use crate::flow::FlowKey;
 use crate::inspect::devices::{self, Inventory};
 use crate::inspect::dns_tcp::DnsTcpAnswers;
 use crate::inspect::names::{Names, NamesSnapshot, Seq};
-use crate::inspect::{self, records};
+use crate::inspect::{self, expect, records};
 use crate::wire::dns;
 use crate::wire::ports;
 
@@ -341,12 +341,18 @@ impl Dispatcher {
         }
         let quoted = meta.icmp.and_then(|i| i.quoted_packet());
         let key = quoted.map_or_else(|| FlowKey::of(meta), |q| FlowKey::of_quoted(&q));
-        if meta.proto == ip_proto::TCP && meta.src_port == ports::DNS {
-            self.names.begin_packet(seq, sink.horizon(seq));
-            let names = &self.names;
-            self.dns_tcp.push(key, meta, |m| {
-                records::observe(m, meta.dst, ts, false, names);
-            });
+        if meta.proto == ip_proto::TCP {
+            if meta.src_port == ports::DNS {
+                self.names.begin_packet(seq, sink.horizon(seq));
+                let names = &self.names;
+                self.dns_tcp.push(key, meta, |m| {
+                    records::observe(m, meta.dst, ts, false, names);
+                });
+            } else if expect::may_be_rtsp(meta) {
+                // RTSP on a control connection: the flows it negotiates label later UDP flows
+                // in any worker, so they are read here in packet order like DNS answers.
+                inspect::observe_rtsp(meta, ts, (seq, sink.horizon(seq)), &self.names);
+            }
         }
         let route = Routed {
             key,

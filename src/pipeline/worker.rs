@@ -227,6 +227,14 @@ impl Worker {
                 mdns: names
                     .mdns
                     .lookup_as_of(flow.server.0, flow.server.1, flow.first_ts, r.seq),
+                // A UDP flow a session negotiated (RTSP SETUP), as the dispatcher read it.
+                expected: (flow.proto == ip_proto::UDP)
+                    .then(|| {
+                        names
+                            .expected
+                            .lookup_as_of(flow.client, flow.server, flow.first_ts, r.seq)
+                    })
+                    .flatten(),
             });
         }
         let dns_port = inspect::dns_port(meta);
@@ -336,6 +344,7 @@ fn end_flow(
         dns: dns.map_or(&[], |b| &b.names[..]),
         mdns: mdns.map(|e| (&*e.service_type, &*e.instance)),
         verified_payload: n.verified,
+        expected: bound.and_then(|b| b.expected.as_deref()),
     };
     let decision = classify::decide(
         sigs,

@@ -192,6 +192,10 @@ pub struct StateCounters {
     pub apple_names_dropped: u64,
     /// DNS-over-TCP answer streams given up to stay within their bound.
     pub dns_tcp_streams_dropped: u64,
+    /// Flows negotiated by sessions (RTSP SETUP) still expected.
+    pub expected_flows: usize,
+    /// Expected flows dropped at their cap before their time.
+    pub expected_evictions: u64,
 }
 
 /// What the IP fragment reassembler did (see [`crate::decode::defrag`]). Every fragment is in
@@ -390,6 +394,8 @@ impl Report {
                 bonjour_dropped: names.bonjour_dropped,
                 dns_tcp_streams_dropped: names.dns_tcp_streams_dropped,
                 apple_names_dropped: names_dropped,
+                expected_flows: names.expected_flows,
+                expected_evictions: names.expected_evictions,
             },
             drops,
             health,

@@ -180,6 +180,13 @@ pub fn render_table(r: &Report) -> String {
             s.dns_tcp_streams_dropped
         );
     }
+    if s.expected_evictions > 0 {
+        let _ = writeln!(
+            out,
+            "expected flows dropped at their cap: {}",
+            s.expected_evictions
+        );
+    }
     for i in &r.inputs {
         if let Some(e) = &i.error {
             let _ = writeln!(out, "input error: {e}");

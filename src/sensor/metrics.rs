@@ -343,7 +343,11 @@ impl Metrics {
             .set(i64::try_from(t.flows_active).unwrap_or(i64::MAX));
         self.raise(&self.flows_evicted, t.flows_evicted);
         let s = &report.state;
-        for (kind, n) in [("dns", s.dns_addresses), ("mdns", s.mdns_endpoints)] {
+        for (kind, n) in [
+            ("dns", s.dns_addresses),
+            ("mdns", s.mdns_endpoints),
+            ("expected", s.expected_flows),
+        ] {
             self.store_entries
                 .get_or_create(&vec![("kind", kind.to_string())])
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
@@ -354,6 +358,7 @@ impl Metrics {
             ("bonjour", s.bonjour_dropped),
             ("apple-names", s.apple_names_dropped),
             ("dns-tcp-streams", s.dns_tcp_streams_dropped),
+            ("expected", s.expected_evictions),
         ] {
             self.raise(
                 &self

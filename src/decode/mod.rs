@@ -11,11 +11,12 @@ use etherparse::{LaxNetSlice, LaxSlicedPacket, TransportSlice};
 
 use crate::capture::LinkType;
 use crate::wire::icmp::{self, IcmpMessage};
-use crate::wire::link::{EtherType, LinkError, Mac};
+use crate::wire::link::{EtherType, LinkError};
 
 pub use crate::wire::icmp::Quoted;
 pub use crate::wire::ip::ip_proto;
 pub use crate::wire::tcp::tcp_flags;
+pub use link::LinkAddrs;
 
 /// Why a packet was not decoded. Each reason is a counter in the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -99,26 +100,6 @@ impl IcmpInfo<'_> {
     }
 }
 
-/// The Ethernet destination and source addresses of a frame, borrowed from it (the flows of a
-/// device are joined to the inventory by its address; copying them for every packet would cost
-/// the packet path for the few packets that need them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LinkAddrs<'a>(pub &'a [u8; 12]);
-
-impl LinkAddrs<'_> {
-    /// The destination address.
-    pub fn dst(&self) -> Mac {
-        let [d @ .., _, _, _, _, _, _] = *self.0;
-        Mac(d)
-    }
-
-    /// The source address.
-    pub fn src(&self) -> Mac {
-        let [_, _, _, _, _, _, s @ ..] = *self.0;
-        Mac(s)
-    }
-}
-
 /// The decoded headers of one IP packet, borrowed from the capture buffer.
 #[derive(Debug, Clone, Copy)]
 pub struct PacketMeta<'a> {
@@ -140,8 +121,8 @@ pub struct PacketMeta<'a> {
     pub payload: &'a [u8],
     /// ICMP details for ICMP and ICMPv6 packets.
     pub icmp: Option<IcmpInfo<'a>>,
-    /// The Ethernet addresses, where the frame has an Ethernet header (Ethernet, or Ethernet
-    /// inside PKTAP); `None` for other link layers and for packets decoded from IP.
+    /// The link-layer addresses, where the frame has them (Ethernet, Ethernet inside PKTAP,
+    /// 802.11 data frames); `None` for other link layers and for packets decoded from IP.
     pub link: Option<LinkAddrs<'a>>,
 }
 
@@ -169,7 +150,7 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> 
         return Err(Skip::NotIp);
     }
     let mut meta = from_ip(net.data)?;
-    meta.link = link::ethernet_addresses(link_type, data).map(LinkAddrs);
+    meta.link = link::addresses(link_type, data);
     Ok(meta)
 }
 

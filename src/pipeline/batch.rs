@@ -110,7 +110,7 @@ impl Batch {
         let icmp = meta
             .icmp
             .map(|i| ((i.v6, i.icmp_type, i.code), self.put(pkt.block, i.quoted)));
-        let link = meta.link.map(|l| self.put(pkt.block, l.0));
+        let link = meta.link.map(|l| self.put(pkt.block, l.bytes()));
         self.slots.push(Slot {
             ts: r.ts,
             clock: r.clock,
@@ -158,10 +158,7 @@ impl Batch {
                 code,
                 quoted: bytes(quoted),
             }),
-            link: s
-                .link
-                .and_then(|l| bytes(l).first_chunk::<12>())
-                .map(LinkAddrs),
+            link: s.link.and_then(|l| LinkAddrs::from_bytes(bytes(l))),
         };
         let route = Routed {
             key: s.key,

@@ -214,6 +214,10 @@ impl Dispatcher {
         clock: Timestamp,
         sink: &mut impl Sink,
     ) {
+        if pkt.link.is_ieee80211() {
+            self.stats
+                .count_wifi(decode::link::wifi_frame_kind(pkt.link, pkt.data));
+        }
         let meta = match decode::decode(pkt.link, pkt.data) {
             Ok(m) => m,
             Err(skip) => {

@@ -21,6 +21,7 @@ use crate::counters::outcomes::{UnexpectedKey, UnexpectedKind};
 use crate::decode::Skip;
 use crate::inspect::names::NamesSnapshot;
 use crate::signature::SignatureSet;
+use crate::wire::ieee80211::FrameKind;
 use floods::FloodsAndScans;
 use health::{HealthLine, health_lines};
 
@@ -96,6 +97,9 @@ pub struct Report {
     pub totals: Totals,
     /// Skipped packets by reason (every reason listed, zeros included).
     pub skipped: Vec<SkipLine>,
+    /// 802.11 frames by kind (Wi-Fi captures only: the kinds seen, absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub wifi_frames: Vec<WifiFrameLine>,
     /// Bonjour service types seen in mDNS, Apple types first.
     pub bonjour: Vec<BonjourLine>,
     /// Names under Apple's domains that no narrower signature covers, with flow counts.
@@ -197,6 +201,15 @@ pub struct SkipLine {
     pub reason: &'static str,
     /// Packets.
     pub packets: u64,
+}
+
+/// One kind of 802.11 frame and how many were read.
+#[derive(Debug, Clone, Serialize)]
+pub struct WifiFrameLine {
+    /// Kind name (`beacon`, `qos-data`, `protected-data`, ...).
+    pub kind: &'static str,
+    /// Frames.
+    pub frames: u64,
 }
 
 impl Report {
@@ -324,6 +337,14 @@ impl Report {
                 .map(|s| SkipLine {
                     reason: s.as_str(),
                     packets: stats.skipped[s.index()],
+                })
+                .collect(),
+            wifi_frames: FrameKind::ALL
+                .iter()
+                .filter(|k| stats.wifi[k.index()] > 0)
+                .map(|k| WifiFrameLine {
+                    kind: k.as_str(),
+                    frames: stats.wifi[k.index()],
                 })
                 .collect(),
             bonjour,

@@ -4,7 +4,7 @@
 //! for OpenMetrics read).
 //!
 //! Labels only come from closed sets: service ids of the signature set, `apple`, confidence,
-//! direction, outcome, skip reason, where a drop happened, the kind of a name store or device.
+//! direction, outcome, skip reason, 802.11 frame kind, where a drop happened, the kind of a name store or device.
 //! Never an address, port, name or MAC.
 //!
 //! Counters never go back: each is set from a report's running total by adding what it grew
@@ -40,6 +40,7 @@ pub struct Metrics {
     bytes_read: Counter,
     packets_decoded: Counter,
     skipped: Family<Labels, Counter>,
+    wifi_frames: Family<Labels, Counter>,
     drops: Family<Labels, Counter>,
     service_flows: Family<Labels, Counter>,
     service_packets: Family<Labels, Counter>,
@@ -92,6 +93,7 @@ impl Metrics {
             bytes_read: Counter::default(),
             packets_decoded: Counter::default(),
             skipped: Family::default(),
+            wifi_frames: Family::default(),
             drops: Family::default(),
             service_flows: Family::default(),
             service_packets: Family::default(),
@@ -133,6 +135,11 @@ impl Metrics {
             "appletap_packets_skipped",
             "Packets skipped, by reason",
             m.skipped.clone(),
+        );
+        r.register(
+            "appletap_wifi_frames",
+            "802.11 frames read, by kind (Wi-Fi captures only)",
+            m.wifi_frames.clone(),
         );
         r.register(
             "appletap_drops",
@@ -210,6 +217,14 @@ impl Metrics {
                     .skipped
                     .get_or_create(&vec![("reason", s.reason.to_string())]),
                 s.packets,
+            );
+        }
+        for w in &report.wifi_frames {
+            self.raise(
+                &self
+                    .wifi_frames
+                    .get_or_create(&vec![("kind", w.kind.to_string())]),
+                w.frames,
             );
         }
         let d = &report.drops;

@@ -45,7 +45,7 @@ pub(super) struct Slot {
     tcp_seq: u32,
     payload: Place,
     icmp: Option<IcmpSlot>,
-    /// The Ethernet addresses' place.
+    /// The link addresses' place (its length tells Ethernet from 802.11: `LinkAddrs::from_bytes`).
     link: Option<Place>,
 }
 

@@ -101,6 +101,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_pointer_and_a_tag() {
+        // PacketMeta is copied per packet: the addresses took 8 bytes as one `&[u8; 12]`.
+        assert_eq!(std::mem::size_of::<Option<LinkAddrs<'_>>>(), 16);
+    }
+
+    #[test]
     fn addresses_by_ds_bits_and_back_from_bytes() {
         let eth: [u8; 12] = [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2];
         let e = LinkAddrs::Ethernet(&eth);

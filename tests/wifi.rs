@@ -284,3 +284,53 @@ fn zeek_arp_captures_are_not_ip_nor_unsupported() {
         );
     }
 }
+
+/// The Prometheus text of the metrics set from the report of `path`, run through the core.
+fn metrics_text(path: &Path) -> String {
+    use appletap::capture::file::CaptureFile;
+    use appletap::pipeline::{Engine, EngineConfig};
+    use appletap::report::{Drops, Report};
+    use appletap::sensor::metrics::{Encoding, Metrics};
+    use appletap::signature::SignatureSet;
+    let sigs = std::sync::Arc::new(SignatureSet::builtin().unwrap());
+    let mut engine = Engine::new(std::sync::Arc::clone(&sigs), EngineConfig::default());
+    let mut cap = CaptureFile::open(path).unwrap();
+    while let Some(p) = cap.next_packet() {
+        engine.process(&p.unwrap());
+    }
+    engine.finish();
+    let t = engine.totals(false);
+    let report = Report::build(
+        &sigs,
+        vec![],
+        &t.counters,
+        &t.names,
+        t.evicted,
+        Drops::default(),
+    );
+    let m = Metrics::new("test");
+    m.update(&report, None);
+    m.encode(Encoding::Text)
+}
+
+#[test]
+fn frame_kinds_as_metrics_with_their_closed_labels() {
+    let text = metrics_text(&pcaps_more("wireshark__wpa-Induction.pcap"));
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("appletap_wifi_frames_total{"))
+        .collect();
+    for want in [
+        r#"appletap_wifi_frames_total{kind="beacon"} 398"#,
+        r#"appletap_wifi_frames_total{kind="protected-data"} 280"#,
+        r#"appletap_wifi_frames_total{kind="ack"} 191"#,
+        r#"appletap_wifi_frames_total{kind="invalid"} 10"#,
+    ] {
+        assert!(series.contains(&want), "{want} in {series:#?}");
+    }
+    assert_eq!(series.len(), 12, "{series:#?}");
+    // An Ethernet capture has no series (the family's HELP and TYPE lines only).
+    let text = metrics_text(&fixture("wifi-ethernet.pcap"));
+    assert!(!text.contains("appletap_wifi_frames_total{"));
+    assert!(text.contains("appletap_packets_read_total 92"));
+}

@@ -109,6 +109,18 @@ fn wifi_fixtures_read_like_the_ethernet_original() {
             .find(|r| r["name"] == "gateway.icloud.com")
             .unwrap();
         assert_eq!(iphone["client_mac"], "c4:61:8b:35:82:a9", "{name}");
+        // On worker threads the packets (and their 802.11 headers) go through batches.
+        let (threaded, threaded_records) = read_with_records("3", &[], &[fixture(name)]);
+        let threaded: Value = serde_json::from_str(&threaded).unwrap();
+        assert_eq!(threaded["devices"], wifi["devices"], "{name}");
+        let mut want: Vec<String> = records.iter().map(Value::to_string).collect();
+        want.sort();
+        let mut got: Vec<String> = threaded_records
+            .iter()
+            .map(|r| serde_json::from_str::<Value>(r).unwrap().to_string())
+            .collect();
+        got.sort();
+        assert_eq!(got, want, "{name}");
     }
 }
 

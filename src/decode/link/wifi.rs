@@ -10,6 +10,10 @@
 //! Without a radiotap header (105), nothing says whether the frame ends with its FCS; as
 //! Wireshark does by default, it is taken not to: 4 bytes of FCS after an IP packet are past
 //! its length and change nothing.
+//!
+//! The entry points are cold and never inlined: inlined, they grew [`crate::decode::decode`]
+//! past what the compiler inlines into the dispatcher, and every Ethernet packet paid for it
+//! (29 instructions a packet more on the benchmark capture, `scripts/instructions.sh`).
 
 use super::{NetworkSlice, after_type_field, snap_ethertype, untagged};
 use crate::capture::LinkType;
@@ -58,6 +62,8 @@ fn inner(link: LinkType, data: &[u8]) -> Result<Inner<'_>, LinkError> {
 }
 
 /// The network-layer part of an 802.11 frame captured with link type `link` (105 or 127).
+#[cold]
+#[inline(never)]
 pub(super) fn network_slice(
     link: LinkType,
     data: &[u8],
@@ -88,6 +94,8 @@ pub(super) fn network_slice(
 }
 
 /// The addresses of an 802.11 data frame captured with link type `link` (105 or 127).
+#[cold]
+#[inline(never)]
 pub(super) fn addresses(link: LinkType, data: &[u8]) -> Option<LinkAddrs<'_>> {
     let f = inner(link, data).ok()?;
     let d = DataFrame::new_checked(f.frame, f.pad).ok()?;
@@ -99,6 +107,8 @@ pub(super) fn addresses(link: LinkType, data: &[u8]) -> Option<LinkAddrs<'_>> {
 
 /// The kind of an 802.11 frame captured with link type `link` (105 or 127), for the
 /// report's counters; `None` if the capture record ends before its frame control field.
+#[cold]
+#[inline(never)]
 pub(super) fn frame_kind(link: LinkType, data: &[u8]) -> Option<FrameKind> {
     let f = inner(link, data).ok()?;
     if f.bad_fcs {

@@ -103,7 +103,7 @@ mod tests {
     #[test]
     fn one_pointer_and_a_tag() {
         // PacketMeta is copied per packet: the addresses took 8 bytes as one `&[u8; 12]`.
-        assert_eq!(std::mem::size_of::<Option<LinkAddrs<'_>>>(), 16);
+        assert_eq!(size_of::<Option<LinkAddrs<'_>>>(), 16);
     }
 
     #[test]

@@ -195,7 +195,13 @@ def reframe(eth):
     null = struct.pack("<I", 30 if v6 else 2) + ip
     loop = struct.pack(">I", 24 if v6 else 2) + ip
     pktap = struct.pack("<III", 108, 1, 1) + bytes(96) + eth
+    # 802.11 QoS data To DS, LLC/SNAP: plain (105), and after a radiotap header with TSFT and
+    # Flags saying an FCS ends the frame (127).
+    dot11 = b"\x88\x01\x00\x00" + eth[6:12] + eth[6:12] + eth[0:6] + bytes(4)
+    dot11 += b"\xaa\xaa\x03\x00\x00\x00" + etb + ip
+    radiotap = struct.pack("<BBHI", 0, 0, 25, 0x80000003) + bytes(16) + b"\x10"
     return {
+        "decode_wifi": [dot11, radiotap + dot11 + bytes(4)],
         "decode_linux_sll": sll,
         "decode_sll2": sll2,
         "decode_null": [null, loop],

@@ -72,6 +72,11 @@ impl LinkType {
     pub const RAW_DLT12: Self = Self(12);
     /// Raw IP as libpcap writes it on OpenBSD (DLT_RAW = 14).
     pub const RAW_DLT14: Self = Self(14);
+    /// IEEE 802.11 frames without a radio header (a monitor-mode capture without radiotap).
+    pub const IEEE802_11: Self = Self(105);
+    /// IEEE 802.11 frames after a radiotap header (a Mac's Wireless Diagnostics sniffer,
+    /// `tcpdump -I`, Linux monitor interfaces).
+    pub const IEEE802_11_RADIOTAP: Self = Self(127);
     /// OpenBSD loopback: 4-byte address family in network byte order.
     pub const LOOP: Self = Self(108);
     /// Raw IPv4 or IPv6, no link header (LINKTYPE_RAW).
@@ -86,6 +91,12 @@ impl LinkType {
     pub const PKTAP: Self = Self(258);
     /// Linux cooked capture v2.
     pub const LINUX_SLL2: Self = Self(276);
+
+    /// Whether frames of this link type are 802.11 (with or without a radio header).
+    #[inline]
+    pub fn is_ieee80211(self) -> bool {
+        self == Self::IEEE802_11 || self == Self::IEEE802_11_RADIOTAP
+    }
 }
 
 /// One captured packet, borrowed from the source's buffer.

@@ -2,6 +2,7 @@
 //! clock's restarts; kept by the dispatcher and each worker, merged once.
 
 use crate::decode::Skip;
+use crate::wire::ieee80211::FrameKind;
 
 /// Packet counters: every packet read is either decoded or skipped for one reason.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -20,6 +21,9 @@ pub struct PacketStats {
     /// Packets whose time fit neither the capture's clock nor a new stretch of capture (one
     /// packet stamped decades ahead, or at zero): handled at the clock's time instead.
     pub clock_outliers: u64,
+    /// 802.11 frames read, by [`FrameKind`] (Wi-Fi captures only; frames cut before their
+    /// frame control field are only counted skipped).
+    pub wifi: [u64; FrameKind::ALL.len()],
 }
 
 impl PacketStats {
@@ -35,6 +39,13 @@ impl PacketStats {
         self.skipped[skip.index()] += 1;
     }
 
+    /// Counts an 802.11 frame of kind `kind` (`None`: cut before its frame control).
+    pub fn count_wifi(&mut self, kind: Option<FrameKind>) {
+        if let Some(k) = kind {
+            self.wifi[k.index()] += 1;
+        }
+    }
+
     /// Adds another worker's counters.
     pub fn merge(&mut self, other: &Self) {
         self.read += other.read;
@@ -43,6 +54,9 @@ impl PacketStats {
         self.clock_restarts += other.clock_restarts;
         self.clock_outliers += other.clock_outliers;
         for (a, b) in self.skipped.iter_mut().zip(other.skipped) {
+            *a += b;
+        }
+        for (a, b) in self.wifi.iter_mut().zip(other.wifi) {
             *a += b;
         }
     }

@@ -15,9 +15,16 @@
 //! (`LaxSlicedPacket`) has no entry point for Linux cooked v1 either (only the strict
 //! `SlicedPacket::from_linux_sll`, which refuses a packet cut by the snap length). It also
 //! keeps at most three VLAN/MACsec link extensions (`LaxSlicedPacket::LINK_EXTS_CAP`), where
-//! this module stops at [`MAX_ENCAPSULATIONS`] of any kind.
+//! this module stops at [`MAX_ENCAPSULATIONS`] of any kind. Nor does it read 802.11 (see
+//! [`wifi`]).
+
+mod addrs;
+mod wifi;
+
+pub use addrs::LinkAddrs;
 
 use crate::capture::LinkType;
+use crate::wire::ieee80211::FrameKind;
 use crate::wire::link::{
     BsdLoopback, EtherType, EthernetFrame, LinkError, LinuxSll, LinuxSll2, LlcFrame, PktapHeader,
     PppoeHeader, VlanTag, ppp,
@@ -47,23 +54,35 @@ pub fn network_slice(link: LinkType, data: &[u8]) -> Result<NetworkSlice<'_>, Li
     link_slice(link, data, 0)
 }
 
-/// The Ethernet destination and source addresses of a frame, borrowed from it: for Ethernet,
-/// and Ethernet inside PKTAP; `None` for link layers without them (raw IP, loopback, Linux
-/// cooked captures, which keep only the sender's address).
+/// The link-layer addresses of a frame, borrowed from it: for Ethernet, Ethernet inside
+/// PKTAP, and 802.11 data frames; `None` for link layers without them (raw IP, loopback,
+/// Linux cooked captures, which keep only the sender's address).
 #[inline]
-pub fn ethernet_addresses(link: LinkType, data: &[u8]) -> Option<&[u8; 12]> {
+pub fn addresses(link: LinkType, data: &[u8]) -> Option<LinkAddrs<'_>> {
     match link {
-        LinkType::ETHERNET => Some(EthernetFrame::new_checked(data).ok()?.addresses()),
+        LinkType::ETHERNET => Some(LinkAddrs::Ethernet(
+            EthernetFrame::new_checked(data).ok()?.addresses(),
+        )),
         LinkType::PKTAP => {
             let pktap = PktapHeader::new_checked(data).ok()?;
             (pktap.type_next() == PktapHeader::TYPE_PACKET
                 && LinkType(pktap.dlt()) == LinkType::ETHERNET)
                 .then(|| EthernetFrame::new_checked(pktap.inner()).ok())
                 .flatten()
-                .map(|e| e.addresses())
+                .map(|e| LinkAddrs::Ethernet(e.addresses()))
         }
+        LinkType::IEEE802_11 | LinkType::IEEE802_11_RADIOTAP => wifi::addresses(link, data),
         _ => None,
     }
+}
+
+/// The kind of an 802.11 frame, for the report's counters: `None` for other link types and
+/// for a capture record that ends before the frame control field.
+pub fn wifi_frame_kind(link: LinkType, data: &[u8]) -> Option<FrameKind> {
+    if !link.is_ieee80211() {
+        return None;
+    }
+    wifi::frame_kind(link, data)
 }
 
 fn link_slice(link: LinkType, data: &[u8], depth: usize) -> Result<NetworkSlice<'_>, LinkError> {
@@ -89,6 +108,9 @@ fn link_slice(link: LinkType, data: &[u8], depth: usize) -> Result<NetworkSlice<
             linux_cooked(h.protocol(), h.payload(), depth)
         }
         LinkType::PKTAP => pktap(data, depth),
+        LinkType::IEEE802_11 | LinkType::IEEE802_11_RADIOTAP => {
+            wifi::network_slice(link, data, depth)
+        }
         LinkType(other) => Err(LinkError::UnsupportedLinkType(other)),
     }
 }
@@ -666,8 +688,8 @@ mod tests {
             Err(LinkError::Malformed)
         );
         assert_eq!(
-            network_slice(LinkType(105), &ETHERNET_IPV4),
-            Err(LinkError::UnsupportedLinkType(105))
+            network_slice(LinkType(119), &ETHERNET_IPV4),
+            Err(LinkError::UnsupportedLinkType(119))
         );
     }
 
@@ -707,7 +729,7 @@ mod tests {
         }
         // And arbitrary bytes under every link type.
         let mut state = 0x2545_F491_4F6C_DD1Du64;
-        let links = [0, 1, 12, 14, 101, 108, 113, 228, 229, 258, 276];
+        let links = [0, 1, 12, 14, 101, 105, 108, 113, 127, 228, 229, 258, 276];
         for round in 0..20_000 {
             state ^= state << 13;
             state ^= state >> 7;

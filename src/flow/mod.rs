@@ -214,7 +214,7 @@ pub struct Flow {
     /// administratively prohibited, ...), counted among the packets to the client.
     pub icmp_error: Option<Box<IcmpError>>,
     /// The client's and the server's MAC addresses, from the first packet's Ethernet header
-    /// (`None` without one): the client's joins the flow to the device inventory.
+    /// or 802.11 source and destination (`None` without one): the client's joins the flow to the device inventory.
     pub macs: [Option<Mac>; 2],
 }
 

@@ -45,14 +45,18 @@ pub(super) struct Slot {
     tcp_seq: u32,
     payload: Place,
     icmp: Option<IcmpSlot>,
-    /// The Ethernet addresses, copied: 12 bytes cost less to copy than to place (a second
-    /// look-up of the block, 26 instructions a packet by callgrind).
-    link: Option<[u8; 12]>,
+    /// The link addresses' bytes, copied with their length (Ethernet's 12, an 802.11 header's
+    /// 24 or 30; `LinkAddrs::from_bytes` tells them apart): copying costs less than placing
+    /// them (a second look-up of the block, 26 instructions a packet by callgrind).
+    link: Option<([u8; LINK_ADDRS_MAX], u8)>,
 }
 
 /// Where some bytes of a batch are: `(block, start, len)`, the block being an index into the
 /// batch's shared blocks, or [`ARENA`] for its own arena.
 type Place = (u32, u32, u32);
+
+/// The longest link addresses a packet has: a 4-address 802.11 header.
+const LINK_ADDRS_MAX: usize = crate::wire::ieee80211::DataFrame::WDS_LEN;
 
 /// The block index of bytes copied into the batch's arena.
 const ARENA: u32 = u32::MAX;
@@ -129,7 +133,13 @@ impl Batch {
             tcp_seq: meta.tcp_seq,
             payload,
             icmp,
-            link: meta.link.map(|l| *l.0),
+            link: meta.link.map(|l| {
+                let (bytes, mut copy) = (l.bytes(), [0; LINK_ADDRS_MAX]);
+                let len = bytes.len().min(LINK_ADDRS_MAX);
+                copy[..len].copy_from_slice(&bytes[..len]);
+                // At most LINK_ADDRS_MAX (30).
+                (copy, len as u8)
+            }),
         });
     }
 
@@ -158,7 +168,10 @@ impl Batch {
                 code,
                 quoted: bytes(quoted),
             }),
-            link: s.link.as_ref().map(LinkAddrs),
+            link: s
+                .link
+                .as_ref()
+                .and_then(|(b, len)| LinkAddrs::from_bytes(&b[..usize::from(*len)])),
         };
         let route = Routed {
             key: s.key,

@@ -242,6 +242,10 @@ impl Dispatcher {
         clock: Timestamp,
         sink: &mut impl Sink,
     ) {
+        if pkt.link.is_ieee80211() {
+            self.stats
+                .count_wifi(decode::link::wifi_frame_kind(pkt.link, pkt.data));
+        }
         // Matched by reference: moving the headers out of the result copied them, 35
         // instructions a packet (callgrind).
         let decoded = decode::decode(pkt.link, pkt.data);
@@ -274,7 +278,15 @@ impl Dispatcher {
             Ok(net) => self.defrag.offer(
                 net.data,
                 pkt.orig_len,
-                decode::link::ethernet_addresses(pkt.link, pkt.data),
+                // Held as Ethernet's destination and source, whatever the link layer.
+                decode::link::addresses(pkt.link, pkt.data)
+                    .map(|a| {
+                        let mut both = [0; 12];
+                        both[..6].copy_from_slice(&a.dst().0);
+                        both[6..].copy_from_slice(&a.src().0);
+                        both
+                    })
+                    .as_ref(),
                 clock,
             ),
             Err(_) => Offered::Dropped,
@@ -292,7 +304,7 @@ impl Dispatcher {
         };
         match decode::from_ip(&whole.data) {
             Ok(mut meta) => {
-                meta.link = whole.link.as_ref().map(LinkAddrs);
+                meta.link = whole.link.as_ref().map(LinkAddrs::Ethernet);
                 self.route_decoded(&datagram, &meta, ts, clock, sink);
             }
             Err(skip) => self.stats.count_skipped(whole.orig_len, skip),

@@ -22,6 +22,7 @@ use crate::decode::Skip;
 use crate::decode::defrag::{DefragDrop, DefragStats};
 use crate::inspect::names::NamesSnapshot;
 use crate::signature::SignatureSet;
+use crate::wire::ieee80211::FrameKind;
 use floods::FloodsAndScans;
 use health::{HealthLine, health_lines};
 
@@ -100,6 +101,9 @@ pub struct Report {
     /// IP fragment reassembly; left out when the input had no fragment.
     #[serde(skip_serializing_if = "Defrag::is_empty")]
     pub defrag: Defrag,
+    /// 802.11 frames by kind (Wi-Fi captures only: the kinds seen, absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub wifi_frames: Vec<WifiFrameLine>,
     /// Bonjour service types seen in mDNS, Apple types first.
     pub bonjour: Vec<BonjourLine>,
     /// Names under Apple's domains that no narrower signature covers, with flow counts.
@@ -256,6 +260,15 @@ pub struct SkipLine {
     pub packets: u64,
 }
 
+/// One kind of 802.11 frame and how many were read.
+#[derive(Debug, Clone, Serialize)]
+pub struct WifiFrameLine {
+    /// Kind name (`beacon`, `qos-data`, `protected-data`, ...).
+    pub kind: &'static str,
+    /// Frames.
+    pub frames: u64,
+}
+
 impl Report {
     /// Builds the report from merged tallies and counters.
     pub fn build(
@@ -384,6 +397,14 @@ impl Report {
                 })
                 .collect(),
             defrag: Defrag::of(&names.defrag),
+            wifi_frames: FrameKind::ALL
+                .iter()
+                .filter(|k| stats.wifi[k.index()] > 0)
+                .map(|k| WifiFrameLine {
+                    kind: k.as_str(),
+                    frames: stats.wifi[k.index()],
+                })
+                .collect(),
             bonjour,
             unclassified_apple_names,
             state: StateCounters {

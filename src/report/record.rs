@@ -21,7 +21,7 @@ pub struct FlowRecord {
     pub client_ip: IpAddr,
     /// Client port (null for protocols without ports).
     pub client_port: Option<u16>,
-    /// Client MAC address where the capture shows the Ethernet header, or null: with the
+    /// Client MAC address where the capture shows the Ethernet header or 802.11 addresses, or null: with the
     /// client address, the flow's key into the device inventory.
     pub client_mac: Option<Mac>,
     /// Server address.

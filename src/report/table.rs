@@ -131,6 +131,14 @@ pub fn render_table(r: &Report) -> String {
             }
         );
     }
+    if !r.wifi_frames.is_empty() {
+        let kinds: Vec<String> = r
+            .wifi_frames
+            .iter()
+            .map(|w| format!("{} {}", w.kind, w.frames))
+            .collect();
+        let _ = writeln!(out, "802.11 frames by kind: {}", kinds.join(", "));
+    }
     if !r.bonjour.is_empty() {
         let _ = writeln!(
             out,

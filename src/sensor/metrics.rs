@@ -4,7 +4,7 @@
 //! for OpenMetrics read).
 //!
 //! Labels only come from closed sets: service ids of the signature set, `apple`, confidence,
-//! direction, outcome, skip reason, fragment drop reason, where a drop happened, the kind of a name store or device.
+//! direction, outcome, skip reason, fragment drop reason, 802.11 frame kind, where a drop happened, the kind of a name store or device.
 //! Never an address, port, name or MAC.
 //!
 //! Counters never go back: each is set from a report's running total by adding what it grew
@@ -41,6 +41,7 @@ pub struct Metrics {
     bytes_read: Counter,
     packets_decoded: Counter,
     skipped: Family<Labels, Counter>,
+    wifi_frames: Family<Labels, Counter>,
     drops: Family<Labels, Counter>,
     service_flows: Family<Labels, Counter>,
     service_packets: Family<Labels, Counter>,
@@ -97,6 +98,7 @@ impl Metrics {
             bytes_read: Counter::default(),
             packets_decoded: Counter::default(),
             skipped: Family::default(),
+            wifi_frames: Family::default(),
             drops: Family::default(),
             service_flows: Family::default(),
             service_packets: Family::default(),
@@ -162,6 +164,11 @@ impl Metrics {
             "appletap_ip_fragment_bytes_held",
             "Bytes of IP fragments held for reassembly",
             m.fragments_held_bytes.clone(),
+        );
+        r.register(
+            "appletap_wifi_frames",
+            "802.11 frames read, by kind (Wi-Fi captures only)",
+            m.wifi_frames.clone(),
         );
         r.register(
             "appletap_drops",
@@ -255,6 +262,14 @@ impl Metrics {
         }
         self.fragments_held_bytes
             .set(i64::try_from(f.held_bytes).unwrap_or(i64::MAX));
+        for w in &report.wifi_frames {
+            self.raise(
+                &self
+                    .wifi_frames
+                    .get_or_create(&vec![("kind", w.kind.to_string())]),
+                w.frames,
+            );
+        }
         let d = &report.drops;
         for (place, n) in [
             ("kernel", d.kernel),

@@ -5,10 +5,12 @@
 pub mod dhcp;
 pub mod dns;
 pub mod icmp;
+pub mod ieee80211;
 pub mod ip;
 pub mod link;
 pub mod ports;
 pub mod quic;
+pub mod radiotap;
 pub mod reader;
 pub mod tcp;
 pub mod tls;

@@ -40,6 +40,7 @@ pub fn touch_meta(meta: &PacketMeta<'_>) {
     let key = FlowKey::of(meta);
     std::hint::black_box(key.symmetric_hash());
     std::hint::black_box(meta.icmp.map(|i| i.is_unreachable()));
+    std::hint::black_box(meta.link.map(|l| (l.src(), l.dst())));
     if let Some((msg, _mdns)) = inspect::udp_dns_message(meta) {
         std::hint::black_box(msg.records.len());
     }

@@ -8,7 +8,7 @@
 //! Which host is a device: the sender of an mDNS response or a DHCP request, and the client of
 //! a flow whose address is local ([`is_local`]: private, shared or link-local IPv4, link-local
 //! or unique-local IPv6). A device is keyed by its MAC address where the capture shows the
-//! Ethernet header, else by its IP address. Only senders count: a host that only receives is
+//! Ethernet header or 802.11 data frames (the 802.11 source address), else by its IP address. Only senders count: a host that only receives is
 //! not one.
 //!
 //! Memory is bounded: at most `--max-devices` devices ([`Bounded`]), each with a few names and

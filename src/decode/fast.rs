@@ -69,6 +69,7 @@ pub(super) fn from_ip(data: &[u8]) -> Option<Result<PacketMeta<'_>, Skip>> {
                 payload: tcp.payload(),
                 icmp: None,
                 link: None,
+                tunnel: None,
             }
         }
         ip_proto::UDP => {
@@ -88,6 +89,7 @@ pub(super) fn from_ip(data: &[u8]) -> Option<Result<PacketMeta<'_>, Skip>> {
                 payload: udp.payload(),
                 icmp: None,
                 link: None,
+                tunnel: None,
             }
         }
         _ => return None,

@@ -3,6 +3,7 @@
 
 mod fast;
 pub mod link;
+pub mod tunnel;
 
 use std::net::IpAddr;
 
@@ -16,6 +17,7 @@ use crate::wire::link::{EtherType, LinkError, Mac};
 pub use crate::wire::icmp::Quoted;
 pub use crate::wire::ip::ip_proto;
 pub use crate::wire::tcp::tcp_flags;
+pub use tunnel::{Tunnel, TunnelEnd, TunnelKind};
 
 /// Why a packet was not decoded. Each reason is a counter in the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -141,8 +143,12 @@ pub struct PacketMeta<'a> {
     /// ICMP details for ICMP and ICMPv6 packets.
     pub icmp: Option<IcmpInfo<'a>>,
     /// The Ethernet addresses, where the frame has an Ethernet header (Ethernet, or Ethernet
-    /// inside PKTAP); `None` for other link layers and for packets decoded from IP.
+    /// inside PKTAP, or the inner frame of a tunnel that carries Ethernet); `None` for other
+    /// link layers, for packets decoded from IP and for packets out of a tunnel that carries
+    /// IP (the outer frame's addresses are the tunnel endpoints').
     pub link: Option<LinkAddrs<'a>>,
+    /// For a packet that came through a tunnel (see [`tunnel`]): what is kept of it.
+    pub tunnel: Option<Tunnel<'a>>,
 }
 
 impl PacketMeta<'_> {
@@ -169,7 +175,9 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> 
         return Err(Skip::NotIp);
     }
     let mut meta = from_ip(net.data)?;
-    meta.link = link::ethernet_addresses(link_type, data).map(LinkAddrs);
+    if meta.tunnel.is_none() {
+        meta.link = link::ethernet_addresses(link_type, data).map(LinkAddrs);
+    }
     Ok(meta)
 }
 
@@ -192,23 +200,40 @@ fn ip_parts<'a, 's>(
     }
 }
 
-/// Decodes an IP packet (v4 or v6, by its version nibble).
+/// Decodes an IP packet (v4 or v6, by its version nibble), and the packet inside it if it is
+/// a tunnel (see [`tunnel`]).
 ///
 /// Lax parsing on purpose: a packet cut by the capture's snap length still has usable headers.
 ///
 /// # Errors
 /// A [`Skip`] reason when the IP or transport headers are cut short or malformed.
+#[inline]
 pub fn from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
-    match fast::from_ip(data) {
-        Some(answer) => answer,
-        None => lax_from_ip(data),
+    let meta = plain_from_ip(data)?;
+    // TCP, the bulk of any capture, is never a tunnel: one compare.
+    if meta.proto != ip_proto::TCP && tunnel::may_carry(&meta) {
+        return Ok(tunnel::decapsulate(data, meta));
     }
+    Ok(meta)
 }
 
 /// [`from_ip`] without its fast path, for the fuzz target that checks the two agree.
 #[doc(hidden)]
 pub fn from_ip_by_etherparse(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
-    lax_from_ip(data)
+    let meta = lax_from_ip(data)?;
+    if meta.proto != ip_proto::TCP && tunnel::may_carry(&meta) {
+        return Ok(tunnel::decapsulate(data, meta));
+    }
+    Ok(meta)
+}
+
+/// One IP packet's headers, tunnel or not.
+#[inline]
+fn plain_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
+    match fast::from_ip(data) {
+        Some(answer) => answer,
+        None => lax_from_ip(data),
+    }
 }
 
 /// [`from_ip`] by etherparse alone: every packet the fast path leaves.
@@ -227,6 +252,7 @@ fn lax_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
         payload: ip_payload.payload,
         icmp: None,
         link: None,
+        tunnel: None,
     };
     match &sliced.transport {
         Some(TransportSlice::Tcp(tcp)) => {

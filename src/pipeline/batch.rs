@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::dispatch::Routed;
 use crate::capture::SharedBuffer;
 use crate::capture::{Packet, Timestamp};
-use crate::decode::{IcmpInfo, LinkAddrs, PacketMeta};
+use crate::decode::{IcmpInfo, LinkAddrs, PacketMeta, Tunnel, TunnelEnd, TunnelKind};
 use crate::flow::FlowKey;
 
 /// Packets per batch: enough to amortize a channel operation, small enough to keep latency
@@ -47,7 +47,12 @@ pub(super) struct Slot {
     icmp: Option<IcmpSlot>,
     /// The Ethernet addresses' place.
     link: Option<Place>,
+    /// A tunnelled packet's outermost IP header's place, and the rest of its [`Tunnel`].
+    tunnel: Option<TunnelSlot>,
 }
+
+/// A [`Tunnel`]'s outer header place, kind, depth and end.
+type TunnelSlot = (Place, TunnelKind, u8, TunnelEnd);
 
 /// Where some bytes of a batch are: `(block, start, len)`, the block being an index into the
 /// batch's shared blocks, or [`ARENA`] for its own arena.
@@ -111,6 +116,9 @@ impl Batch {
             .icmp
             .map(|i| ((i.v6, i.icmp_type, i.code), self.put(pkt.block, i.quoted)));
         let link = meta.link.map(|l| self.put(pkt.block, l.0));
+        let tunnel = meta
+            .tunnel
+            .map(|t| (self.put(pkt.block, t.outer), t.kind, t.depth, t.end));
         self.slots.push(Slot {
             ts: r.ts,
             clock: r.clock,
@@ -130,6 +138,7 @@ impl Batch {
             payload,
             icmp,
             link,
+            tunnel,
         });
     }
 
@@ -162,6 +171,12 @@ impl Batch {
                 .link
                 .and_then(|l| bytes(l).first_chunk::<12>())
                 .map(LinkAddrs),
+            tunnel: s.tunnel.map(|(outer, kind, depth, end)| Tunnel {
+                outer: bytes(outer),
+                kind,
+                depth,
+                end,
+            }),
         };
         let route = Routed {
             key: s.key,

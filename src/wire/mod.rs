@@ -12,4 +12,5 @@ pub mod quic;
 pub mod reader;
 pub mod tcp;
 pub mod tls;
+pub mod tunnel;
 pub mod udp;

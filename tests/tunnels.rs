@@ -168,7 +168,11 @@ fn every_fixture_kind_gives_the_inner_flows_with_the_outer_endpoints() {
             .map(|v| v.as_u64().unwrap())
             .sum();
         assert_eq!(decapsulated, 30, "{file}: {tunnels}");
-        assert_eq!(tunnels["decapsulated"][kind].as_u64().unwrap() >= 29, true);
+        // Every packet but the ICMPv6 one by the kind of the TCP flows.
+        assert!(
+            tunnels["decapsulated"][kind].as_u64().unwrap() >= 29,
+            "{file}: {tunnels}"
+        );
     }
 }
 

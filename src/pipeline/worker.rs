@@ -95,8 +95,9 @@ impl Worker {
     /// a flow this worker does not hold is not handled here but kept, uncounted, for
     /// [`Worker::take_passed_on`]: with several readers the kernel hands an ICMP error to a
     /// reader by its own addresses, not by the flow it quotes, and only the reader holding that
-    /// flow can tell why the flow got no answer. Tunnelled packets (GRE, IP in IP), which the
-    /// kernel hashes by their inner addresses, are kept too unless this is the reader their
+    /// flow can tell why the flow got no answer. Tunnelled packets (any tunnel appletap
+    /// decapsulates, and GRE or IP in IP it could not see into), which the kernel hashes by
+    /// other headers than their flow's key, are kept too unless this is the reader their
     /// flow's key chooses. `None`: everything is handled here, as the only worker of a flow.
     pub(crate) fn pass_on_unheld_icmp(&mut self, reader: Option<(usize, usize)>) {
         match (reader, &self.pass_on) {

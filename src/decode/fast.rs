@@ -20,7 +20,7 @@ use crate::wire::udp::UdpDatagram;
 
 /// The decoded headers of an ordinary TCP or UDP packet, or `MalformedIp` for an IPv6
 /// extension header that runs past a whole packet; `None` for anything else.
-#[inline]
+#[inline(always)]
 pub(super) fn from_ip(data: &[u8]) -> Option<Result<PacketMeta<'_>, Skip>> {
     let (src, dst, proto, payload) = match *data.first()? >> 4 {
         4 => {

@@ -164,7 +164,7 @@ impl PacketMeta<'_> {
 /// A [`Skip`] reason when the frame carries no IP or its headers are cut short or malformed.
 // Inlined into the dispatcher, which reads the result in place: out of line, the result
 // (about 130 bytes) is written and copied once more, 80 instructions a packet (callgrind).
-#[inline]
+#[inline(always)]
 pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
     let net = link::network_slice(link_type, data).map_err(|e| match e {
         LinkError::Truncated => Skip::LinkTruncated,
@@ -174,11 +174,15 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> 
     if net.ether_type != EtherType::IPV4 && net.ether_type != EtherType::IPV6 {
         return Err(Skip::NotIp);
     }
-    let mut meta = from_ip(net.data)?;
-    if meta.tunnel.is_none() {
+    // Changed in place rather than taken out of the `Result` and wrapped again: each move of
+    // the result is a copy of it that the compiler does not always elide.
+    let mut decoded = from_ip(net.data);
+    if let Ok(meta) = &mut decoded
+        && meta.tunnel.is_none()
+    {
         meta.link = link::ethernet_addresses(link_type, data).map(LinkAddrs);
     }
-    Ok(meta)
+    decoded
 }
 
 /// Source, destination and payload of the IP header of a sliced packet.
@@ -207,28 +211,34 @@ fn ip_parts<'a, 's>(
 ///
 /// # Errors
 /// A [`Skip`] reason when the IP or transport headers are cut short or malformed.
-#[inline]
+#[inline(always)]
 pub fn from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
-    let meta = plain_from_ip(data)?;
+    let mut decoded = plain_from_ip(data);
     // TCP, the bulk of any capture, is never a tunnel: one compare.
-    if meta.proto != ip_proto::TCP && tunnel::may_carry(&meta) {
-        return Ok(tunnel::decapsulate(data, meta));
+    if let Ok(meta) = &mut decoded
+        && meta.proto != ip_proto::TCP
+        && tunnel::may_carry(meta)
+    {
+        tunnel::decapsulate(data, meta);
     }
-    Ok(meta)
+    decoded
 }
 
 /// [`from_ip`] without its fast path, for the fuzz target that checks the two agree.
 #[doc(hidden)]
 pub fn from_ip_by_etherparse(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
-    let meta = lax_from_ip(data)?;
-    if meta.proto != ip_proto::TCP && tunnel::may_carry(&meta) {
-        return Ok(tunnel::decapsulate(data, meta));
+    let mut decoded = lax_from_ip(data);
+    if let Ok(meta) = &mut decoded
+        && meta.proto != ip_proto::TCP
+        && tunnel::may_carry(meta)
+    {
+        tunnel::decapsulate(data, meta);
     }
-    Ok(meta)
+    decoded
 }
 
 /// One IP packet's headers, tunnel or not.
-#[inline]
+#[inline(always)]
 fn plain_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
     match fast::from_ip(data) {
         Some(answer) => answer,

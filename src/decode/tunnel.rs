@@ -189,12 +189,12 @@ pub(super) fn may_carry(meta: &PacketMeta<'_>) -> bool {
     }
 }
 
-/// Takes the tunnels off `meta`, decoded from the IP packet `outer`: the innermost packet,
-/// with what was kept of the tunnels; `meta` itself, untouched, if it is no tunnel.
+/// Takes the tunnels off `meta`, decoded from the IP packet `outer`: it becomes the innermost
+/// packet, with what was kept of the tunnels; it is left untouched if it is no tunnel.
 #[cold]
 #[inline(never)]
-pub(super) fn decapsulate<'a>(outer: &'a [u8], meta: PacketMeta<'a>) -> PacketMeta<'a> {
-    let mut current = meta;
+pub(super) fn decapsulate<'a>(outer: &'a [u8], meta: &mut PacketMeta<'a>) {
+    let mut current = *meta;
     let mut ip = outer;
     let mut outermost = None;
     let mut depth = 0;
@@ -225,7 +225,7 @@ pub(super) fn decapsulate<'a>(outer: &'a [u8], meta: PacketMeta<'a>) -> PacketMe
         depth += 1;
     };
     let Some(kind) = outermost else {
-        return current;
+        return;
     };
     let header_len = if outer.first().is_some_and(|b| b >> 4 == 6) {
         40
@@ -238,7 +238,7 @@ pub(super) fn decapsulate<'a>(outer: &'a [u8], meta: PacketMeta<'a>) -> PacketMe
         depth,
         end,
     });
-    current
+    *meta = current;
 }
 
 /// The IP packet an Ethernet frame carries (VLAN tags and the like taken off), with the

@@ -301,6 +301,8 @@ fn gre_carrying_80211_frames_is_counted_and_stays_the_tunnel_flow() {
         ["ip-47 10.3.34.171:null -> 10.33.10.23:null unknown null"]
     );
     assert!(records[0].get("tunnel").is_none());
+    // The tunnel's own flow keeps the outer frame's MAC, as before.
+    assert!(records[0]["client_mac"].is_string(), "{}", records[0]);
     assert_eq!(report["tunnels"]["undecoded"]["gre"], 2407);
     let out = appletap(&["read", more("zeek__gre-aruba.pcap").to_str().unwrap()]);
     let table = String::from_utf8(out.stdout).unwrap();

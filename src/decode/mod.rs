@@ -177,8 +177,10 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> 
     // Changed in place rather than taken out of the `Result` and wrapped again: each move of
     // the result is a copy of it that the compiler does not always elide.
     let mut decoded = from_ip(net.data);
+    // A packet out of a tunnel has its inner frame's addresses, or none; the packet of a
+    // tunnel whose payload was not read is the tunnel's own, and has the frame's.
     if let Ok(meta) = &mut decoded
-        && meta.tunnel.is_none()
+        && meta.tunnel.is_none_or(|t| !t.is_decapsulated())
     {
         meta.link = link::ethernet_addresses(link_type, data).map(LinkAddrs);
     }

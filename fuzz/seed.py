@@ -10,6 +10,9 @@ mode are plaintext frames that the fuzz target encrypts itself.
 Per target:
   decode_*            whole frames of that link type, from captures of that link type, plus
                       Ethernet frames re-framed as SLL, SLL2, NULL/LOOP, PKTAP and raw IP
+  decode_tunnel       the payload of every GRE, IP-in-IP, IPv6-in-IP packet and UDP datagram to
+                      a tunnel port (up to 40 a capture), from the captures, fixtures/tunnels and
+                      ../shared/pcaps-more, after the byte that picks its outer packet
   engine_packets      flows (first packets of each 5-tuple) and windows of consecutive packets,
                       as raw IP in the target's [ctl][len][bytes] framing
   tls_client_hello    the start of every client TCP stream that opens with a TLS handshake
@@ -388,6 +391,32 @@ def payload_seeds(captures):
             seed("dns", data)
 
 
+TUNNEL_PICK = {(False, 47, 0): 0, (True, 47, 0): 1, (False, 4, 0): 2, (True, 4, 0): 3,
+               (False, 41, 0): 4, (True, 41, 0): 5}
+TUNNEL_PORTS = [4789, 6081, 2152, 3544, 5072]
+
+
+def tunnel_seeds(captures):
+    """decode_tunnel: the payload of each tunnel packet, after the pick of its outer packet."""
+    for _name, packets in captures:
+        taken = 0
+        for link, _ts, frame in packets:
+            ip = network_layer(link, frame)
+            t = transport(ip) if ip else None
+            if not t or taken >= 40:
+                continue
+            v6, proto = ip[0] >> 4 == 6, t[0]
+            pick = TUNNEL_PICK.get((v6, proto, 0))
+            if proto == 17:
+                port = next((p for p in TUNNEL_PORTS if p in (t[3], t[4])), None)
+                if port is None:
+                    continue
+                pick = 6 + TUNNEL_PORTS.index(port) + (5 if v6 else 0)
+            if pick is not None:
+                taken += 1
+                seed("decode_tunnel", bytes([pick]) + t[7][:2048])
+
+
 def capture_seeds(paths):
     for p in paths:
         data = p.read_bytes()
@@ -421,8 +450,11 @@ def signature_seeds():
 def main():
     shared = sorted(p for p in SHARED.iterdir() if p.suffix in (".pcap", ".pcapng"))
     fixtures = sorted((ROOT / "fixtures/link").glob("*.pcap*")) + [ROOT / "fixtures/sample/iphone.pcap"]
+    tunnels = sorted((ROOT / "fixtures/tunnels").glob("*.pcap")) + sorted(
+        (ROOT.parent / "shared" / "pcaps-more").glob("zeek__*.pcap"))
     captures = [(p.name, read_capture(p)) for p in fixtures + shared]
     frame_seeds(captures)
+    tunnel_seeds(captures + [(p.name, read_capture(p)) for p in tunnels])
     engine_seeds(captures)
     payload_seeds(captures)
     capture_seeds(fixtures + shared)

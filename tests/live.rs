@@ -257,6 +257,33 @@ fn af_packet_capture_of_replayed_traffic_matches_read() {
     }
 }
 
+/// Tunnelled traffic through two AF_PACKET readers: the kernel's fanout hash sees into GRE
+/// (to the inner Ethernet frame of `gretap.pcap`, to the VXLAN packet second down in
+/// `depth-4.pcap`, whose source port differs per packet) but not into UDP tunnels (GTP-U in
+/// `ndpi__zoom.pcap`), so packets of one inner flow reach either reader: each goes on to the
+/// reader its inner flow's key chooses, and the report is `read`'s.
+#[test]
+fn af_packet_readers_keep_tunnelled_flows_whole() {
+    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
+        eprintln!("APPLETAP_SKIP_LIVE is set: live capture test skipped");
+        return;
+    }
+    assert!(
+        is_root(),
+        "the live capture test needs root; CI runs as root"
+    );
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tunnels");
+    let af = ["--capture", "af-packet", "--readers", "2"];
+    for capture in [
+        fixtures.join("gretap.pcap"),
+        fixtures.join("depth-4.pcap"),
+        shared_pcaps().join("ndpi__zoom.pcap"),
+    ] {
+        // An absolute path: `shared_pcaps().join` keeps it as it is.
+        live_matches_read("t", capture.to_str().unwrap(), &af);
+    }
+}
+
 /// Whether the file system holding `dir` is mounted nosuid (file capabilities then count for
 /// nothing).
 fn nosuid(dir: &Path) -> bool {

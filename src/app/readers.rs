@@ -11,9 +11,11 @@
 //! asked (then it goes on to the reader the quoted flow's key chooses, which counts it as a
 //! flow of its own, as one reader would have: every such error about a flow makes one flow,
 //! whichever reader the kernel handed it to). The kernel's hash has a secret seed, so which
-//! reader holds a flow cannot be computed. The hash also looks into GRE and IP-in-IP packets
-//! (it hashes the inner addresses), where appletap's flow is the tunnel: such packets go on,
-//! round the ring, to the reader the tunnel's key chooses.
+//! reader holds a flow cannot be computed. Tunnelled packets are classified by their inner
+//! flow (see `decode::tunnel`), but the hash sees into GRE and IP in IP only (and only so
+//! deep), not into UDP tunnels, whose two directions may differ in outer ports: such packets
+//! go on, round the ring, to the reader their flow's key chooses (the decapsulation is the
+//! decoder's, so each reader finds the same key).
 //!
 //! IP fragments: the kernel hashes every fragment of a datagram alike (addresses and protocol,
 //! no ports), so one reader gets them all and reassembles the datagram; each reader has its

@@ -1,7 +1,7 @@
 //! Packet counters: every packet read is either decoded or skipped for one reason, plus the
 //! clock's restarts; kept by the dispatcher and each worker, merged once.
 
-use crate::decode::Skip;
+use crate::decode::{Skip, Tunnel, TunnelEnd, TunnelKind};
 use crate::wire::ieee80211::FrameKind;
 
 /// Packet counters: every packet read is either decoded or skipped for one reason.
@@ -24,6 +24,50 @@ pub struct PacketStats {
     /// 802.11 frames read, by [`FrameKind`] (Wi-Fi captures only; frames cut before their
     /// frame control field are only counted skipped).
     pub wifi: [u64; FrameKind::ALL.len()],
+    /// Tunnelled packets (see [`crate::decode::tunnel`]).
+    pub tunnels: TunnelStats,
+}
+
+/// Tunnelled packets, by the outermost tunnel's kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TunnelStats {
+    /// Packets classified as the packet inside at least one tunnel.
+    pub decapsulated: [u64; TunnelKind::ALL.len()],
+    /// Packets with a tunnel whose payload is not an IP packet appletap reads.
+    pub undecoded: [u64; TunnelKind::ALL.len()],
+    /// Packets still tunnelled after [`crate::decode::tunnel::MAX_DEPTH`] tunnels.
+    pub too_deep: [u64; TunnelKind::ALL.len()],
+}
+
+impl TunnelStats {
+    /// Counts a packet that came through `t`.
+    pub fn count(&mut self, t: &Tunnel<'_>) {
+        let k = t.kind.index();
+        self.decapsulated[k] += u64::from(t.is_decapsulated());
+        match t.end {
+            TunnelEnd::Inner => {}
+            TunnelEnd::Undecoded => self.undecoded[k] += 1,
+            TunnelEnd::TooDeep => self.too_deep[k] += 1,
+        }
+    }
+
+    /// Whether no packet was tunnelled.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    fn merge(&mut self, other: &Self) {
+        let pairs = [
+            (&mut self.decapsulated, &other.decapsulated),
+            (&mut self.undecoded, &other.undecoded),
+            (&mut self.too_deep, &other.too_deep),
+        ];
+        for (a, b) in pairs {
+            for (x, y) in a.iter_mut().zip(b) {
+                *x += y;
+            }
+        }
+    }
 }
 
 impl PacketStats {
@@ -59,5 +103,6 @@ impl PacketStats {
         for (a, b) in self.wifi.iter_mut().zip(other.wifi) {
             *a += b;
         }
+        self.tunnels.merge(&other.tunnels);
     }
 }

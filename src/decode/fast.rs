@@ -13,18 +13,15 @@
 
 use std::net::IpAddr;
 
-use super::{LinkAddrs, PacketMeta, Skip};
+use super::{PacketMeta, Skip};
 use crate::wire::ip::{IpError, Ipv4Packet, Ipv6Packet, ip_proto};
 use crate::wire::tcp::TcpSegment;
 use crate::wire::udp::UdpDatagram;
 
 /// The decoded headers of an ordinary TCP or UDP packet, or `MalformedIp` for an IPv6
 /// extension header that runs past a whole packet; `None` for anything else.
-#[inline]
-pub(super) fn from_ip<'a>(
-    data: &'a [u8],
-    link: Option<LinkAddrs<'a>>,
-) -> Option<Result<PacketMeta<'a>, Skip>> {
+#[inline(always)]
+pub(super) fn from_ip(data: &[u8]) -> Option<Result<PacketMeta<'_>, Skip>> {
     let (src, dst, proto, payload) = match *data.first()? >> 4 {
         4 => {
             // Fragments and lengths that disagree with the bytes (cut by the snap length, or
@@ -71,7 +68,8 @@ pub(super) fn from_ip<'a>(
                 tcp_seq: tcp.seq(),
                 payload: tcp.payload(),
                 icmp: None,
-                link,
+                link: None,
+                tunnel: None,
             }
         }
         ip_proto::UDP => {
@@ -90,7 +88,8 @@ pub(super) fn from_ip<'a>(
                 tcp_seq: 0,
                 payload: udp.payload(),
                 icmp: None,
-                link,
+                link: None,
+                tunnel: None,
             }
         }
         _ => return None,
@@ -129,10 +128,10 @@ mod tests {
 
     /// Checks the fast path against etherparse on one IP packet.
     fn check(ip: &[u8], what: &str) -> bool {
-        let Some(fast) = from_ip(ip, None) else {
+        let Some(fast) = from_ip(ip) else {
             return false;
         };
-        match (fast, lax_from_ip(ip, None)) {
+        match (fast, lax_from_ip(ip)) {
             (Ok(fast), Ok(lax)) => assert!(
                 same(&fast, &lax),
                 "{what}: fast {fast:?} != etherparse {lax:?}"

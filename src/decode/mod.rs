@@ -4,6 +4,7 @@
 pub mod defrag;
 mod fast;
 pub mod link;
+pub mod tunnel;
 
 use std::net::IpAddr;
 
@@ -18,6 +19,7 @@ pub use crate::wire::icmp::Quoted;
 pub use crate::wire::ip::ip_proto;
 pub use crate::wire::tcp::tcp_flags;
 pub use link::LinkAddrs;
+pub use tunnel::{Tunnel, TunnelEnd, TunnelKind};
 
 /// Why a packet was not decoded. Each reason is a counter in the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -125,8 +127,12 @@ pub struct PacketMeta<'a> {
     /// ICMP details for ICMP and ICMPv6 packets.
     pub icmp: Option<IcmpInfo<'a>>,
     /// The link-layer addresses, where the frame has them (Ethernet, Ethernet inside PKTAP,
-    /// 802.11 data frames); `None` for other link layers and for packets decoded from IP.
+    /// 802.11 data frames, or the inner frame of a tunnel that carries Ethernet); `None` for
+    /// other link layers, for packets decoded from IP and for packets out of a tunnel that
+    /// carries IP (the outer frame's addresses are the tunnel endpoints').
     pub link: Option<LinkAddrs<'a>>,
+    /// For a packet that came through a tunnel (see [`tunnel`]): what is kept of it.
+    pub tunnel: Option<Tunnel<'a>>,
 }
 
 impl PacketMeta<'_> {
@@ -153,9 +159,17 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> 
     if net.ether_type != EtherType::IPV4 && net.ether_type != EtherType::IPV6 {
         return Err(Skip::NotIp);
     }
-    // The addresses go in as the headers are read, not set on the result afterwards: that
-    // unwrapped and rewrapped the result, 40 instructions a packet (callgrind).
-    from_ip_on(net.data, link::addresses(link_type, data))
+    // Changed in place rather than taken out of the `Result` and wrapped again: each move of
+    // the result is a copy of it that the compiler does not always elide.
+    let mut decoded = from_ip(net.data);
+    // A packet out of a tunnel has its inner frame's addresses, or none; the packet of a
+    // tunnel whose payload was not read is the tunnel's own, and has the frame's.
+    if let Ok(meta) = &mut decoded
+        && meta.tunnel.is_none_or(|t| !t.is_decapsulated())
+    {
+        meta.link = link::addresses(link_type, data);
+    }
+    decoded
 }
 
 /// Source, destination and payload of the IP header of a sliced packet.
@@ -177,33 +191,50 @@ fn ip_parts<'a, 's>(
     }
 }
 
-/// Decodes an IP packet (v4 or v6, by its version nibble).
+/// Decodes an IP packet (v4 or v6, by its version nibble), and the packet inside it if it is
+/// a tunnel (see [`tunnel`]).
 ///
 /// Lax parsing on purpose: a packet cut by the capture's snap length still has usable headers.
 ///
 /// # Errors
 /// A [`Skip`] reason when the IP or transport headers are cut short or malformed.
+#[inline(always)]
 pub fn from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
-    from_ip_on(data, None)
-}
-
-/// [`from_ip`] for a packet whose frame had the Ethernet addresses `link`.
-#[inline]
-fn from_ip_on<'a>(data: &'a [u8], link: Option<LinkAddrs<'a>>) -> Result<PacketMeta<'a>, Skip> {
-    match fast::from_ip(data, link) {
-        Some(answer) => answer,
-        None => lax_from_ip(data, link),
+    let mut decoded = plain_from_ip(data);
+    // TCP, the bulk of any capture, is never a tunnel: one compare.
+    if let Ok(meta) = &mut decoded
+        && meta.proto != ip_proto::TCP
+        && tunnel::may_carry(meta)
+    {
+        tunnel::decapsulate(data, meta);
     }
+    decoded
 }
 
 /// [`from_ip`] without its fast path, for the fuzz target that checks the two agree.
 #[doc(hidden)]
 pub fn from_ip_by_etherparse(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
-    lax_from_ip(data, None)
+    let mut decoded = lax_from_ip(data);
+    if let Ok(meta) = &mut decoded
+        && meta.proto != ip_proto::TCP
+        && tunnel::may_carry(meta)
+    {
+        tunnel::decapsulate(data, meta);
+    }
+    decoded
+}
+
+/// One IP packet's headers, tunnel or not.
+#[inline(always)]
+fn plain_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
+    match fast::from_ip(data) {
+        Some(answer) => answer,
+        None => lax_from_ip(data),
+    }
 }
 
 /// [`from_ip`] by etherparse alone: every packet the fast path leaves.
-fn lax_from_ip<'a>(data: &'a [u8], link: Option<LinkAddrs<'a>>) -> Result<PacketMeta<'a>, Skip> {
+fn lax_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
     let sliced = LaxSlicedPacket::from_ip(data).map_err(|_| Skip::MalformedIp)?;
     let (src, dst, ip_payload) = ip_parts(&sliced).ok_or(Skip::MalformedIp)?;
     let proto = ip_payload.ip_number.0;
@@ -217,7 +248,8 @@ fn lax_from_ip<'a>(data: &'a [u8], link: Option<LinkAddrs<'a>>) -> Result<Packet
         tcp_seq: 0,
         payload: ip_payload.payload,
         icmp: None,
-        link,
+        link: None,
+        tunnel: None,
     };
     match &sliced.transport {
         Some(TransportSlice::Tcp(tcp)) => {

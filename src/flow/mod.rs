@@ -9,7 +9,7 @@ pub mod table;
 use std::net::IpAddr;
 
 use crate::capture::Timestamp;
-use crate::decode::{PacketMeta, ip_proto, tcp_flags};
+use crate::decode::{PacketMeta, TunnelKind, ip_proto, tcp_flags};
 use crate::wire::link::Mac;
 
 /// Endpoint-ordered key: both directions of a conversation map to the same key.
@@ -216,6 +216,40 @@ pub struct Flow {
     /// The client's and the server's MAC addresses, from the first packet's Ethernet header
     /// or 802.11 source and destination (`None` without one): the client's joins the flow to the device inventory.
     pub macs: [Option<Mac>; 2],
+    /// The tunnel the flow's first packet came through, if it came through one (boxed: few
+    /// flows have one, and every flow would pay for it inline).
+    pub tunnel: Option<Box<FlowTunnel>>,
+}
+
+/// The tunnel a flow's first packet came through: the outermost one's kind and endpoints,
+/// and how many tunnels deep the flow was. Later packets of the flow may come through
+/// other endpoints (a tunnel that moved, both directions through different tunnels): the
+/// first packet's are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowTunnel {
+    /// The outermost tunnel's kind.
+    pub kind: TunnelKind,
+    /// Tunnels taken off the first packet.
+    pub depth: u8,
+    /// The outermost IP header's source on the first packet.
+    pub outer_src: IpAddr,
+    /// The outermost IP header's destination on the first packet.
+    pub outer_dst: IpAddr,
+}
+
+impl FlowTunnel {
+    /// What a flow keeps of its first packet's tunnel: `None` unless the packet came out of
+    /// one.
+    pub fn of(meta: &PacketMeta<'_>) -> Option<Self> {
+        let t = meta.tunnel.filter(|t| t.is_decapsulated())?;
+        let (outer_src, outer_dst) = t.outer_addrs()?;
+        Some(Self {
+            kind: t.kind,
+            depth: t.depth,
+            outer_src,
+            outer_dst,
+        })
+    }
 }
 
 /// An ICMP or ICMPv6 error message matched to the flow it quotes.
@@ -387,6 +421,7 @@ impl Flow {
                 Some(l) => [Some(l.dst()), Some(l.src())],
                 None => [None, None],
             },
+            tunnel: FlowTunnel::of(meta).map(Box::new),
         }
     }
 

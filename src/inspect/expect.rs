@@ -428,6 +428,7 @@ mod tests {
             payload,
             icmp: None,
             link: None,
+            tunnel: None,
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::dispatch::Routed;
 use crate::capture::SharedBuffer;
 use crate::capture::{Packet, Timestamp};
-use crate::decode::{IcmpInfo, LinkAddrs, PacketMeta};
+use crate::decode::{IcmpInfo, LinkAddrs, PacketMeta, Tunnel, TunnelEnd, TunnelKind};
 use crate::flow::FlowKey;
 
 /// Packets per batch: enough to amortize a channel operation, small enough to keep latency
@@ -49,7 +49,12 @@ pub(super) struct Slot {
     /// 24 or 30; `LinkAddrs::from_bytes` tells them apart): copying costs less than placing
     /// them (a second look-up of the block, 26 instructions a packet by callgrind).
     link: Option<([u8; LINK_ADDRS_MAX], u8)>,
+    /// A tunnelled packet's outermost IP header's place, and the rest of its [`Tunnel`].
+    tunnel: Option<TunnelSlot>,
 }
+
+/// A [`Tunnel`]'s outer header place, kind, depth and end.
+type TunnelSlot = (Place, TunnelKind, u8, TunnelEnd);
 
 /// Where some bytes of a batch are: `(block, start, len)`, the block being an index into the
 /// batch's shared blocks, or [`ARENA`] for its own arena.
@@ -115,6 +120,9 @@ impl Batch {
         let icmp = meta
             .icmp
             .map(|i| ((i.v6, i.icmp_type, i.code), self.put(pkt.block, i.quoted)));
+        let tunnel = meta
+            .tunnel
+            .map(|t| (self.put(pkt.block, t.outer), t.kind, t.depth, t.end));
         self.slots.push(Slot {
             ts: r.ts,
             clock: r.clock,
@@ -140,6 +148,7 @@ impl Batch {
                 // At most LINK_ADDRS_MAX (30).
                 (copy, len as u8)
             }),
+            tunnel,
         });
     }
 
@@ -172,6 +181,12 @@ impl Batch {
                 .link
                 .as_ref()
                 .and_then(|(b, len)| LinkAddrs::from_bytes(&b[..usize::from(*len)])),
+            tunnel: s.tunnel.map(|(outer, kind, depth, end)| Tunnel {
+                outer: bytes(outer),
+                kind,
+                depth,
+                end,
+            }),
         };
         let route = Routed {
             key: s.key,

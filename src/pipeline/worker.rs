@@ -129,8 +129,9 @@ impl Worker {
     /// a flow this worker does not hold is not handled here but kept, uncounted, for
     /// [`Worker::take_passed_on`]: with several readers the kernel hands an ICMP error to a
     /// reader by its own addresses, not by the flow it quotes, and only the reader holding that
-    /// flow can tell why the flow got no answer. Tunnelled packets (GRE, IP in IP), which the
-    /// kernel hashes by their inner addresses, are kept too unless this is the reader their
+    /// flow can tell why the flow got no answer. Tunnelled packets (any tunnel appletap
+    /// decapsulates, and GRE or IP in IP it could not see into), which the kernel hashes by
+    /// other headers than their flow's key, are kept too unless this is the reader their
     /// flow's key chooses. `None`: everything is handled here, as the only worker of a flow.
     pub(crate) fn pass_on_unheld_icmp(&mut self, reader: Option<(usize, usize)>) {
         match (reader, &self.pass_on) {
@@ -174,6 +175,9 @@ impl Worker {
         self.counters.packets.read += 1;
         self.counters.packets.bytes += u64::from(r.orig_len);
         self.counters.packets.decoded += 1;
+        if let Some(t) = &meta.tunnel {
+            self.counters.packets.tunnels.count(t);
+        }
         let group = usize::from(self.group_of[usize::from(r.shard) % MAX_SHARDS]);
         let table = &mut self.table;
         table.advance(r.clock);
@@ -387,10 +391,14 @@ fn end_flow(
     records.push(rec);
 }
 
-/// IP protocols whose packets the kernel's fanout hash dissects to an inner header (GRE, IPv4
-/// and IPv6 in IP, MPLS in IP), where the flow key is the outer one.
-fn is_tunnel(proto: u8) -> bool {
-    matches!(proto, 4 | 41 | 47 | 137)
+/// Packets the kernel's fanout hash may hand to another reader than the one holding their
+/// flow. Tunnelled packets are classified by their inner flow, but the hash sees either the
+/// inner headers (GRE, IP in IP: it dissects those) or the outer ones (UDP tunnels, whose
+/// two directions may differ in outer ports), or stops at some depth. Packets of IP tunnels
+/// appletap could not see into (MPLS in IP, or an undecoded payload) are the tunnel's flow,
+/// which the kernel spreads by inner addresses.
+fn is_tunnel(meta: &PacketMeta<'_>) -> bool {
+    meta.tunnel.is_some() || matches!(meta.proto, 4 | 41 | 47 | 137)
 }
 
 impl Sink for Worker {
@@ -405,7 +413,7 @@ impl Sink for Worker {
             let pass = if r.quoted_src.is_some() {
                 self.table.get_mut(&r.key).is_none() && !(self.last_stop && chosen)
             } else {
-                is_tunnel(meta.proto) && !chosen
+                is_tunnel(meta) && !chosen
             };
             if pass && let Some(kept) = &mut self.pass_on {
                 kept.push(OwnedPacket::copy_of(pkt));

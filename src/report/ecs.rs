@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use serde::Serialize;
 
-use super::record::FlowRecord;
+use super::record::{FlowRecord, TunnelRecord};
 use crate::classify::Evidence;
 
 /// The ECS version the documents follow.
@@ -99,6 +99,10 @@ struct Appletap<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     alpn: Option<&'a str>,
     evidence: &'a [Evidence],
+    /// ECS has no tunnel fields (its `network.inner` holds VLANs only): the flow record's
+    /// `tunnel` goes here, as it is, and only where there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tunnel: Option<&'a TunnelRecord>,
 }
 
 impl<'a> EcsRecord<'a> {
@@ -176,6 +180,7 @@ impl<'a> EcsRecord<'a> {
                 role_by: r.role_by,
                 alpn: r.alpn.as_deref(),
                 evidence: &r.evidence,
+                tunnel: r.tunnel.as_ref(),
             },
         }
     }

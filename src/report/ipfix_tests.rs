@@ -28,6 +28,7 @@ fn record(client: &str, server: &str, service: &str) -> FlowRecord {
         user_agent: None,
         names: NameRecord::default(),
         icmp_error: None,
+        tunnel: None,
     }
 }
 

@@ -10,7 +10,7 @@ pub mod ipfix;
 pub mod record;
 mod table;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -18,8 +18,9 @@ use serde::Serialize;
 use crate::counters::Counters;
 use crate::counters::ServiceTally;
 use crate::counters::outcomes::{UnexpectedKey, UnexpectedKind};
-use crate::decode::Skip;
+use crate::counters::packets::TunnelStats;
 use crate::decode::defrag::{DefragDrop, DefragStats};
+use crate::decode::{Skip, TunnelKind};
 use crate::inspect::names::NamesSnapshot;
 use crate::signature::SignatureSet;
 use crate::wire::ieee80211::FrameKind;
@@ -104,6 +105,9 @@ pub struct Report {
     /// 802.11 frames by kind (Wi-Fi captures only: the kinds seen, absent when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub wifi_frames: Vec<WifiFrameLine>,
+    /// Tunnelled packets by kind; absent when there were none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnels: Option<Tunnels>,
     /// Bonjour service types seen in mDNS, Apple types first.
     pub bonjour: Vec<BonjourLine>,
     /// Names under Apple's domains that no narrower signature covers, with flow counts.
@@ -124,6 +128,39 @@ pub struct Report {
     /// The client devices: who they are (mDNS, DHCP), their kind, and the Apple services
     /// they used and failed to reach.
     pub devices: devices::Devices,
+}
+
+/// Tunnelled packets by the outermost tunnel's kind (kinds with none left out).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tunnels {
+    /// Packets classified as the packet inside the tunnel(s).
+    pub decapsulated: BTreeMap<&'static str, u64>,
+    /// Packets whose tunnel carried something appletap does not read (802.11 frames, ARP,
+    /// PPP control, GTP-U signalling, an inner fragment): classified as the tunnel's packet.
+    pub undecoded: BTreeMap<&'static str, u64>,
+    /// Packets still tunnelled after the depth bound: classified as the packet found there.
+    pub too_deep: BTreeMap<&'static str, u64>,
+}
+
+impl Tunnels {
+    /// The section, or `None` when no packet was tunnelled.
+    fn of(stats: &TunnelStats) -> Option<Self> {
+        if stats.is_empty() {
+            return None;
+        }
+        let by_kind = |counts: &[u64; TunnelKind::ALL.len()]| {
+            TunnelKind::ALL
+                .iter()
+                .filter(|k| counts[k.index()] > 0)
+                .map(|k| (k.as_str(), counts[k.index()]))
+                .collect()
+        };
+        Some(Self {
+            decapsulated: by_kind(&stats.decapsulated),
+            undecoded: by_kind(&stats.undecoded),
+            too_deep: by_kind(&stats.too_deep),
+        })
+    }
 }
 
 /// One line of unexpected traffic.
@@ -223,7 +260,7 @@ pub struct Defrag {
     /// The most bytes held at once.
     pub peak_held_bytes: u64,
     /// Fragments dropped, by reason (only reasons that occurred).
-    pub dropped: std::collections::BTreeMap<&'static str, u64>,
+    pub dropped: BTreeMap<&'static str, u64>,
 }
 
 impl Defrag {
@@ -405,6 +442,7 @@ impl Report {
                     frames: stats.wifi[k.index()],
                 })
                 .collect(),
+            tunnels: Tunnels::of(&stats.tunnels),
             bonjour,
             unclassified_apple_names,
             state: StateCounters {

@@ -70,6 +70,25 @@ pub struct FlowRecord {
     pub names: NameRecord,
     /// An ICMP error that quoted this flow (why it got no answer), or null.
     pub icmp_error: Option<IcmpRecord>,
+    /// The tunnel the flow came through (its first packet's outermost one); absent, not
+    /// null, for flows that came through none, so records of untunnelled traffic are as they
+    /// were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<TunnelRecord>,
+}
+
+/// The tunnel a flow came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TunnelRecord {
+    /// The outermost tunnel's kind: `gre`, `pptp`, `erspan`, `vxlan`, `geneve`, `gtp-u`,
+    /// `ip-in-ip`, `6in4`, `6in6`, `teredo`, `ayiya`.
+    pub kind: &'static str,
+    /// The outermost IP header's source on the flow's first packet.
+    pub outer_src: IpAddr,
+    /// The outermost IP header's destination on the flow's first packet.
+    pub outer_dst: IpAddr,
+    /// Tunnels taken off to reach the flow (1 unless tunnels nest).
+    pub depth: u8,
 }
 
 /// An ICMP error matched to the flow it quotes.
@@ -226,6 +245,12 @@ impl FlowRecord {
                 code: e.code,
                 from: e.from,
                 count: e.count,
+            }),
+            tunnel: flow.tunnel.as_deref().map(|t| TunnelRecord {
+                kind: t.kind.as_str(),
+                outer_src: t.outer_src,
+                outer_dst: t.outer_dst,
+                depth: t.depth,
             }),
         }
     }

@@ -19,6 +19,10 @@ fn human_bytes(n: u64) -> String {
     }
 }
 
+fn or_none(s: String) -> String {
+    if s.is_empty() { "none".to_string() } else { s }
+}
+
 /// Renders the report as aligned text: services (Apple first), totals, skipped packets.
 pub fn render_table(r: &Report) -> String {
     let mut out = String::new();
@@ -138,6 +142,30 @@ pub fn render_table(r: &Report) -> String {
             .map(|w| format!("{} {}", w.kind, w.frames))
             .collect();
         let _ = writeln!(out, "802.11 frames by kind: {}", kinds.join(", "));
+    }
+    if let Some(t) = &r.tunnels {
+        let list = |m: &std::collections::BTreeMap<&str, u64>| {
+            m.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut line = format!(
+            "tunnelled packets: decapsulated {}",
+            or_none(list(&t.decapsulated))
+        );
+        if !t.undecoded.is_empty() {
+            let _ = write!(line, "; payload not read {}", list(&t.undecoded));
+        }
+        if !t.too_deep.is_empty() {
+            let _ = write!(
+                line,
+                "; deeper than {} tunnels {}",
+                crate::decode::tunnel::MAX_DEPTH,
+                list(&t.too_deep)
+            );
+        }
+        let _ = writeln!(out, "{line}");
     }
     if !r.bonjour.is_empty() {
         let _ = writeln!(

@@ -14,4 +14,5 @@ pub mod radiotap;
 pub mod reader;
 pub mod tcp;
 pub mod tls;
+pub mod tunnel;
 pub mod udp;

@@ -329,35 +329,9 @@ fn prometheus_scraping_live_appletap_holds_what_read_gives() {
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: appletap\n    static_configs:\n      - targets: ['127.0.0.1:9477']\n",
     )
     .unwrap();
-    let _prometheus = Running(
-        ns.exec("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .args(["--web.listen-address=127.0.0.1:9090", "--log.level=warn"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus starts (apt-get install prometheus)"),
-    );
+    let _prometheus = start_prometheus(&ns, dir.path());
     // Scraped at least once, before any traffic: every counter starts from nothing.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let up = query(&ns, "up{job=\"appletap\"}").unwrap_or_default();
-        if up.values().any(|v| *v == 1.0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus never scraped appletap"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    wait_for(&ns, "up{job=\"appletap\"}", 1.0);
     let before = query(&ns, "appletap_packets_read_total").unwrap();
     assert_eq!(before.values().sum::<f64>(), 0.0, "{before:?}");
 
@@ -554,34 +528,8 @@ fn prometheus_sums_services_across_two_live_sensors() {
             .args(["check", "config"])
             .arg(dir.path().join("prometheus.yml")),
     );
-    let _prometheus = Running(
-        ns.exec("prometheus")
-            .arg(format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .args(["--web.listen-address=127.0.0.1:9090", "--log.level=warn"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus starts (apt-get install prometheus)"),
-    );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let up = query(&ns, "job:appletap_sensors_up:sum").unwrap_or_default();
-        if up.values().any(|v| *v == 2.0) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "Prometheus never scraped both sensors: {up:?}"
-        );
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    let _prometheus = start_prometheus(&ns, dir.path());
+    wait_for(&ns, "job:appletap_sensors_up:sum", 2.0);
 
     for (capture, veth) in captures.iter().zip(["va", "vc"]) {
         run_ok(
@@ -606,4 +554,41 @@ fn prometheus_sums_services_across_two_live_sensors() {
     // Each sensor's own series are there too, told apart by the `sensor` label.
     let per_sensor = query(&ns, "sum by (sensor) (appletap_packets_read_total)").unwrap();
     assert_eq!(per_sensor.len(), 2, "{per_sensor:?}");
+}
+
+/// A real Prometheus in `ns` on 127.0.0.1:9090 with `dir`'s prometheus.yml, storing in `dir`.
+fn start_prometheus(ns: &Netns, dir: &Path) -> Running {
+    Running(
+        ns.exec("prometheus")
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .args(["--web.listen-address=127.0.0.1:9090", "--log.level=warn"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("prometheus starts (apt-get install prometheus)"),
+    )
+}
+
+/// Waits (up to a minute) until a series of `promql` has the value `want`: Prometheus has
+/// scraped what the test needs.
+fn wait_for(ns: &Netns, promql: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = query(ns, promql).unwrap_or_default();
+        if got.values().any(|v| *v == want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never gave {promql} = {want}: {got:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }

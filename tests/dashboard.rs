@@ -13,10 +13,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::netns::{Netns, Running, run_ok};
+use common::netns::{Netns, Running, run_ok, skip_live};
 use common::*;
 use serde_json::Value;
 
@@ -50,20 +50,8 @@ impl Netns {
     }
 }
 
-fn is_root() -> bool {
-    run_ok(Command::new("id").arg("-u")).trim() == "0"
-}
-
 fn skip() -> bool {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: live dashboard test skipped");
-        return true;
-    }
-    assert!(
-        is_root(),
-        "needs root (network namespaces); set APPLETAP_SKIP_LIVE=1 to skip"
-    );
-    false
+    skip_live("live dashboard test")
 }
 
 /// `appletap live -i IFACE --listen ADDR` plus `extra` in `ns`, once it said where it serves.

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::netns::is_root;
 use common::*;
 
 /// The largest shared captures, together thousands of flows.
@@ -86,13 +87,6 @@ fn rotated_files_hold_exactly_the_records_of_one_run() {
         assert!(stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T', "{n}");
         assert_eq!(seq, format!("{:06}", i + 1), "{n}");
     }
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 /// A tmpfs of 64 KiB, unmounted on drop.

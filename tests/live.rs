@@ -19,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::netns::skip_live;
 use common::*;
 use serde_json::Value;
 
@@ -72,13 +73,6 @@ fn sh(args: &[&str]) {
         "{args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
 fn summary(report: &Value) -> Value {
@@ -214,15 +208,9 @@ fn live_matches_read_as(ns: &Netns, who: As, bin: &Path, capture: &str, options:
 
 #[test]
 fn live_capture_of_replayed_traffic_matches_read() {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: live capture test skipped");
+    if skip_live("live capture test") {
         return;
     }
-    assert!(
-        is_root(),
-        "the live capture test needs root (network namespaces, raw sockets); CI runs as root. \
-         Set APPLETAP_SKIP_LIVE=1 to skip it knowingly."
-    );
     live_matches_read("", "ndpi__iphone.pcap", &["--threads", "1"]);
     live_matches_read("", "ndpi__anyconnect-vpn.pcap", &["--threads", "2"]);
     live_matches_read(
@@ -236,15 +224,9 @@ fn live_capture_of_replayed_traffic_matches_read() {
 /// (the report must not depend on the number).
 #[test]
 fn af_packet_capture_of_replayed_traffic_matches_read() {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: live capture test skipped");
+    if skip_live("live capture test") {
         return;
     }
-    assert!(
-        is_root(),
-        "the live capture test needs root (network namespaces, raw sockets); CI runs as root. \
-         Set APPLETAP_SKIP_LIVE=1 to skip it knowingly."
-    );
     for readers in ["1", "2"] {
         let af = ["--capture", "af-packet", "--readers", readers];
         live_matches_read("a", "ndpi__iphone.pcap", &af);
@@ -264,14 +246,9 @@ fn af_packet_capture_of_replayed_traffic_matches_read() {
 /// reader its inner flow's key chooses, and the report is `read`'s.
 #[test]
 fn af_packet_readers_keep_tunnelled_flows_whole() {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: live capture test skipped");
+    if skip_live("live capture test") {
         return;
     }
-    assert!(
-        is_root(),
-        "the live capture test needs root; CI runs as root"
-    );
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tunnels");
     let af = ["--capture", "af-packet", "--readers", "2"];
     for capture in [
@@ -299,15 +276,9 @@ fn nosuid(dir: &Path) -> bool {
 
 #[test]
 fn live_capture_runs_without_root_with_capabilities() {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: least-privilege test skipped");
+    if skip_live("least-privilege test") {
         return;
     }
-    assert!(
-        is_root(),
-        "the least-privilege test needs root to set it up (namespaces, setcap); CI runs as \
-         root. Set APPLETAP_SKIP_LIVE=1 to skip it knowingly."
-    );
     // A copy of the binary that `nobody` may run, on a file system that honours file
     // capabilities.
     let dir = tempfile::Builder::new()
@@ -391,15 +362,9 @@ fn series(text: &str, prefix: &str) -> std::collections::BTreeMap<String, String
 /// `appletap read --metrics-file` gives for the same capture, with one reader and with two.
 #[test]
 fn af_packet_metrics_match_read() {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: live capture test skipped");
+    if skip_live("live capture test") {
         return;
     }
-    assert!(
-        is_root(),
-        "the live capture test needs root (network namespaces, raw sockets); CI runs as root. \
-         Set APPLETAP_SKIP_LIVE=1 to skip it knowingly."
-    );
     let path = shared_pcaps().join("ndpi__iphone.pcap");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("read.prom");
@@ -511,15 +476,9 @@ fn af_packet_metrics_match_read() {
 /// report must still hold every packet, and equal `appletap read`.
 #[test]
 fn packets_in_the_ring_at_sigint_are_counted() {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: live capture test skipped");
+    if skip_live("live capture test") {
         return;
     }
-    assert!(
-        is_root(),
-        "the live capture test needs root (network namespaces, raw sockets); CI runs as root. \
-         Set APPLETAP_SKIP_LIVE=1 to skip it knowingly."
-    );
     let path = shared_pcaps().join("ndpi__iphone.pcap");
     let read = appletap(&["read", "--format", "json", path.to_str().unwrap()]);
     let expected: Value = serde_json::from_slice(&read.stdout).unwrap();

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::netns::{Netns, Running, run_ok};
+use common::netns::{Netns, Running, run_ok, skip_live};
 use common::*;
 use serde_json::Value;
 
@@ -280,20 +280,11 @@ fn query(ns: &Netns, expr: &str) -> Option<BTreeMap<String, f64>> {
     Some(m)
 }
 
-fn is_root() -> bool {
-    run_ok(Command::new("id").arg("-u")).trim() == "0"
-}
-
 #[test]
 fn prometheus_scraping_live_appletap_holds_what_read_gives() {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: live Prometheus test skipped");
+    if skip_live("live Prometheus test") {
         return;
     }
-    assert!(
-        is_root(),
-        "needs root (network namespaces); set APPLETAP_SKIP_LIVE=1 to skip"
-    );
     let capture = shared_pcaps().join("ndpi__iphone.pcap");
     let dir = tempfile::tempdir().unwrap();
     let (_, file) = metrics_file_of(&capture, dir.path());
@@ -428,14 +419,9 @@ fn by_service(samples: &BTreeMap<String, f64>, family: &str, into: &mut BTreeMap
 /// `appletap read` runs give together.
 #[test]
 fn prometheus_sums_services_across_two_live_sensors() {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: multi-sensor Prometheus test skipped");
+    if skip_live("multi-sensor Prometheus test") {
         return;
     }
-    assert!(
-        is_root(),
-        "needs root (network namespaces); set APPLETAP_SKIP_LIVE=1 to skip"
-    );
     let captures = [
         shared_pcaps().join("ndpi__iphone.pcap"),
         shared_pcaps().join("ndpi__android.pcap"),

@@ -16,13 +16,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::netns::{Netns, Running, run_ok};
+use common::netns::{Netns, Running, run_ok, skip_live};
 use common::*;
 use serde_json::Value;
-
-fn is_root() -> bool {
-    run_ok(Command::new("id").arg("-u")).trim() == "0"
-}
 
 /// Waits for a line of `rx` containing `what`, for at most 20 s.
 fn wait_line(rx: &mpsc::Receiver<String>, what: &str, seen: &mut Vec<String>) -> String {
@@ -183,21 +179,17 @@ fn sighup_reloads_and_reopens(tag: &str, options: &[&str]) {
 
 #[test]
 fn sighup_reloads_signatures_and_reopens_files_libpcap() {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: SIGHUP test skipped");
+    if skip_live("SIGHUP test") {
         return;
     }
-    assert!(is_root(), "needs root; set APPLETAP_SKIP_LIVE=1 to skip");
     sighup_reloads_and_reopens("p", &["--threads", "2"]);
 }
 
 #[test]
 fn sighup_reloads_signatures_and_reopens_files_af_packet() {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: SIGHUP test skipped");
+    if skip_live("SIGHUP test") {
         return;
     }
-    assert!(is_root(), "needs root; set APPLETAP_SKIP_LIVE=1 to skip");
     sighup_reloads_and_reopens("a", &["--capture", "af-packet", "--readers", "2"]);
 }
 
@@ -207,11 +199,9 @@ fn sighup_reloads_signatures_and_reopens_files_af_packet() {
 /// again, and the two hold one whole record per flow of the final report.
 #[test]
 fn logrotate_config_rotates_a_live_appletap() {
-    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
-        eprintln!("APPLETAP_SKIP_LIVE is set: logrotate test skipped");
+    if skip_live("logrotate test") {
         return;
     }
-    assert!(is_root(), "needs root; set APPLETAP_SKIP_LIVE=1 to skip");
     let capture = shared_pcaps().join("ndpi__iphone.pcap");
     let dir = tempfile::tempdir().unwrap();
     let (flows, events) = (

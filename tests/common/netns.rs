@@ -67,3 +67,27 @@ impl Drop for Running {
         let _ = self.0.wait();
     }
 }
+
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Whether the live test `what` (network namespaces, raw sockets) is to be skipped: only when
+/// `APPLETAP_SKIP_LIVE` is set, which is said on stderr. Otherwise it must run as root, as CI
+/// does.
+pub fn skip_live(what: &str) -> bool {
+    if std::env::var_os("APPLETAP_SKIP_LIVE").is_some() {
+        eprintln!("APPLETAP_SKIP_LIVE is set: {what} skipped");
+        return true;
+    }
+    assert!(
+        is_root(),
+        "{what} needs root (network namespaces, raw sockets); CI runs as root. \
+         Set APPLETAP_SKIP_LIVE=1 to skip it knowingly."
+    );
+    false
+}

@@ -136,6 +136,22 @@ pub struct PacketMeta<'a> {
 }
 
 impl PacketMeta<'_> {
+    /// Headers with nothing in them (unspecified addresses, no ports, no payload): what
+    /// [`decode_into`] writes over.
+    pub const EMPTY: PacketMeta<'static> = PacketMeta {
+        src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        proto: 0,
+        src_port: 0,
+        dst_port: 0,
+        tcp_flags: 0,
+        tcp_seq: 0,
+        payload: &[],
+        icmp: None,
+        link: None,
+        tunnel: None,
+    };
+
     /// Whether the TCP flags include every bit of `mask`.
     pub fn has_flags(&self, mask: u8) -> bool {
         self.tcp_flags & mask == mask
@@ -146,11 +162,28 @@ impl PacketMeta<'_> {
 ///
 /// # Errors
 /// A [`Skip`] reason when the frame carries no IP or its headers are cut short or malformed.
-// Inlined into the dispatcher, which reads the result in place: out of line, the result
-// (about 130 bytes) is written and copied once more, 80 instructions a packet (callgrind).
+#[inline]
+pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
+    let mut meta = PacketMeta::EMPTY;
+    decode_into(link_type, data, &mut meta).map(|()| meta)
+}
+
+/// [`decode`] writing the headers into `out` (every field, when it answers `Ok`; what it
+/// leaves there on an error means nothing).
+///
+/// # Errors
+/// As [`decode`].
+// Inlined into the dispatcher, which reads the headers where they were written: returned as
+// a value, the headers (128 bytes) were copied on the way, and each copy read them back with
+// wide loads right after narrow stores wrote them (a failed store forward each time): a
+// quarter of the dispatcher's time (perf, cpu-clock samples on the benchmark capture).
 // Always: with the 802.11 link types `#[inline]` alone no longer did (29 more a packet).
 #[inline(always)]
-pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
+pub fn decode_into<'a>(
+    link_type: LinkType,
+    data: &'a [u8],
+    out: &mut PacketMeta<'a>,
+) -> Result<(), Skip> {
     let net = link::network_slice(link_type, data).map_err(|e| match e {
         LinkError::Truncated => Skip::LinkTruncated,
         LinkError::UnsupportedLinkType(_) => Skip::UnsupportedLinkType,
@@ -159,17 +192,13 @@ pub fn decode(link_type: LinkType, data: &[u8]) -> Result<PacketMeta<'_>, Skip> 
     if net.ether_type != EtherType::IPV4 && net.ether_type != EtherType::IPV6 {
         return Err(Skip::NotIp);
     }
-    // Changed in place rather than taken out of the `Result` and wrapped again: each move of
-    // the result is a copy of it that the compiler does not always elide.
-    let mut decoded = from_ip(net.data);
+    from_ip_into(net.data, out)?;
     // A packet out of a tunnel has its inner frame's addresses, or none; the packet of a
     // tunnel whose payload was not read is the tunnel's own, and has the frame's.
-    if let Ok(meta) = &mut decoded
-        && meta.tunnel.is_none_or(|t| !t.is_decapsulated())
-    {
-        meta.link = link::addresses(link_type, data);
+    if out.tunnel.is_none_or(|t| !t.is_decapsulated()) {
+        out.link = link::addresses(link_type, data);
     }
-    decoded
+    Ok(())
 }
 
 /// Source, destination and payload of the IP header of a sliced packet.
@@ -198,17 +227,21 @@ fn ip_parts<'a, 's>(
 ///
 /// # Errors
 /// A [`Skip`] reason when the IP or transport headers are cut short or malformed.
-#[inline(always)]
+#[inline]
 pub fn from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
-    let mut decoded = plain_from_ip(data);
+    let mut meta = PacketMeta::EMPTY;
+    from_ip_into(data, &mut meta).map(|()| meta)
+}
+
+/// [`from_ip`] writing the headers into `out` (see [`decode_into`]).
+#[inline(always)]
+fn from_ip_into<'a>(data: &'a [u8], out: &mut PacketMeta<'a>) -> Result<(), Skip> {
+    plain_from_ip_into(data, out)?;
     // TCP, the bulk of any capture, is never a tunnel: one compare.
-    if let Ok(meta) = &mut decoded
-        && meta.proto != ip_proto::TCP
-        && tunnel::may_carry(meta)
-    {
-        tunnel::decapsulate(data, meta);
+    if out.proto != ip_proto::TCP && tunnel::may_carry(out) {
+        tunnel::decapsulate(data, out);
     }
-    decoded
+    Ok(())
 }
 
 /// [`from_ip`] without its fast path, for the fuzz target that checks the two agree.
@@ -227,9 +260,20 @@ pub fn from_ip_by_etherparse(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
 /// One IP packet's headers, tunnel or not.
 #[inline(always)]
 fn plain_from_ip(data: &[u8]) -> Result<PacketMeta<'_>, Skip> {
-    match fast::from_ip(data) {
+    let mut meta = PacketMeta::EMPTY;
+    plain_from_ip_into(data, &mut meta).map(|()| meta)
+}
+
+/// [`plain_from_ip`] writing the headers into `out`: the fast path writes them in place; the
+/// rare packets etherparse reads are copied in.
+#[inline(always)]
+fn plain_from_ip_into<'a>(data: &'a [u8], out: &mut PacketMeta<'a>) -> Result<(), Skip> {
+    match fast::from_ip_into(data, out) {
         Some(answer) => answer,
-        None => lax_from_ip(data),
+        None => {
+            *out = lax_from_ip(data)?;
+            Ok(())
+        }
     }
 }
 

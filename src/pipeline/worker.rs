@@ -171,6 +171,10 @@ impl Worker {
     }
 
     /// Handles one packet of this worker's flows.
+    // Inlined into the dispatcher (inline mode) and the batch loop (threads): called, the
+    // routed packet went through memory and the call cost 2.6M of 182.5M instructions on the
+    // first 100,000 packets of the benchmark capture (callgrind).
+    #[inline(always)]
     pub(crate) fn process(&mut self, meta: &PacketMeta<'_>, r: &Routed) {
         self.counters.packets.read += 1;
         self.counters.packets.bytes += u64::from(r.orig_len);
@@ -402,6 +406,7 @@ fn is_tunnel(meta: &PacketMeta<'_>) -> bool {
 }
 
 impl Sink for Worker {
+    #[inline(always)]
     fn packet(&mut self, pkt: &crate::capture::Packet<'_>, meta: &PacketMeta<'_>, r: &Routed) {
         if self.pass_on.is_some() {
             // The kernel's fanout hash looks into GRE and IP-in-IP packets and hashes the inner

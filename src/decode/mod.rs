@@ -184,6 +184,13 @@ pub fn decode_into<'a>(
     data: &'a [u8],
     out: &mut PacketMeta<'a>,
 ) -> Result<(), Skip> {
+    if let Some((ip, addrs)) = link::plain_ethernet_ip(link_type, data) {
+        from_ip_into(ip, out)?;
+        if out.tunnel.is_none_or(|t| !t.is_decapsulated()) {
+            out.link = Some(addrs);
+        }
+        return Ok(());
+    }
     let net = link::network_slice(link_type, data).map_err(|e| match e {
         LinkError::Truncated => Skip::LinkTruncated,
         LinkError::UnsupportedLinkType(_) => Skip::UnsupportedLinkType,

@@ -99,7 +99,17 @@ fn rank((ip, port): (IpAddr, u16)) -> (u128, u32) {
 // packet cost on the benchmark capture (callgrind). An IPv4 address and its IPv4-mapped IPv6
 // form hash alike; they are still different keys.
 impl std::hash::Hash for FlowKey {
+    #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Two IPv4 addresses fit one word: two writes instead of three (widening them to
+        // IPv6 first cost 15 instructions a packet, callgrind).
+        if let (IpAddr::V4(lo), IpAddr::V4(hi)) = (self.lo.0, self.hi.0) {
+            state.write_u64(u64::from(lo.to_bits()) << 32 | u64::from(hi.to_bits()));
+            state.write_u64(
+                u64::from(self.lo.1) << 24 | u64::from(self.hi.1) << 8 | u64::from(self.proto),
+            );
+            return;
+        }
         let (lo, hi, ports) = self.words();
         state.write_u128(lo);
         state.write_u128(hi);

@@ -136,6 +136,7 @@ impl Dispatcher {
     /// whether its time is an outlier (then it is counted as one and handled at the clock's
     /// time) or a new stretch of capture (then the clock jumps, going back restarts every
     /// worker, and it is handled at its own time).
+    #[inline(always)]
     pub(crate) fn push(&mut self, pkt: &Packet<'_>, sink: &mut impl Sink) {
         let ts = pkt.ts;
         if std::mem::take(&mut self.input_starts) {

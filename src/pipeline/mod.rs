@@ -116,7 +116,7 @@ impl Engine {
     }
 
     /// Handles one packet.
-    #[inline]
+    #[inline(always)]
     pub fn process(&mut self, pkt: &Packet<'_>) {
         self.dispatcher.push(pkt, &mut self.worker);
     }

@@ -13,77 +13,24 @@ use crate::decode::{PacketMeta, TunnelKind, ip_proto, tcp_flags};
 use crate::wire::link::Mac;
 
 /// Endpoint-ordered key: both directions of a conversation map to the same key.
+///
+/// Held as three aligned words (each address's bits, then ports, protocol and the address
+/// families) rather than as addresses and ports: the key is built in the dispatcher and copied
+/// whole on its way to the flow table, and copying a key built from a 17-byte `IpAddr` enum and
+/// ports read it back with wide loads from narrow stores (a failed store forward each time),
+/// where words are written and read whole; comparing and hashing words is cheaper too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
-    /// IP protocol.
-    pub proto: u8,
-    /// The lower endpoint (address, port).
-    pub lo: (IpAddr, u16),
-    /// The higher endpoint.
-    pub hi: (IpAddr, u16),
+    /// The lower endpoint's address bits (an IPv4 address's 32 in the low bits).
+    lo: u128,
+    /// The higher endpoint's address bits.
+    hi: u128,
+    /// `lo`'s port << 24 | `hi`'s port << 8 | protocol, then the families above bit 40 (bit
+    /// 41 set for an IPv6 `lo`, bit 40 for an IPv6 `hi`), so 1.2.3.4 and ::1.2.3.4 differ.
+    rest: u64,
 }
 
-impl FlowKey {
-    /// The key of a packet's conversation.
-    #[inline]
-    pub fn of(meta: &PacketMeta<'_>) -> Self {
-        let a = (meta.src, meta.src_port);
-        let b = (meta.dst, meta.dst_port);
-        let (lo, hi) = if rank(a) <= rank(b) { (a, b) } else { (b, a) };
-        Self {
-            proto: meta.proto,
-            lo,
-            hi,
-        }
-    }
-
-    /// The key of the flow a quoted packet (inside an ICMP error) belongs to.
-    pub fn of_quoted(q: &crate::decode::Quoted) -> Self {
-        let a = (q.src, q.src_port);
-        let b = (q.dst, q.dst_port);
-        let (lo, hi) = if rank(a) <= rank(b) { (a, b) } else { (b, a) };
-        Self {
-            proto: q.proto,
-            lo,
-            hi,
-        }
-    }
-
-    /// The key as three words: each address widened to 128 bits (an IPv4 address as its
-    /// IPv4-mapped IPv6 form), and protocol and ports packed together.
-    fn words(&self) -> (u128, u128, u64) {
-        let bits = |ip: IpAddr| match ip {
-            IpAddr::V4(a) => a.to_ipv6_mapped().to_bits(),
-            IpAddr::V6(a) => a.to_bits(),
-        };
-        let ports = u64::from(self.lo.1) << 24 | u64::from(self.hi.1) << 8 | u64::from(self.proto);
-        (bits(self.lo.0), bits(self.hi.0), ports)
-    }
-
-    /// A hash of the key that is the same for both directions (the key is ordered), used to
-    /// pick the flow's shard: computed for every packet, so a fold of the words and one
-    /// splitmix64 finalizer (about 15 instructions) rather than a general hasher (foldhash over
-    /// the 128-bit words took 60 a packet, callgrind on the benchmark capture).
-    #[inline]
-    pub fn symmetric_hash(&self) -> u64 {
-        let fold = |ip: IpAddr| match ip {
-            IpAddr::V4(a) => u64::from(a.to_bits()),
-            IpAddr::V6(a) => {
-                let b = a.to_bits();
-                (b as u64) ^ (b >> 64) as u64
-            }
-        };
-        let ports = u64::from(self.lo.1) << 24 | u64::from(self.hi.1) << 8 | u64::from(self.proto);
-        let mut x = fold(self.lo.0) ^ fold(self.hi.0).rotate_left(32) ^ ports.rotate_left(17);
-        x ^= x >> 30;
-        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x ^= x >> 27;
-        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-}
-
-/// Which endpoint of a key is `lo`: any total order on (address, port) does, and comparing
+/// An endpoint as a word and a rank: any total order on (address, port) does, and comparing
 /// two integers is much cheaper than `IpAddr`'s derived order (an enum, then bytes), which cost
 /// about 25 instructions a packet. The family bit keeps 1.2.3.4 apart from ::1.2.3.4.
 #[inline]
@@ -94,26 +41,78 @@ fn rank((ip, port): (IpAddr, u16)) -> (u128, u32) {
     }
 }
 
-// Three word writes instead of the derived field-by-field hash (enum tags, tuples): the flow
-// key is hashed for every packet, and the derived hash took 96 instructions of the ~3,500 a
-// packet cost on the benchmark capture (callgrind). An IPv4 address and its IPv4-mapped IPv6
-// form hash alike; they are still different keys.
+impl FlowKey {
+    /// The key of a packet's conversation.
+    #[inline]
+    pub fn of(meta: &PacketMeta<'_>) -> Self {
+        Self::ordered(
+            meta.proto,
+            (meta.src, meta.src_port),
+            (meta.dst, meta.dst_port),
+        )
+    }
+
+    /// The key of the flow a quoted packet (inside an ICMP error) belongs to.
+    pub fn of_quoted(q: &crate::decode::Quoted) -> Self {
+        Self::ordered(q.proto, (q.src, q.src_port), (q.dst, q.dst_port))
+    }
+
+    #[inline]
+    fn ordered(proto: u8, a: (IpAddr, u16), b: (IpAddr, u16)) -> Self {
+        let (a, b) = (rank(a), rank(b));
+        let ((lo, lo_rank), (hi, hi_rank)) = if a <= b { (a, b) } else { (b, a) };
+        // The rank holds the port in its low 16 bits and the family in bit 16.
+        let family = u64::from(lo_rank >> 16) << 41 | u64::from(hi_rank >> 16) << 40;
+        Self {
+            lo,
+            hi,
+            rest: family
+                | u64::from(lo_rank & 0xffff) << 24
+                | u64::from(hi_rank & 0xffff) << 8
+                | u64::from(proto),
+        }
+    }
+
+    /// The same endpoints under another protocol.
+    pub fn with_proto(self, proto: u8) -> Self {
+        Self {
+            rest: self.rest & !0xff | u64::from(proto),
+            ..self
+        }
+    }
+
+    /// A hash of the key that is the same for both directions (the key is ordered), used to
+    /// pick the flow's shard: computed for every packet, so a fold of the words and one
+    /// splitmix64 finalizer (about 15 instructions) rather than a general hasher (foldhash over
+    /// the 128-bit words took 60 a packet, callgrind on the benchmark capture).
+    #[inline]
+    pub fn symmetric_hash(&self) -> u64 {
+        // An IPv4 address's bits fold to themselves, an IPv6 address's halves are XORed.
+        let fold = |b: u128| (b as u64) ^ (b >> 64) as u64;
+        let ports = self.rest & ((1 << 40) - 1);
+        let mut x = fold(self.lo) ^ fold(self.hi).rotate_left(32) ^ ports.rotate_left(17);
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+}
+
+// Word writes instead of the derived field-by-field hash (enum tags, tuples): the flow key is
+// hashed for every packet, and the derived hash took 96 instructions of the ~3,500 a packet
+// cost on the benchmark capture (callgrind).
 impl std::hash::Hash for FlowKey {
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // Two IPv4 addresses fit one word: two writes instead of three (widening them to
-        // IPv6 first cost 15 instructions a packet, callgrind).
-        if let (IpAddr::V4(lo), IpAddr::V4(hi)) = (self.lo.0, self.hi.0) {
-            state.write_u64(u64::from(lo.to_bits()) << 32 | u64::from(hi.to_bits()));
-            state.write_u64(
-                u64::from(self.lo.1) << 24 | u64::from(self.hi.1) << 8 | u64::from(self.proto),
-            );
-            return;
+        // Two IPv4 addresses fit one word: two writes instead of three.
+        if self.lo >> 32 == 0 && self.hi >> 32 == 0 {
+            state.write_u64((self.lo as u64) << 32 | self.hi as u64);
+        } else {
+            state.write_u128(self.lo);
+            state.write_u128(self.hi);
         }
-        let (lo, hi, ports) = self.words();
-        state.write_u128(lo);
-        state.write_u128(hi);
-        state.write_u64(ports);
+        state.write_u64(self.rest);
     }
 }
 

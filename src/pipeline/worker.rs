@@ -10,8 +10,8 @@ use crate::capture::OwnedPacket;
 use crate::classify::{self, NameFacts, ServerFacts};
 use crate::counters::{Counters, Finished};
 use crate::decode::{PacketMeta, ip_proto};
+use crate::flow::Flow;
 use crate::flow::table::{FlowTable, Timeouts};
-use crate::flow::{Flow, FlowKey};
 use crate::inspect::names::{Names, Seq};
 use crate::inspect::{self, Inspector};
 use crate::report::record::{FlowRecord, NameRecord};
@@ -197,10 +197,7 @@ impl Worker {
         // it quotes (the dispatcher routed it by that flow, so any number of workers groups it
         // the same way).
         let key = if r.quoted_src.is_some() {
-            FlowKey {
-                proto: meta.proto,
-                ..r.key
-            }
+            r.key.with_proto(meta.proto)
         } else {
             r.key
         };

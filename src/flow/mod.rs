@@ -21,10 +21,11 @@ use crate::wire::link::Mac;
 /// where words are written and read whole; comparing and hashing words is cheaper too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct FlowKey {
-    /// The lower endpoint's address bits (an IPv4 address's 32 in the low bits).
-    lo: u128,
+    /// The lower endpoint's address bits (an IPv4 address's 32 in the low bits), as two
+    /// words: `u128` would align the key to 16 bytes and pad every queue entry holding it.
+    lo: [u64; 2],
     /// The higher endpoint's address bits.
-    hi: u128,
+    hi: [u64; 2],
     /// `lo`'s port << 24 | `hi`'s port << 8 | protocol, then the families above bit 40 (bit
     /// 41 set for an IPv6 `lo`, bit 40 for an IPv6 `hi`), so 1.2.3.4 and ::1.2.3.4 differ.
     rest: u64,
@@ -63,9 +64,10 @@ impl FlowKey {
         let ((lo, lo_rank), (hi, hi_rank)) = if a <= b { (a, b) } else { (b, a) };
         // The rank holds the port in its low 16 bits and the family in bit 16.
         let family = u64::from(lo_rank >> 16) << 41 | u64::from(hi_rank >> 16) << 40;
+        let words = |b: u128| [b as u64, (b >> 64) as u64];
         Self {
-            lo,
-            hi,
+            lo: words(lo),
+            hi: words(hi),
             rest: family
                 | u64::from(lo_rank & 0xffff) << 24
                 | u64::from(hi_rank & 0xffff) << 8
@@ -88,7 +90,7 @@ impl FlowKey {
     #[inline]
     pub fn symmetric_hash(&self) -> u64 {
         // An IPv4 address's bits fold to themselves, an IPv6 address's halves are XORed.
-        let fold = |b: u128| (b as u64) ^ (b >> 64) as u64;
+        let fold = |b: [u64; 2]| b[0] ^ b[1];
         let ports = self.rest & ((1 << 40) - 1);
         let mut x = fold(self.lo) ^ fold(self.hi).rotate_left(32) ^ ports.rotate_left(17);
         x ^= x >> 30;
@@ -106,11 +108,13 @@ impl std::hash::Hash for FlowKey {
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         // Two IPv4 addresses fit one word: two writes instead of three.
-        if self.lo >> 32 == 0 && self.hi >> 32 == 0 {
-            state.write_u64((self.lo as u64) << 32 | self.hi as u64);
+        if (self.lo[0] | self.hi[0]) >> 32 == 0 && self.lo[1] | self.hi[1] == 0 {
+            state.write_u64(self.lo[0] << 32 | self.hi[0]);
         } else {
-            state.write_u128(self.lo);
-            state.write_u128(self.hi);
+            state.write_u64(self.lo[0]);
+            state.write_u64(self.lo[1]);
+            state.write_u64(self.hi[0]);
+            state.write_u64(self.hi[1]);
         }
         state.write_u64(self.rest);
     }

@@ -43,6 +43,13 @@ fn rank((ip, port): (IpAddr, u16)) -> (u128, u32) {
 }
 
 impl FlowKey {
+    /// A placeholder key (no packet has it: its protocol 0 goes with ports 0 and address 0).
+    pub const NONE: FlowKey = FlowKey {
+        lo: [0; 2],
+        hi: [0; 2],
+        rest: 0,
+    };
+
     /// The key of a packet's conversation.
     #[inline]
     pub fn of(meta: &PacketMeta<'_>) -> Self {

@@ -295,7 +295,7 @@ fn run_worker(
         match msg {
             ToWorker::Batch(mut b) => {
                 worker.refresh_signatures();
-                for s in &b.slots {
+                for s in b.slots() {
                     let (meta, route) = b.routed(s);
                     worker.process(&meta, &route);
                 }
@@ -331,7 +331,7 @@ impl Outbox {
             .try_recv()
             .unwrap_or_else(|_| Batch::with_capacity());
         let batch = std::mem::replace(&mut self.current[w], fresh);
-        if batch.slots.is_empty() {
+        if batch.is_empty() {
             let _ = self.pool_tx.try_send(batch);
             return;
         }
@@ -341,7 +341,7 @@ impl Outbox {
                 Ok(()) => self.sent[w] = end,
                 Err(SendTimeoutError::Timeout(ToWorker::Batch(mut b))) => {
                     // Never silent: every dropped packet is counted and reported.
-                    self.pipeline_drops += b.slots.len() as u64;
+                    self.pipeline_drops += b.len() as u64;
                     b.clear();
                     let _ = self.pool_tx.try_send(b);
                 }
@@ -354,7 +354,7 @@ impl Outbox {
 
     fn flush(&mut self) {
         for w in 0..self.current.len() {
-            if !self.current[w].slots.is_empty() {
+            if !self.current[w].is_empty() {
                 self.send(w);
             }
         }

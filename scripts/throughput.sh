@@ -15,8 +15,10 @@
 #                       bench-small.pcap and scales its seconds to the full capture's packet
 #                       count; `full` times it on bench.pcap (about 2 minutes per run)
 #        STRICT=1       exit 1 if a target is missed (default: report only)
-#        BASELINE=BIN   also time another appletap binary (say, a build of the commit before a
-#                       change) in the same rounds, so before and after are compared in one run
+#        BASELINE="BIN ..."
+#                       also time other appletap binaries (say, builds of the commits before
+#                       a change) in the same rounds, so before and after are compared in one
+#                       run (several, separated by spaces, each compared with this build)
 # Prints a markdown table plus the targets, and writes them to $OUT/throughput.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -93,12 +95,13 @@ else
 fi
 
 # After the peers (indices 0-4 stay as above): another build to compare with, in the same rounds.
-if [[ -n ${BASELINE:-} ]]; then
+read -ra BASES <<< "${BASELINE:-}"
+for b in "${BASES[@]}"; do
   TOOLS_RUN+=(
-    "appletap (baseline) --threads 1|$PKTS|0|baseline: $BASELINE|$BASELINE read --threads 1 $BENCH"
-    "appletap (baseline) --threads 2|$PKTS|0|baseline: $BASELINE|$BASELINE read --threads 2 $BENCH"
+    "appletap (baseline) --threads 1|$PKTS|0|baseline: $b|$b read --threads 1 $BENCH"
+    "appletap (baseline) --threads 2|$PKTS|0|baseline: $b|$b read --threads 2 $BENCH"
   )
-fi
+done
 
 # appletap's own packet count must be capinfos'.
 appletap_count() {
@@ -154,12 +157,13 @@ round_ratio() {
 # Indices into TOOLS_RUN: appletap -t1 and -t2, ndpiReader, tcpdump.
 R_T1_NDPI=$(round_ratio 0 2)
 R_T2_TCPDUMP=$(round_ratio 1 3)
-if [[ -n ${BASELINE:-} ]]; then
-  R_B1_NDPI=$(round_ratio 5 2)
-  R_B2_TCPDUMP=$(round_ratio 6 3)
-  R_T1_B1=$(round_ratio 0 5)
-  R_T2_B2=$(round_ratio 1 6)
-fi
+# Baseline k (from 0) is at indices 5 + 2k (-t1) and 6 + 2k (-t2).
+BASE_LINES=()
+for k in "${!BASES[@]}"; do
+  i1=$((5 + 2 * k)) i2=$((6 + 2 * k))
+  BASE_LINES+=("$(printf -- '- baseline %s: --threads 1 at %.2fx ndpiReader, --threads 2 at %.2fx tcpdump; this build over the baseline: %.2fx (-t1), %.2fx (-t2) (medians of per-round ratios)' \
+    "${BASES[$k]}" "$(round_ratio "$i1" 2)" "$(round_ratio "$i2" 3)" "$(round_ratio 0 "$i1")" "$(round_ratio 1 "$i2")")")
+done
 
 # Memory with the flow count held and the packet count growing: the same capture read 1, 2 and
 # 4 times in one run. Each pass brings the same flows again; packet time goes back to the
@@ -233,10 +237,9 @@ NDPI_PKTS=$(ndpiReader -i "$BENCH" 2>&1 | sed -n 's/.* of \([0-9]*\) packets tot
   target "appletap --threads 1 >= 5x ndpiReader packets/s" "$(awk -v r="$r" 'BEGIN {print (r >= 5)}')" "${r}x"
   r=$(awk -v r="$R_T2_TCPDUMP" 'BEGIN {printf "%.2f", r}')
   target "appletap --threads 2 >= 0.8x tcpdump packets/s" "$(awk -v r="$r" 'BEGIN {print (r >= 0.8)}')" "${r}x"
-  if [[ -n ${BASELINE:-} ]]; then
-    printf -- '- baseline: --threads 1 at %.2fx ndpiReader, --threads 2 at %.2fx tcpdump; this build over the baseline: %.2fx (-t1), %.2fx (-t2) (medians of per-round ratios)\n' \
-      "$R_B1_NDPI" "$R_B2_TCPDUMP" "$R_T1_B1" "$R_T2_B2"
-  fi
+  for line in "${BASE_LINES[@]}"; do
+    echo "$line"
+  done
   m=$(awk -v a="$T1_RSS" -v b="$T2_RSS" 'BEGIN {print (a > b) ? a : b}')
   target "appletap peak RSS <= 150 MiB on the $PKTS-packet capture" "$(awk -v m="$m" 'BEGIN {print (m <= 150)}')" "${m} MiB"
   echo

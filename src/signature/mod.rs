@@ -5,6 +5,7 @@
 //! be replaced with `--signatures PATH`. Its format and matching rules are documented in
 //! `signatures/README.md`.
 
+mod blocks;
 mod hosts;
 pub mod listing;
 mod load;
@@ -166,23 +167,6 @@ pub struct HostRule {
     pub sources: Vec<String>,
 }
 
-/// An IPv4 block as (network bits, mask): an address is in it when `address & mask ==
-/// network` (`IpNet::contains` truncates the network on every call).
-fn v4_block(n: &ipnet::Ipv4Net) -> (u32, u32) {
-    let mask = u32::MAX
-        .checked_shl(32 - u32::from(n.prefix_len()))
-        .unwrap_or(0);
-    (n.addr().to_bits() & mask, mask)
-}
-
-/// An IPv6 block as (network bits, mask), as [`v4_block`].
-fn v6_block(n: &ipnet::Ipv6Net) -> (u128, u128) {
-    let mask = u128::MAX
-        .checked_shl(128 - u32::from(n.prefix_len()))
-        .unwrap_or(0);
-    (n.addr().to_bits() & mask, mask)
-}
-
 /// An address block rule.
 #[derive(Debug, Clone)]
 pub struct AddressRule {
@@ -235,11 +219,10 @@ pub struct SignatureSet {
     /// Per-port index into `ports` (u16::MAX = none), TCP then UDP: 2 x 65,536 entries so a
     /// lookup is one array read.
     port_index: Vec<u16>,
-    /// The IPv4 address blocks as (network, mask, index into `addresses`), longest prefix
-    /// first; see [`Blocks`].
-    v4_blocks: Blocks<u32>,
+    /// The IPv4 address blocks, indexed (see [`blocks::Blocks`]).
+    v4_blocks: blocks::Blocks,
     /// The IPv6 address blocks, likewise.
-    v6_blocks: Blocks<u128>,
+    v6_blocks: blocks::Blocks,
     host_index: hosts::HostIndex,
     apple: ServiceId,
     /// The `bonjour` service, resolved once here (the classify path asks for it per flow).
@@ -247,14 +230,6 @@ pub struct SignatureSet {
 }
 
 const NO_RULE: u16 = u16::MAX;
-
-/// The address blocks of one family as (network bits, mask, index into
-/// [`SignatureSet::addresses`]), longest prefix first: matching a flow's server address is a
-/// mask and a compare per block of its family. Every flow that ends is matched (twice for some:
-/// [`SignatureSet::is_apple_address`]); walking all rules through their `IpNet`s took 600
-/// instructions a flow, end_flow went from 8.40M to 6.66M instructions on the first 100k
-/// packets (callgrind).
-type Blocks<T> = Vec<(T, T, usize)>;
 
 impl SignatureSet {
     /// The shipped set.
@@ -310,19 +285,9 @@ impl SignatureSet {
         }
         let mut address_order: Vec<usize> = (0..addresses.len()).collect();
         address_order.sort_by_key(|&i| (std::cmp::Reverse(addresses[i].prefix.prefix_len()), i));
-        let (mut v4_blocks, mut v6_blocks) = (Vec::new(), Vec::new());
-        for i in address_order {
-            match addresses[i].prefix {
-                IpNet::V4(n) => {
-                    let (net, mask) = v4_block(&n);
-                    v4_blocks.push((net, mask, i));
-                }
-                IpNet::V6(n) => {
-                    let (net, mask) = v6_block(&n);
-                    v6_blocks.push((net, mask, i));
-                }
-            }
-        }
+        let ordered = || address_order.iter().map(|&i| (&addresses[i].prefix, i));
+        let v4_blocks = blocks::Blocks::new(32, ordered());
+        let v6_blocks = blocks::Blocks::new(128, ordered());
         let host_index = hosts::HostIndex::build(hosts.iter().map(|h| &h.pattern));
         let bonjour_service = services
             .iter()
@@ -438,14 +403,11 @@ impl SignatureSet {
 
     /// Address rules containing `ip`, longest prefix first.
     pub fn address_rules(&self, ip: IpAddr) -> impl Iterator<Item = &AddressRule> + '_ {
-        // The other family's list is empty here.
-        let ((v4, a4), (v6, a6)) = match ip {
-            IpAddr::V4(a) => ((&self.v4_blocks[..], a.to_bits()), (&[][..], 0)),
-            IpAddr::V6(a) => ((&[][..], 0), (&self.v6_blocks[..], a.to_bits())),
+        let matching = match ip {
+            IpAddr::V4(a) => self.v4_blocks.matching(u128::from(a.to_bits())),
+            IpAddr::V6(a) => self.v6_blocks.matching(a.to_bits()),
         };
-        let v4 = v4.iter().filter(move |b| a4 & b.1 == b.0).map(|b| b.2);
-        let v6 = v6.iter().filter(move |b| a6 & b.1 == b.0).map(|b| b.2);
-        v4.chain(v6).map(|i| &self.addresses[i])
+        matching.map(|i| &self.addresses[i])
     }
 
     /// Whether `ip` lies in an address block whose service is an Apple service and that
@@ -575,11 +537,11 @@ mod tests {
                 let ip: IpAddr = ip.parse().unwrap();
                 let inside = match (net, ip) {
                     (IpNet::V4(n), IpAddr::V4(a)) => {
-                        let (net, mask) = v4_block(&n);
+                        let (net, mask) = blocks::v4_block(&n);
                         a.to_bits() & mask == net
                     }
                     (IpNet::V6(n), IpAddr::V6(a)) => {
-                        let (net, mask) = v6_block(&n);
+                        let (net, mask) = blocks::v6_block(&n);
                         a.to_bits() & mask == net
                     }
                     _ => false,
@@ -614,6 +576,48 @@ mod tests {
         assert_eq!(back.services.len(), aligned.services.len());
         assert_eq!(back.service(extra).id, "extra");
         assert!(back.hosts.iter().all(|h| h.service != extra));
+    }
+
+    #[test]
+    fn indexed_blocks_find_what_every_rule_would() {
+        let text = BUILTIN_TEXT.replacen(
+            "[[address]]",
+            "[[address]]\nprefix = \"0.0.0.0/0\"\nservice = \"apple\"\nsources = [\"A5\"]\n\n\
+             [[address]]\nprefix = \"192.0.0.0/3\"\nservice = \"apple\"\nsources = [\"A5\"]\n\n\
+             [[address]]",
+            1,
+        );
+        let set = SignatureSet::parse("wide blocks", &text).unwrap();
+        let mut ips: Vec<IpAddr> = Vec::new();
+        for r in &set.addresses {
+            // Each block's first and last address, and the addresses just outside it.
+            match r.prefix {
+                IpNet::V4(n) => {
+                    let (lo, hi) = (n.network().to_bits(), n.broadcast().to_bits());
+                    for a in [lo, hi, lo.wrapping_sub(1), hi.wrapping_add(1)] {
+                        ips.push(std::net::Ipv4Addr::from_bits(a).into());
+                    }
+                }
+                IpNet::V6(n) => {
+                    let (lo, hi) = (n.network().to_bits(), n.broadcast().to_bits());
+                    for a in [lo, hi, lo.wrapping_sub(1), hi.wrapping_add(1)] {
+                        ips.push(std::net::Ipv6Addr::from_bits(a).into());
+                    }
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..set.addresses.len()).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(set.addresses[i].prefix.prefix_len()), i));
+        for ip in ips {
+            let want: Vec<_> = order
+                .iter()
+                .map(|&i| &set.addresses[i])
+                .filter(|r| r.prefix.contains(&ip))
+                .map(|r| r.prefix)
+                .collect();
+            let got: Vec<_> = set.address_rules(ip).map(|r| r.prefix).collect();
+            assert_eq!(got, want, "{ip}");
+        }
     }
 
     #[test]

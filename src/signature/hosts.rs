@@ -222,11 +222,15 @@ impl HostIndex {
         };
         let mut node = 0;
         let mut lower = [0u8; MAX_LABEL_LEN];
-        // Labels from the last, found with memrchr in one pass (counting the labels first and
-        // then splitting byte by byte: 567 instructions a lookup, now 487; callgrind).
+        // Labels from the last, in one pass (counting the labels first and then splitting:
+        // 567 instructions a lookup; memrchr, whose set-up outweighs a label's few bytes: 487;
+        // this: 422; callgrind).
         let mut end = name.len();
         for depth in 0.. {
-            let start = memchr::memrchr(b'.', &name[..end]).map_or(0, |dot| dot + 1);
+            let start = name[..end]
+                .iter()
+                .rposition(|&b| b == b'.')
+                .map_or(0, |dot| dot + 1);
             let label = &name[start..end];
             // The first label of the name (the labels it has are `depth + 1`).
             let is_first = start == 0;

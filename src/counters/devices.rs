@@ -104,7 +104,7 @@ impl DeviceUsage {
         s.flows += 1;
         s.bytes += flow.bytes[0] + flow.bytes[1];
         let failed = matches!(
-            flow.state(),
+            f.state,
             FlowState::Rejected | FlowState::Unanswered | FlowState::Unreachable
         );
         if failed && f.decision.confidence >= Some(Confidence::Likely) {

@@ -108,7 +108,7 @@ impl Audit {
         let conf = f.decision.confidence;
         let service = f.decision.service;
         let apple = service.is_some_and(|s| sigs.service(s).apple);
-        let state = flow.state();
+        let state = f.state;
         let client = flow.client.0;
         // A media flow a session negotiated is one-way by design (RTP audio to a receiver):
         // whether the session worked is its parent's outcome, not an unanswered attempt.

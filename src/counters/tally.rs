@@ -102,7 +102,7 @@ impl Tally {
         // Use, not destination: a flow nobody answered counts at most `possible`.
         // A negotiated media flow is one-way by design: its session's answer is its use.
         let label = f.decision.confidence;
-        let used = match Confidence::of_use(label, f.flow.state()) {
+        let used = match Confidence::of_use(label, f.state) {
             u if u != label
                 && f.decision.decided_by() == Some(crate::classify::Signal::Expected) =>
             {

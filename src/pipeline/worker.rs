@@ -372,6 +372,7 @@ fn end_flow(
             flow,
             decision: &decision,
             name,
+            state: flow.state(),
         },
     );
     let Some(records) = records else {

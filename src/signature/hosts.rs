@@ -214,7 +214,6 @@ impl HostIndex {
         if name.is_empty() || name.len() > MAX_NAME_LEN {
             return None;
         }
-        let total = name.split(|&b| b == b'.').count();
         let mut best: Option<HostMatch> = None;
         let mut consider = |index: usize, specificity: usize| {
             if best.is_none_or(|b| specificity > b.specificity) {
@@ -223,8 +222,19 @@ impl HostIndex {
         };
         let mut node = 0;
         let mut lower = [0u8; MAX_LABEL_LEN];
-        for (depth, label) in name.rsplit(|&b| b == b'.').enumerate() {
-            let is_first = depth + 1 == total;
+        // Labels from the last, in one pass (counting the labels first and then splitting:
+        // 567 instructions a lookup; memrchr, whose set-up outweighs a label's few bytes: 487;
+        // this: 422; callgrind).
+        let mut end = name.len();
+        for depth in 0.. {
+            let start = name[..end]
+                .iter()
+                .rposition(|&b| b == b'.')
+                .map_or(0, |dot| dot + 1);
+            let label = &name[start..end];
+            // The first label of the name (the labels it has are `depth + 1`).
+            let is_first = start == 0;
+            let total = depth + 1;
             if is_first {
                 for (g, i) in &self.nodes[node].globs {
                     if g.matches(label) {
@@ -250,6 +260,10 @@ impl HostIndex {
             if is_first && let Some(i) = n.exact {
                 consider(i, total * 4 + 3);
             }
+            if is_first {
+                break;
+            }
+            end = start - 1;
         }
         best
     }

@@ -5,6 +5,7 @@
 //! be replaced with `--signatures PATH`. Its format and matching rules are documented in
 //! `signatures/README.md`.
 
+mod blocks;
 mod hosts;
 pub mod listing;
 mod load;
@@ -166,26 +167,6 @@ pub struct HostRule {
     pub sources: Vec<String>,
 }
 
-/// Whether `ip` lies in `prefix`: a mask and a compare (`IpNet::contains` truncates the
-/// network on every call; this runs for every rule against every flow's server address).
-fn prefix_contains(prefix: &IpNet, ip: IpAddr) -> bool {
-    match (prefix, ip) {
-        (IpNet::V4(n), IpAddr::V4(a)) => {
-            let mask = u32::MAX
-                .checked_shl(32 - u32::from(n.prefix_len()))
-                .unwrap_or(0);
-            (a.to_bits() ^ n.addr().to_bits()) & mask == 0
-        }
-        (IpNet::V6(n), IpAddr::V6(a)) => {
-            let mask = u128::MAX
-                .checked_shl(128 - u32::from(n.prefix_len()))
-                .unwrap_or(0);
-            (a.to_bits() ^ n.addr().to_bits()) & mask == 0
-        }
-        _ => false,
-    }
-}
-
 /// An address block rule.
 #[derive(Debug, Clone)]
 pub struct AddressRule {
@@ -238,8 +219,10 @@ pub struct SignatureSet {
     /// Per-port index into `ports` (u16::MAX = none), TCP then UDP: 2 x 65,536 entries so a
     /// lookup is one array read.
     port_index: Vec<u16>,
-    /// Indexes into `addresses`, longest prefix first.
-    address_order: Vec<usize>,
+    /// The IPv4 address blocks, indexed (see [`blocks::Blocks`]).
+    v4_blocks: blocks::Blocks,
+    /// The IPv6 address blocks, likewise.
+    v6_blocks: blocks::Blocks,
     host_index: hosts::HostIndex,
     apple: ServiceId,
     /// The `bonjour` service, resolved once here (the classify path asks for it per flow).
@@ -302,6 +285,9 @@ impl SignatureSet {
         }
         let mut address_order: Vec<usize> = (0..addresses.len()).collect();
         address_order.sort_by_key(|&i| (std::cmp::Reverse(addresses[i].prefix.prefix_len()), i));
+        let ordered = || address_order.iter().map(|&i| (&addresses[i].prefix, i));
+        let v4_blocks = blocks::Blocks::new(32, ordered());
+        let v6_blocks = blocks::Blocks::new(128, ordered());
         let host_index = hosts::HostIndex::build(hosts.iter().map(|h| &h.pattern));
         let bonjour_service = services
             .iter()
@@ -316,7 +302,8 @@ impl SignatureSet {
             addresses,
             bonjour,
             port_index,
-            address_order,
+            v4_blocks,
+            v6_blocks,
             host_index,
             apple,
         }
@@ -416,10 +403,11 @@ impl SignatureSet {
 
     /// Address rules containing `ip`, longest prefix first.
     pub fn address_rules(&self, ip: IpAddr) -> impl Iterator<Item = &AddressRule> + '_ {
-        self.address_order
-            .iter()
-            .map(|&i| &self.addresses[i])
-            .filter(move |r| prefix_contains(&r.prefix, ip))
+        let matching = match ip {
+            IpAddr::V4(a) => self.v4_blocks.matching(u128::from(a.to_bits())),
+            IpAddr::V6(a) => self.v6_blocks.matching(a.to_bits()),
+        };
+        matching.map(|i| &self.addresses[i])
     }
 
     /// Whether `ip` lies in an address block whose service is an Apple service and that
@@ -518,7 +506,7 @@ mod tests {
     }
 
     #[test]
-    fn prefix_contains_agrees_with_ipnet() {
+    fn blocks_agree_with_ipnet() {
         let nets = [
             "17.0.0.0/8",
             "0.0.0.0/0",
@@ -547,7 +535,18 @@ mod tests {
             let net: IpNet = n.parse().unwrap();
             for ip in ips {
                 let ip: IpAddr = ip.parse().unwrap();
-                assert_eq!(prefix_contains(&net, ip), net.contains(&ip), "{net} {ip}");
+                let inside = match (net, ip) {
+                    (IpNet::V4(n), IpAddr::V4(a)) => {
+                        let (net, mask) = blocks::v4_block(&n);
+                        a.to_bits() & mask == net
+                    }
+                    (IpNet::V6(n), IpAddr::V6(a)) => {
+                        let (net, mask) = blocks::v6_block(&n);
+                        a.to_bits() & mask == net
+                    }
+                    _ => false,
+                };
+                assert_eq!(inside, net.contains(&ip), "{net} {ip}");
             }
         }
     }
@@ -577,6 +576,48 @@ mod tests {
         assert_eq!(back.services.len(), aligned.services.len());
         assert_eq!(back.service(extra).id, "extra");
         assert!(back.hosts.iter().all(|h| h.service != extra));
+    }
+
+    #[test]
+    fn indexed_blocks_find_what_every_rule_would() {
+        let text = BUILTIN_TEXT.replacen(
+            "[[address]]",
+            "[[address]]\nprefix = \"0.0.0.0/0\"\nservice = \"apple\"\nsources = [\"A5\"]\n\n\
+             [[address]]\nprefix = \"192.0.0.0/3\"\nservice = \"apple\"\nsources = [\"A5\"]\n\n\
+             [[address]]",
+            1,
+        );
+        let set = SignatureSet::parse("wide blocks", &text).unwrap();
+        let mut ips: Vec<IpAddr> = Vec::new();
+        for r in &set.addresses {
+            // Each block's first and last address, and the addresses just outside it.
+            match r.prefix {
+                IpNet::V4(n) => {
+                    let (lo, hi) = (n.network().to_bits(), n.broadcast().to_bits());
+                    for a in [lo, hi, lo.wrapping_sub(1), hi.wrapping_add(1)] {
+                        ips.push(std::net::Ipv4Addr::from_bits(a).into());
+                    }
+                }
+                IpNet::V6(n) => {
+                    let (lo, hi) = (n.network().to_bits(), n.broadcast().to_bits());
+                    for a in [lo, hi, lo.wrapping_sub(1), hi.wrapping_add(1)] {
+                        ips.push(std::net::Ipv6Addr::from_bits(a).into());
+                    }
+                }
+            }
+        }
+        let mut order: Vec<usize> = (0..set.addresses.len()).collect();
+        order.sort_by_key(|&i| (std::cmp::Reverse(set.addresses[i].prefix.prefix_len()), i));
+        for ip in ips {
+            let want: Vec<_> = order
+                .iter()
+                .map(|&i| &set.addresses[i])
+                .filter(|r| r.prefix.contains(&ip))
+                .map(|r| r.prefix)
+                .collect();
+            let got: Vec<_> = set.address_rules(ip).map(|r| r.prefix).collect();
+            assert_eq!(got, want, "{ip}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! its counts are exact. What was dropped is counted where it can be exactly (attempts whose
 //! client fell outside the table) and estimated from the sample otherwise (how many clients).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::hash::{BuildHasher, Hash};
 use std::net::IpAddr;
 
@@ -154,47 +154,88 @@ pub struct TargetCount {
 }
 
 /// A table that keeps the `cap` entries whose keys hash smallest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Looked up in a hash map (seeded per process, so crafted keys cannot make its probes long),
+/// each entry with its stable hash; the order the sample is defined by, (stable hash, key), is
+/// kept only once the table is full, in a max-heap of the kept keys: the only entry ever
+/// dropped is the largest. This runs for every flow that ends: an ordered map of (hash, key)
+/// cost a tree search of 16 to 32-byte keys per flow, 2.3% of wall time on the benchmark
+/// capture (perf); the first 100k packets went from 185.78M to 184.51M instructions
+/// (callgrind).
+#[derive(Debug, Clone)]
 pub struct Sample<K, V> {
-    map: BTreeMap<(u64, K), V>,
+    map: HashMap<K, (u64, V), foldhash::fast::RandomState>,
+    /// (stable hash, key) of every entry, largest on top, once the table has been full
+    /// (empty before: until then nothing is dropped and the order is not needed).
+    order: BinaryHeap<(u64, K)>,
     cap: usize,
 }
+
+impl<K: Eq + Hash, V: PartialEq> PartialEq for Sample<K, V> {
+    fn eq(&self, other: &Self) -> bool {
+        // `order` follows from the entries.
+        self.cap == other.cap && self.map == other.map
+    }
+}
+
+impl<K: Eq + Hash, V: Eq> Eq for Sample<K, V> {}
 
 impl<K: Ord + Hash + Clone, V: Default> Sample<K, V> {
     /// An empty table of at most `cap` entries.
     pub fn new(cap: usize) -> Self {
         Self {
-            map: BTreeMap::new(),
+            map: HashMap::default(),
+            order: BinaryHeap::new(),
             cap,
         }
     }
 
     /// The entry of `key`, or `None` when the table is full of smaller hashes.
     pub fn entry(&mut self, key: &K) -> Option<&mut V> {
-        let k = (stable_hash(key), key.clone());
-        // One search while the table has room (this runs for every flow that ends).
-        if self.map.len() >= self.cap && !self.map.contains_key(&k) {
-            let largest = self.map.last_key_value().map(|(l, _)| l.0);
-            if largest.is_some_and(|l| k.0 > l) {
+        let h = stable_hash(key);
+        if self.map.len() >= self.cap {
+            if self.order.is_empty() {
+                self.order = self.map.iter().map(|(k, (h, _))| (*h, k.clone())).collect();
+            }
+            // A key kept hashes no larger than the largest kept: anything larger is out
+            // without a lookup.
+            let largest = self.order.peek().map(|(l, _)| *l);
+            if largest.is_some_and(|l| h > l) {
                 return None;
             }
-            self.map.pop_last();
+            if !self.map.contains_key(key) {
+                let new = (h, key.clone());
+                if self.order.peek().is_some_and(|top| new > *top) {
+                    return None;
+                }
+                if let Some((_, gone)) = self.order.pop() {
+                    self.map.remove(&gone);
+                }
+                self.order.push(new);
+            }
         }
-        Some(self.map.entry(k).or_default())
+        Some(
+            &mut self
+                .map
+                .entry(key.clone())
+                .or_insert_with(|| (h, V::default()))
+                .1,
+        )
     }
 
     /// Adds another table, merging values with `add`.
     pub fn merge(&mut self, other: &Self, add: impl Fn(&mut V, &V)) {
-        for ((_, key), v) in &other.map {
+        for (key, (_, v)) in &other.map {
             if let Some(mine) = self.entry(key) {
                 add(mine, v);
             }
         }
     }
 
-    /// The entries kept, in hash order.
+    /// The entries kept, in no particular order (what is kept does not depend on it; the
+    /// report sorts what it shows).
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.map.iter().map(|((_, k), v)| (k, v))
+        self.map.iter().map(|(k, (_, v))| (k, v))
     }
 
     /// Entries kept.
@@ -215,9 +256,10 @@ impl<K: Ord + Hash + Clone, V: Default> Sample<K, V> {
     /// Distinct keys seen: exact when not full, else estimated from the largest hash kept
     /// (the same estimate as [`Distinct::estimate`]).
     pub fn estimate(&self) -> u64 {
-        match self.map.last_key_value() {
-            Some(((max, _), _)) if self.is_full() => {
-                let frac = (*max as f64 + 1.0) / 18_446_744_073_709_551_616.0;
+        let largest = self.map.values().map(|(h, _)| *h).max();
+        match largest {
+            Some(max) if self.is_full() => {
+                let frac = (max as f64 + 1.0) / 18_446_744_073_709_551_616.0;
                 ((self.cap as f64 - 1.0) / frac).round() as u64
             }
             _ => self.map.len() as u64,
@@ -430,11 +472,18 @@ mod tests {
         split.merge(&b);
         split.merge(&a);
         let kept = |x: &Activity| -> Vec<(IpAddr, Client)> {
-            x.clients.iter().map(|(k, v)| (*k, v.clone())).collect()
+            let mut v: Vec<_> = x.clients.iter().map(|(k, v)| (*k, v.clone())).collect();
+            v.sort_by_key(|(k, _)| *k);
+            v
         };
         assert_eq!(kept(&whole), kept(&split));
-        let tw: Vec<_> = whole.targets.iter().map(|(k, v)| (*k, v.clone())).collect();
-        let ts: Vec<_> = split.targets.iter().map(|(k, v)| (*k, v.clone())).collect();
-        assert_eq!(tw, ts);
+        assert_eq!(whole.clients.len(), MAX_CLIENTS, "the sample was full");
+        let targets = |x: &Activity| -> Vec<(Target, TargetCount)> {
+            let mut v: Vec<_> = x.targets.iter().map(|(k, v)| (*k, v.clone())).collect();
+            v.sort_by_key(|(k, _)| *k);
+            v
+        };
+        assert_eq!(targets(&whole), targets(&split));
+        assert_eq!(whole, split);
     }
 }

@@ -2,6 +2,7 @@
 //! on the number of flows. It never reads a clock; "now" is the latest packet timestamp seen.
 
 use std::cmp::Reverse;
+use std::collections::binary_heap::PeekMut;
 use std::collections::hash_map::Entry;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
@@ -88,40 +89,69 @@ pub enum EndReason {
     Flush,
 }
 
-/// Flows of one timeout class by deadline, earliest first (first queued first on a tie). A
-/// heap, not a FIFO: a packet may be up to a minute older than the clock, so deadlines are
-/// not queued in order, and expiry must find every flow idle by now, whenever it runs (which
-/// flows are idle when a full shard evicts must not depend on when a sweep last ran).
+/// Flows of one timeout class by deadline, earliest first (first queued first on a tie). Not a
+/// plain FIFO: a packet may be up to a minute older than the clock and a flow that was busy is
+/// queued again at its own idle time, so deadlines are not queued in order, and expiry must
+/// find every flow idle by now, whenever it runs (which flows are idle when a full shard
+/// evicts must not depend on when a sweep last ran).
+///
+/// Most deadlines do come in order (a new flow's is its first packet's time plus the
+/// timeout), so those go to a FIFO and only the ones earlier than its back go to a heap; a pop
+/// takes the earlier of the two fronts by (deadline, push order), the order one heap of all
+/// the entries gave. One heap of everything spent most of the sweep's 4.4M instructions on
+/// the first 100k packets of the benchmark capture in sifting 64-byte entries; the FIFO took
+/// the whole run from 185.77M to 184.62M instructions (callgrind).
 #[derive(Debug, Default)]
 struct ExpiryQueue {
-    heap: BinaryHeap<Reverse<(Timestamp, u64, u64, FlowKey)>>,
+    /// Entries in (deadline, push order) order.
+    fifo: VecDeque<QueueEntry>,
+    /// Entries that came earlier than the FIFO's back when queued.
+    late: BinaryHeap<Reverse<QueueEntry>>,
     pushed: u64,
 }
 
+/// (deadline, push order, flow id, key): ordered by deadline, then push order (unique).
+type QueueEntry = (Timestamp, u64, u64, FlowKey);
+
 impl ExpiryQueue {
     fn push(&mut self, deadline: Timestamp, key: FlowKey, id: u64) {
-        self.heap.push(Reverse((deadline, self.pushed, id, key)));
+        let entry = (deadline, self.pushed, id, key);
         self.pushed += 1;
+        match self.fifo.back() {
+            Some(back) if back.0 > deadline => self.late.push(Reverse(entry)),
+            _ => self.fifo.push_back(entry),
+        }
     }
 
-    fn peek(&self) -> Option<(Timestamp, FlowKey, u64)> {
-        self.heap.peek().map(|Reverse((d, _, id, k))| (*d, *k, *id))
-    }
-
-    fn pop(&mut self) {
-        self.heap.pop();
+    /// Takes the earliest entry if its deadline is at or before `now`: (key, flow id).
+    fn pop_due(&mut self, now: Timestamp) -> Option<(FlowKey, u64)> {
+        let late = match (self.fifo.front(), self.late.peek()) {
+            (Some(f), Some(Reverse(l))) => (l.0, l.1) < (f.0, f.1),
+            (Some(_), None) => false,
+            (None, Some(_)) => true,
+            (None, None) => return None,
+        };
+        let (_, _, id, key) = if late {
+            let top = self.late.peek_mut().filter(|top| top.0.0 <= now)?;
+            PeekMut::pop(top).0
+        } else {
+            self.fifo.pop_front_if(|e| e.0 <= now)?
+        };
+        Some((key, id))
     }
 
     fn len(&self) -> usize {
-        self.heap.len()
+        self.fifo.len() + self.late.len()
     }
 
     fn retain(&mut self, mut keep: impl FnMut(&FlowKey, &u64) -> bool) {
-        self.heap.retain(|Reverse((_, _, id, k))| keep(k, id));
+        self.fifo.retain(|(_, _, id, k)| keep(k, id));
+        self.late.retain(|Reverse((_, _, id, k))| keep(k, id));
     }
 
     fn clear(&mut self) {
-        self.heap.clear();
+        self.fifo.clear();
+        self.late.clear();
     }
 }
 
@@ -429,11 +459,7 @@ impl<T: Default> FlowTable<T> {
     fn expire_idle(&mut self, ended: &mut impl FnMut(Flow, T, EndReason)) {
         let now = self.now;
         for q in 0..self.queues.len() {
-            while let Some((deadline, key, id)) = self.queues[q].peek() {
-                if deadline > now {
-                    break;
-                }
-                self.queues[q].pop();
+            while let Some((key, id)) = self.queues[q].pop_due(now) {
                 let Some((flow, _)) = self.map.get(&key) else {
                     continue;
                 };
@@ -642,6 +668,52 @@ mod tests {
 mod regression {
     use super::*;
     use crate::decode::from_ip;
+
+    /// Deadlines queued out of order (packets older than the clock, busy flows queued again
+    /// at their idle time) must still come out by (deadline, push order), through the FIFO
+    /// and the heap alike, and only once due: the order flows are handed to `ended`.
+    #[test]
+    fn out_of_order_deadlines_expire_in_deadline_then_push_order() {
+        let udp = [
+            0x45, 0, 0, 29, 0, 1, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, 0x9c, 0x40, 0x30,
+            0x39, 0, 9, 0, 0, b'x',
+        ];
+        let key = FlowKey::of(&from_ip(&udp).unwrap());
+        let mut q = ExpiryQueue::default();
+        let mut queued = Vec::new();
+        let mut x = 12_345u64;
+        for i in 0..2_000u64 {
+            x = x
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            // Mostly growing, some up to 60 behind, many ties.
+            let deadline = Timestamp(i / 2 + 60 - (x >> 33) % 61 * u64::from(x >> 60 == 0));
+            q.push(deadline, key, i);
+            queued.push((deadline, i));
+        }
+        assert!(!q.late.is_empty() && !q.fifo.is_empty(), "both paths taken");
+        // Stale entries dropped by compaction leave the rest in order.
+        q.retain(|_, id| id % 7 != 3);
+        queued.retain(|(_, id)| id % 7 != 3);
+        queued.sort();
+        let mut popped = Vec::new();
+        for now in (0..1_200).step_by(50) {
+            while let Some((_, id)) = q.pop_due(Timestamp(now)) {
+                let deadline = queued[popped.len()].0;
+                assert!(
+                    deadline.0 <= now,
+                    "{id} popped at {now}, due at {deadline:?}"
+                );
+                popped.push(id);
+            }
+            if let Some(next) = queued.get(popped.len()) {
+                assert!(next.0.0 > now, "{next:?} due at {now} but not popped");
+            }
+        }
+        let want: Vec<u64> = queued.iter().map(|(_, id)| *id).collect();
+        assert_eq!(popped, want);
+        assert_eq!(q.len(), 0);
+    }
 
     /// A flow idle for exactly its timeout, to the nanosecond, must neither hang the sweep nor
     /// end (idle means strictly longer). Found by fuzzing the capture-file target.

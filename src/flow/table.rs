@@ -702,7 +702,10 @@ mod regression {
 
     /// Deadlines queued out of order (packets older than the clock, busy flows queued again
     /// at their idle time) must still come out by (deadline, push order), through the FIFO
-    /// and the heap alike, and only once due: the order flows are handed to `ended`.
+    /// and the heap alike, and only once due: the order flows are handed to `ended`. A
+    /// compaction that drops the FIFO's latest entries lets a later push tie with an earlier
+    /// late one, where only the push order decides (the plain case first); then pushes,
+    /// sweeps and compactions interleaved, against a sorted set.
     #[test]
     fn out_of_order_deadlines_expire_in_deadline_then_push_order() {
         let udp = [
@@ -710,40 +713,52 @@ mod regression {
             0x39, 0, 9, 0, 0, b'x',
         ];
         let key = FlowKey::of(&from_ip(&udp).unwrap());
+        // The plainest case: the FIFO's back dropped, a later push ties with a late one.
         let mut q = ExpiryQueue::default();
-        let mut queued = Vec::new();
-        let mut x = 12_345u64;
-        for i in 0..2_000u64 {
+        q.push(Timestamp(10), key, 1);
+        q.push(Timestamp(5), key, 2);
+        q.retain(|_, id| *id != 1);
+        q.push(Timestamp(5), key, 3);
+        let order: Vec<_> = std::iter::from_fn(|| q.pop_due(Timestamp(5))).collect();
+        assert_eq!(order, [(key, 2), (key, 3)]);
+        let mut model = std::collections::BTreeSet::new();
+        let (mut x, mut clock, mut late, mut pops) = (12_345u64, 0u64, 0, 0);
+        for i in 0..20_000u64 {
             x = x
                 .wrapping_mul(6_364_136_223_846_793_005)
                 .wrapping_add(1_442_695_040_888_963_407);
-            // Mostly growing, some up to 60 behind, many ties.
-            let deadline = Timestamp(i / 2 + 60 - (x >> 33) % 61 * u64::from(x >> 60 == 0));
+            clock += x >> 62;
+            // Mostly the clock plus the timeout, one in four up to 10 behind: many ties.
+            let behind = if x >> 60 & 3 == 0 { (x >> 40) % 11 } else { 0 };
+            let deadline = Timestamp(clock + 10 - behind);
             q.push(deadline, key, i);
-            queued.push((deadline, i));
-        }
-        assert!(!q.late.is_empty() && !q.fifo.is_empty(), "both paths taken");
-        // Stale entries dropped by compaction leave the rest in order.
-        q.retain(|_, id| id % 7 != 3);
-        queued.retain(|(_, id)| id % 7 != 3);
-        queued.sort();
-        let mut popped = Vec::new();
-        for now in (0..1_200).step_by(50) {
-            while let Some((_, id)) = q.pop_due(Timestamp(now)) {
-                let deadline = queued[popped.len()].0;
+            model.insert((deadline, i));
+            late += usize::from(!q.late.is_empty());
+            if (x >> 20) % 97 == 0 {
+                // A compaction dropping stale entries, the latest ones among them.
+                let stale = |id: u64| id % 3 == x >> 50 & 1 || id + 20 > i;
+                q.retain(|_, id| !stale(*id));
+                model.retain(|(_, id)| !stale(*id));
+            }
+            if (x >> 30) % 5 == 0 {
+                let now = Timestamp(clock + (x >> 34) % 3);
+                while let Some((_, id)) = q.pop_due(now) {
+                    let (deadline, want) = model.pop_first().expect("no more entries");
+                    assert_eq!(id, want, "popped at {now:?}");
+                    assert!(
+                        deadline <= now,
+                        "{id} popped at {now:?}, due at {deadline:?}"
+                    );
+                    pops += 1;
+                }
                 assert!(
-                    deadline.0 <= now,
-                    "{id} popped at {now}, due at {deadline:?}"
+                    model.first().is_none_or(|(d, _)| *d > now),
+                    "due but not popped"
                 );
-                popped.push(id);
             }
-            if let Some(next) = queued.get(popped.len()) {
-                assert!(next.0.0 > now, "{next:?} due at {now} but not popped");
-            }
+            assert_eq!(q.len(), model.len());
         }
-        let want: Vec<u64> = queued.iter().map(|(_, id)| *id).collect();
-        assert_eq!(popped, want);
-        assert_eq!(q.len(), 0);
+        assert!(late > 1_000 && pops > 10_000, "{late} late, {pops} popped");
     }
 
     /// A flow idle for exactly its timeout, to the nanosecond, must neither hang the sweep nor

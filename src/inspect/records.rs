@@ -9,13 +9,28 @@ use std::sync::Arc;
 pub use super::dnssd::service_type;
 use super::names::{MdnsEndpoint, Names, ttl_secs};
 use crate::capture::Timestamp;
-use crate::wire::dns::{DnsMessage, RecordData};
+use crate::wire::dns::{self, DnsError, DnsMessage, RecordData};
 
 /// Longest CNAME chain followed; longer chains (or loops) are cut here.
 const MAX_CHAIN: usize = 16;
 
 /// The meta-type of DNS-SD service enumeration: not a service.
 const ENUMERATION: &str = "_dns-sd._udp";
+
+/// Parses a DNS or mDNS message for [`observe`] (an error exactly when
+/// [`dns::parse_message`] fails): of a unicast DNS message only the records it reads, A, AAAA
+/// and CNAME, are built. The NS, SOA and PTR records of answers were a quarter of their
+/// records on the benchmark capture: 180.9M -> 179.5M instructions on its first 100k packets
+/// (callgrind).
+pub fn parse(payload: &[u8], mdns: bool) -> Result<DnsMessage<'_>, DnsError> {
+    if mdns {
+        dns::parse_message(payload)
+    } else {
+        dns::parse_message_keeping(payload, |t| {
+            matches!(t, dns::rtype::A | dns::rtype::AAAA | dns::rtype::CNAME)
+        })
+    }
+}
 
 /// Feeds one DNS or mDNS message to the shared stores. `host` is the sender for mDNS (the
 /// device that searched or announced); `mdns` says which protocol this is.

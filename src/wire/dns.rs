@@ -304,10 +304,18 @@ pub fn parse_tcp_message(payload: &[u8]) -> Result<DnsMessage<'_>, DnsError> {
 /// ID (a name could point into the header). A message that does not walk cleanly is returned
 /// whole: the parse will say what is wrong with it.
 pub fn query_content(payload: &[u8]) -> &[u8] {
-    without_trailing_opt(payload).unwrap_or(payload)
+    query_content_decided(payload).0
 }
 
-fn without_trailing_opt(payload: &[u8]) -> Option<&[u8]> {
+/// [`query_content`], with how many of the first bytes of `payload` decide it: any payload
+/// of the same length that starts with those bytes has the same content. The walk that
+/// finds the content reads no byte past them (the OPT record's data, the sequence number
+/// included, is only skipped), so a repeat can be told by comparing bytes.
+pub fn query_content_decided(payload: &[u8]) -> (&[u8], usize) {
+    without_trailing_opt(payload).unwrap_or((payload, payload.len()))
+}
+
+fn without_trailing_opt(payload: &[u8]) -> Option<(&[u8], usize)> {
     let [qd, an, ns, ar] = counts(payload.first_chunk::<HEADER_LEN>()?);
     let records = an + ns + ar;
     if records == 0 {
@@ -317,17 +325,19 @@ fn without_trailing_opt(payload: &[u8]) -> Option<&[u8]> {
     for _ in 0..qd {
         pos = skip_name(payload, pos)?.checked_add(4)?;
     }
-    let mut last = (pos, 0);
+    let mut last = (pos, 0, pos);
     for _ in 0..records {
         let start = pos;
         pos = skip_name(payload, pos)?;
         // TYPE, CLASS, TTL, RDLENGTH: the read of RDLENGTH checks all ten bytes are there.
         let rdlen = usize::from(be16(payload, pos + 8)?);
         let rtype = be16(payload, pos)?;
-        pos += 10 + rdlen;
-        last = (start, rtype);
+        pos += 10;
+        last = (start, rtype, pos);
+        pos += rdlen;
     }
-    (pos == payload.len() && last.1 == rtype::OPT).then(|| &payload[..last.0])
+    let (start, rtype, read) = last;
+    (pos == payload.len() && rtype == rtype::OPT).then(|| (&payload[..start], read))
 }
 
 /// Where the name at `pos` ends, without reading its labels' text (at its root label or
@@ -1186,6 +1196,40 @@ mod tests {
             (pb.questions, pb.records),
             "the OPT record is all that differs"
         );
+    }
+
+    #[test]
+    fn bytes_past_the_decided_ones_do_not_change_the_content() {
+        let seeds = [
+            fixture!("mdns_browse_owner_seq_179.bin"),
+            fixture!("mdns_browse_owner_seq_180.bin"),
+            fixture!("mdns_companion_link_device_info.bin"),
+            fixture!("dns_41_courier_push_apple.bin"),
+        ];
+        let (content, decided) = query_content_decided(seeds[0]);
+        assert_eq!((content.len(), decided), (156 - 29, 156 - 29 + 11));
+        let mut state: u64 = 0x6a09_e667_f3bc_c908;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..4_000 {
+            let mut bytes = seeds[round % seeds.len()].to_vec();
+            for _ in 0..next() % 3 {
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = next() as u8;
+            }
+            let (content, decided) = query_content_decided(&bytes);
+            assert_eq!(content, query_content(&bytes));
+            assert!(content.len() <= decided && decided <= bytes.len());
+            let mut other = bytes.clone();
+            for b in &mut other[decided..] {
+                *b = next() as u8;
+            }
+            assert_eq!(query_content(&other), content, "round {round}");
+        }
     }
 
     #[test]

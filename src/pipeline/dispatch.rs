@@ -18,7 +18,6 @@ use crate::inspect::devices::{self, Inventory};
 use crate::inspect::dns_tcp::DnsTcpAnswers;
 use crate::inspect::names::{Names, NamesSnapshot, Seq};
 use crate::inspect::{self, expect, records};
-use crate::wire::dns;
 use crate::wire::ports;
 
 /// Where a decoded packet goes and as of when: what a worker takes beside the packet's
@@ -341,7 +340,7 @@ impl Dispatcher {
             && inspect::is_dns_response(meta.payload)
         {
             self.names.begin_packet(seq, sink.horizon(seq));
-            let msg = dns::parse_message(meta.payload);
+            let msg = records::parse(meta.payload, mdns);
             dns_valid = Some(msg.is_ok());
             if let Ok(msg) = msg {
                 inspect::observe_message(&msg, meta, mdns, ts, &self.names);

@@ -656,6 +656,88 @@ mod tests {
         p
     }
 
+    /// Headers with only what a flow key reads.
+    fn endpoints(src: IpAddr, sp: u16, dst: IpAddr, dp: u16, proto: u8) -> PacketMeta<'static> {
+        PacketMeta {
+            src,
+            dst,
+            proto,
+            src_port: sp,
+            dst_port: dp,
+            ..PacketMeta::EMPTY
+        }
+    }
+
+    #[test]
+    fn flow_key_words_are_direction_free_and_tell_families_and_protocols_apart() {
+        let v4: IpAddr = "1.2.3.4".parse().unwrap();
+        let v6: IpAddr = "::1.2.3.4".parse().unwrap();
+        let other: IpAddr = "10.0.0.9".parse().unwrap();
+        let key = |m: &PacketMeta<'_>| FlowKey::of(m);
+        let ab = key(&endpoints(v4, 443, other, 50000, ip_proto::TCP));
+        let ba = key(&endpoints(other, 50000, v4, 443, ip_proto::TCP));
+        assert_eq!(ab, ba);
+        assert_eq!(ab.symmetric_hash(), ba.symmetric_hash());
+        // The same address bits and ports in another family, or under another protocol, or
+        // with the ports the other way round, are other conversations.
+        assert_ne!(ab, key(&endpoints(v6, 443, other, 50000, ip_proto::TCP)));
+        assert_ne!(ab, key(&endpoints(v4, 443, other, 50000, ip_proto::UDP)));
+        assert_ne!(ab, key(&endpoints(v4, 50000, other, 443, ip_proto::TCP)));
+        assert_eq!(
+            ab.with_proto(ip_proto::UDP),
+            key(&endpoints(v4, 443, other, 50000, ip_proto::UDP))
+        );
+    }
+
+    #[test]
+    fn shard_hash_of_the_word_key_is_the_one_of_addresses_and_ports() {
+        // The hash picks a flow's shard, and so which flow a full shard evicts: the word
+        // layout of the key must give what the hash of addresses and ports gave before it.
+        fn by_addresses(proto: u8, a: (IpAddr, u16), b: (IpAddr, u16)) -> u64 {
+            let (lo, hi) = if rank(a) <= rank(b) { (a, b) } else { (b, a) };
+            let fold = |ip: IpAddr| match ip {
+                IpAddr::V4(x) => u64::from(x.to_bits()),
+                IpAddr::V6(x) => {
+                    let b = x.to_bits();
+                    (b as u64) ^ (b >> 64) as u64
+                }
+            };
+            let ports = u64::from(lo.1) << 24 | u64::from(hi.1) << 8 | u64::from(proto);
+            let mut x = fold(lo.0) ^ fold(hi.0).rotate_left(32) ^ ports.rotate_left(17);
+            x ^= x >> 30;
+            x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            x ^= x >> 27;
+            x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+            x ^ (x >> 31)
+        }
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for i in 0..10_000 {
+            let addr = |r: u64, v6: bool| -> IpAddr {
+                if v6 {
+                    std::net::Ipv6Addr::from_bits(u128::from(r) << 64 | u128::from(r >> 7)).into()
+                } else {
+                    std::net::Ipv4Addr::from_bits(r as u32).into()
+                }
+            };
+            let (r1, r2, r3) = (next(), next(), next());
+            let a = (addr(r1, i % 3 == 0), r3 as u16);
+            let b = (addr(r2, i % 5 == 0), (r3 >> 16) as u16);
+            let proto = (r3 >> 32) as u8;
+            let key = FlowKey::of(&endpoints(a.0, a.1, b.0, b.1, proto));
+            assert_eq!(
+                key.symmetric_hash(),
+                by_addresses(proto, a, b),
+                "{a:?} {b:?}"
+            );
+        }
+    }
+
     fn ntp(mode: u8) -> [u8; 48] {
         let mut b = [0u8; 48];
         b[0] = 0x20 | mode;

@@ -842,6 +842,49 @@ mod tests {
         }
     }
 
+    #[test]
+    fn plain_ethernet_shortcut_answers_as_the_link_walker_on_every_shared_capture() {
+        // Where the shortcut answers, it must give the walker's IP payload and addresses;
+        // where it does not, the frame must be one the walker reads as something else than
+        // untagged IP over Ethernet (or a link type other than Ethernet).
+        let (mut taken, mut left) = (0u64, 0u64);
+        for entry in std::fs::read_dir(PCAPS_DIR).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !(name.ends_with(".pcap") || name.ends_with(".pcapng")) {
+                continue;
+            }
+            let mut cap = CaptureFile::open(&path).unwrap();
+            while let Some(Ok(p)) = cap.next_packet() {
+                let walked = network_slice(p.link, p.data);
+                match plain_ethernet_ip(p.link, p.data) {
+                    Some((ip, addrs)) => {
+                        taken += 1;
+                        let net = walked.expect("the walker reads it too");
+                        assert!(std::ptr::eq(ip, net.data), "{name}");
+                        assert!(net.vlan.is_none(), "{name}");
+                        assert_eq!(Some(addrs), addresses(p.link, p.data), "{name}");
+                    }
+                    None => {
+                        left += 1;
+                        if p.link == LinkType::ETHERNET
+                            && let Ok(net) = walked
+                        {
+                            let ip = net.ether_type == EtherType::IPV4
+                                || net.ether_type == EtherType::IPV6;
+                            let right_after_header = p
+                                .data
+                                .get(14..)
+                                .is_some_and(|rest| std::ptr::eq(rest, net.data));
+                            assert!(!(ip && net.vlan.is_none() && right_after_header), "{name}");
+                        }
+                    }
+                }
+            }
+        }
+        assert!(taken > 10_000 && left > 100, "{taken} {left}");
+    }
+
     /// What the fixtures were made from: frames 294-323 of ndpi__iphone.pcap.
     fn fixture_source() -> Vec<(EtherType, Vec<u8>)> {
         let decoded = decode_file(&Path::new(PCAPS_DIR).join("ndpi__iphone.pcap"));

@@ -337,6 +337,36 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_slot_keeps_nothing_of_the_packet_before() {
+        // Slots outlive a cleared batch and are filled in place: an Ethernet packet's link
+        // addresses must not show through in the raw IP packet that takes its slot next.
+        let mut capture = shared_capture("mercury__capture2.pcap");
+        let mut dispatcher = Dispatcher::new(Arc::new(Names::new(1000)), 1, 16, Default::default());
+        let mut fill = Fill(Batch::with_capacity(), Vec::new());
+        let first = capture.next_packet().unwrap().unwrap();
+        dispatcher.push(&first, &mut fill);
+        assert!(fill.0.routed(&fill.0.slots()[0]).0.link.is_some());
+        fill.0.clear();
+        assert!(fill.0.is_empty() && fill.0.slots().is_empty());
+        let ip = [
+            0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 192, 168, 2, 17, 17, 248, 191, 172, 0xc3,
+            0x50, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+        ];
+        let raw = Packet {
+            ts: first.ts,
+            link: crate::capture::LinkType::RAW,
+            data: &ip,
+            orig_len: 40,
+            block: None,
+        };
+        dispatcher.push(&raw, &mut fill);
+        assert_eq!(fill.0.len(), 1);
+        let (meta, _) = fill.0.routed(&fill.0.slots()[0]);
+        assert!(meta.link.is_none(), "{:?}", meta.link);
+        assert_eq!((meta.src_port, meta.dst_port), (0xc350, 443));
+    }
+
+    #[test]
     fn packets_from_a_buffer_that_is_reused_are_copied() {
         // A live packet has no block: its bytes go to the arena.
         let frame = include_bytes!("../../fixtures/packets/client_hello_gateway_icloud.bin");

@@ -49,3 +49,6 @@ pub mod report;
 pub mod sensor;
 pub mod signature;
 pub mod wire;
+
+#[cfg(test)]
+mod testing;

@@ -272,9 +272,7 @@ fn arbitrary_bytes_never_panic_and_stay_accounted() {
     let mut d = Defrag::new(DefragLimits::with_max_bytes(100_000));
     let base = split_v4([10, 0, 0, 1], 1, &udp(3000, 1), 1480);
     for i in 0..5_000u64 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
+        state = crate::testing::xorshift(state);
         let mut f = base[(state % 3) as usize].clone();
         let at = (state >> 8) as usize % 20;
         f[at] = (state >> 16) as u8;

@@ -175,9 +175,7 @@ mod tests {
                 // still be etherparse's.
                 for _ in 0..16 {
                     let mut m = net.data.to_vec();
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
+                    state = crate::testing::xorshift(state);
                     if m.is_empty() {
                         break;
                     }

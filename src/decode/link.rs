@@ -747,9 +747,7 @@ mod tests {
         let mut state = 0x2545_F491_4F6C_DD1Du64;
         let links = [0, 1, 12, 14, 101, 105, 108, 113, 127, 228, 229, 258, 276];
         for round in 0..20_000 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            state = crate::testing::xorshift(state);
             let bytes = state.to_le_bytes();
             let mut frame = Vec::new();
             for i in 0..(state % 48) as usize {

@@ -598,9 +598,7 @@ mod tests {
                 // Mutations and cuts of the quote's headers.
                 for _ in 0..64 {
                     let mut b = icmp.quoted.to_vec();
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
+                    state = crate::testing::xorshift(state);
                     let at = (state as usize) % b.len().min(64);
                     b[at] = (state >> 32) as u8;
                     let cut = b.len() - ((state >> 40) as usize % 48).min(b.len());

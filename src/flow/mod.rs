@@ -712,9 +712,7 @@ mod tests {
         }
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
         let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            state = crate::testing::xorshift(state);
             state
         };
         for i in 0..10_000 {

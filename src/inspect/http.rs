@@ -382,9 +382,7 @@ mod tests {
         for round in 0..4_000 {
             let mut bytes = if round % 2 == 0 { CAPTIVE } else { OCSP }.to_vec();
             for _ in 0..1 + state % 3 {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
+                state = crate::testing::xorshift(state);
                 let at = (state % bytes.len() as u64) as usize;
                 bytes[at] = (state >> 32) as u8;
             }

@@ -1061,9 +1061,7 @@ mod tests {
         ];
         let mut state: u64 = 0x853c_49e6_748f_ea9b;
         let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            state = crate::testing::xorshift(state);
             state
         };
         for round in 0..8_000 {
@@ -1102,9 +1100,7 @@ mod tests {
         let alphabet = b"AZaz@[`{09.\\-_ \xc3\xa9\xe2\x80\x99\x80\xff\x7f\x00";
         let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            state = crate::testing::xorshift(state);
             state
         };
         for round in 0..4_000 {
@@ -1158,9 +1154,7 @@ mod tests {
         ];
         let mut state: u64 = 0x2545_f491_4f6c_dd1d;
         let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            state = crate::testing::xorshift(state);
             state
         };
         for round in 0..8_000 {
@@ -1210,9 +1204,7 @@ mod tests {
         assert_eq!((content.len(), decided), (156 - 29, 156 - 29 + 11));
         let mut state: u64 = 0x6a09_e667_f3bc_c908;
         let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            state = crate::testing::xorshift(state);
             state
         };
         for round in 0..4_000 {

@@ -992,9 +992,7 @@ mod tests {
 
     /// Deterministic xorshift, so failures reproduce without a fuzzing crate.
     fn xorshift(state: &mut u64) -> u64 {
-        *state ^= *state << 13;
-        *state ^= *state >> 7;
-        *state ^= *state << 17;
+        *state = crate::testing::xorshift(*state);
         *state
     }
 

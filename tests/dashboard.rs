@@ -11,7 +11,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -56,26 +55,7 @@ fn skip() -> bool {
 
 /// `appletap live -i IFACE --listen ADDR` plus `extra` in `ns`, once it said where it serves.
 fn start_live(ns: &Netns, iface: &str, addr: &str, extra: &[&str]) -> Running {
-    let mut live = ns
-        .exec(env!("CARGO_BIN_EXE_appletap"))
-        .args([
-            "live",
-            "-i",
-            iface,
-            "--interval",
-            "3600",
-            "--format",
-            "json",
-        ])
-        .args(["--listen", addr])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("appletap live starts");
-    let stderr = BufReader::new(live.stderr.take().unwrap());
-    let live = Running(live);
-    let said: Vec<String> = stderr.lines().take(2).map(Result::unwrap).collect();
+    let (live, said) = ns.live_listening(iface, addr, extra, 2);
     assert!(
         said.iter()
             .any(|l| l.contains(&format!("dashboard at http://{addr}/"))),

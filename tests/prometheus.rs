@@ -459,32 +459,13 @@ fn prometheus_sums_services_across_two_live_sensors() {
         ip(&["link", "set", dev, "up"]);
     }
     let sensor = |iface: &str, port: u16, backend: &[&str]| {
-        let mut child = ns
-            .exec(env!("CARGO_BIN_EXE_appletap"))
-            .args([
-                "live",
-                "-i",
-                iface,
-                "--interval",
-                "3600",
-                "--format",
-                "json",
-            ])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .args(backend)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("appletap live starts");
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let said = lines.next().expect("a line on stderr").unwrap();
+        let (child, said) = ns.live_listening(iface, &format!("127.0.0.1:{port}"), backend, 1);
         assert!(
-            said.contains(&format!("127.0.0.1:{port}/metrics")),
-            "{said}"
+            said.iter()
+                .any(|l| l.contains(&format!("127.0.0.1:{port}/metrics"))),
+            "{said:?}"
         );
-        // Keep reading, so that a full pipe never blocks the sensor.
-        std::thread::spawn(move || lines.for_each(drop));
-        Running(child)
+        child
     };
     let _first = sensor("vb", 9477, &["--threads", "2"]);
     let _second = sensor("vd", 9478, &["--capture", "af-packet", "--readers", "2"]);

@@ -1,7 +1,8 @@
 //! A network namespace of a test's own with a veth pair (`va`, `vb`: IPv6 off, loopback up),
 //! and children killed on drop: what the tests that replay traffic into `appletap live` share.
 
-use std::process::{Child, Command};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 
 /// Runs `cmd`, which must succeed; its standard output.
 pub fn run_ok(cmd: &mut Command) -> String {
@@ -49,6 +50,40 @@ impl Netns {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.0, program]);
         c
+    }
+
+    /// `appletap live -i IFACE --interval 3600 --format json --listen ADDR` plus `extra`,
+    /// run inside: the child and the first `lines` lines it wrote on stderr (where it says
+    /// where it serves). The rest of stderr is read and dropped on a thread, so that a full
+    /// pipe never blocks the sensor.
+    pub fn live_listening(
+        &self,
+        iface: &str,
+        addr: &str,
+        extra: &[&str],
+        lines: usize,
+    ) -> (Running, Vec<String>) {
+        let mut child = self
+            .exec(env!("CARGO_BIN_EXE_appletap"))
+            .args([
+                "live",
+                "-i",
+                iface,
+                "--interval",
+                "3600",
+                "--format",
+                "json",
+            ])
+            .args(["--listen", addr])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("appletap live starts");
+        let mut stderr = BufReader::new(child.stderr.take().expect("piped")).lines();
+        let said: Vec<String> = stderr.by_ref().take(lines).map_while(Result::ok).collect();
+        std::thread::spawn(move || stderr.for_each(drop));
+        (Running(child), said)
     }
 }
 

@@ -172,3 +172,29 @@ fn the_embedded_apple_prefixes_are_the_ieee_registry_s() {
         .collect();
     assert_eq!(embedded, from_registry);
 }
+
+#[test]
+fn a_device_lists_its_lowest_addresses_whatever_the_threads() {
+    // One MAC opens 40 connections from 40 addresses, highest first (fixtures/devices). Each
+    // worker sees its own flows first, so "the first 16 seen" listed other addresses with
+    // --threads 3 and 4 than with 1: the 16 kept are the lowest.
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/devices/many-addresses.pcap"
+    );
+    let want: Vec<String> = (100..116).map(|h| format!("192.168.2.{h}")).collect();
+    for t in ["1", "2", "3", "4"] {
+        let out = appletap(&["read", "--threads", t, "--format", "json", path]);
+        assert_eq!(out.status.code(), Some(0), "--threads {t}");
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let devices = v["devices"]["devices"].as_array().expect("devices");
+        assert_eq!(devices.len(), 1, "--threads {t}: {devices:?}");
+        let ips: Vec<&str> = devices[0]["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(ips, want, "--threads {t}");
+    }
+}

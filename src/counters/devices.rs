@@ -47,9 +47,7 @@ impl Weighted for Usage {
 impl Usage {
     fn add(&mut self, other: &Self) {
         for ip in &other.ips {
-            if self.ips.len() < MAX_ADDRESSES {
-                self.ips.insert(*ip);
-            }
+            keep_lowest(&mut self.ips, *ip);
         }
         self.flows += other.flows;
         for (s, u) in &other.services {
@@ -58,6 +56,19 @@ impl Usage {
             e.bytes += u.bytes;
             e.failed += u.failed;
         }
+    }
+}
+
+/// Adds `ip` to a device's addresses if it is among the [`MAX_ADDRESSES`] lowest: the lowest,
+/// not the first seen, because each worker sees its own flows first. Keeping the first seen
+/// made the listed addresses depend on the split: on the benchmark capture, where one MAC
+/// sends from hundreds of addresses, `--threads 3` listed others than `--threads 1`. The
+/// lowest of the lowest each worker kept are the lowest of all, whatever the split.
+fn keep_lowest(ips: &mut BTreeSet<IpAddr>, ip: IpAddr) {
+    if ips.len() < MAX_ADDRESSES {
+        ips.insert(ip);
+    } else if ips.last().is_some_and(|&top| ip < top) && ips.insert(ip) {
+        ips.pop_last();
     }
 }
 
@@ -93,8 +104,8 @@ impl DeviceUsage {
         let Some(u) = self.0.entry(key) else {
             return;
         };
-        if !ip.is_unspecified() && (u.ips.len() < MAX_ADDRESSES || u.ips.contains(&ip)) {
-            u.ips.insert(ip);
+        if !ip.is_unspecified() {
+            keep_lowest(&mut u.ips, ip);
         }
         u.flows += 1;
         let Some(service) = f.decision.service.filter(|s| sigs.service(*s).apple) else {

@@ -123,7 +123,8 @@ pub struct ClassifyOpt {
     pub events: Option<PathBuf>,
     /// Threads (default: the machine's cores; live, one fewer, at least 1): 1 classifies on the
     /// reading thread; N > 1 has one thread read, decode and dispatch and N - 1 worker threads
-    /// classify. The output is the same for any number. 1 to 256.
+    /// classify, except that reading a file, one of the N reads it ahead. The output is the
+    /// same for any number. 1 to 256.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=MAX_THREADS))]
     pub threads: Option<u64>,
     /// Most flows held in memory at once; the oldest is evicted (and counted) beyond it.

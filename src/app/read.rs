@@ -26,11 +26,15 @@ pub(super) fn run_files(
     let sink = FlowSink::open(classify, files)?;
     install_signal_handler();
     let writer = Writer::start(sink);
-    let mut classifier = Classifier::new(
-        Arc::clone(&sigs),
-        classifier_config(classify, false),
-        writer.tx.clone(),
-    );
+    let mut config = classifier_config(classify, false);
+    // N threads in all: from two on, one reads each file ahead and N - 1 classify. The
+    // kernel's copy of the file is a quarter of the work, and on the reading thread it set
+    // the pace of `--threads 2` (capture/ahead.rs has the figures).
+    let read_ahead = config.threads >= 2;
+    if read_ahead {
+        config.threads -= 1;
+    }
+    let mut classifier = Classifier::new(Arc::clone(&sigs), config, writer.tx.clone());
     let mut inputs = Vec::new();
     let mut failed = false;
     for path in files {
@@ -62,6 +66,9 @@ pub(super) fn run_files(
                 continue;
             }
         };
+        if read_ahead {
+            cap.read_ahead();
+        }
         let bar = progress_bar(!no_progress, cap.file_len(), &name);
         let mut error = None;
         let mut n: u64 = 0;

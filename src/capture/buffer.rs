@@ -13,6 +13,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::CaptureError;
+use super::ahead::{Block, HEADROOM, ReadAhead};
 
 /// Size of the read buffer. Large reads keep the per-packet cost of I/O negligible; the
 /// buffer grows past this only for a single block that does not fit (rare, bounded by the
@@ -66,6 +67,14 @@ impl Drop for SharedBuffer {
     }
 }
 
+/// Where an [`Input`]'s bytes come from.
+enum Source {
+    /// Read on the parsing thread, into the current buffer.
+    Direct(Box<dyn Read + Send>),
+    /// Read ahead on a thread of its own ([`super::ahead`]), a block at a time.
+    Ahead(ReadAhead),
+}
+
 /// A byte stream read front to back into shared buffers, with what its errors must say:
 /// the stream's name, how many packets were read, and the offset of the unread bytes.
 ///
@@ -74,7 +83,7 @@ impl Drop for SharedBuffer {
 /// buffer.
 pub(crate) struct Input {
     path: PathBuf,
-    reader: Box<dyn Read + Send>,
+    source: Source,
     buf: Arc<SharedBuffer>,
     /// Buffers nobody holds any more.
     spare: (Sender<Vec<u8>>, Receiver<Vec<u8>>),
@@ -106,7 +115,7 @@ impl Input {
         });
         Self {
             path,
-            reader,
+            source: Source::Direct(reader),
             buf: Arc::new(SharedBuffer::new(vec![0; first])),
             spare: bounded(SPARE_BUFFERS),
             start: 0,
@@ -181,6 +190,9 @@ impl Input {
         if have >= need || self.eof {
             return Ok(have);
         }
+        if matches!(self.source, Source::Ahead(_)) {
+            return self.fill_ahead(need);
+        }
         let shared = Arc::get_mut(&mut self.buf).is_none();
         let mut fresh = false;
         if shared
@@ -227,7 +239,10 @@ impl Input {
                 break;
             };
             let room = space.len();
-            match self.reader.read(space) {
+            let Source::Direct(reader) = &mut self.source else {
+                break;
+            };
+            match reader.read(space) {
                 Ok(0) => {
                     self.eof = true;
                     break;
@@ -239,6 +254,72 @@ impl Input {
                 // error comes back on the next read.
                 Err(_) if self.end - self.start >= need => break,
                 Err(source) => {
+                    self.failed = true;
+                    return Err(CaptureError::Io {
+                        path: self.path.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(self.end - self.start)
+    }
+
+    /// From here on, reads the stream ahead on a thread of its own ([`super::ahead`]) in
+    /// blocks of the current buffer's size. Worth it only for a stream that does not keep a
+    /// read waiting (a regular file) and is longer than one buffer; a no-op after the end, an
+    /// error, or a first call.
+    pub(crate) fn read_ahead(&mut self) {
+        if self.eof || self.failed || matches!(self.source, Source::Ahead(_)) {
+            return;
+        }
+        let source = std::mem::replace(&mut self.source, Source::Direct(Box::new(io::empty())));
+        let Source::Direct(reader) = source else {
+            return;
+        };
+        let block_len = self.buf.bytes.len().max(BUFFER_LEN);
+        self.source = match ReadAhead::start(reader, block_len, self.spare.1.clone()) {
+            Ok(ahead) => Source::Ahead(ahead),
+            Err(reader) => Source::Direct(reader),
+        };
+    }
+
+    /// [`Input::fill`] from a stream read ahead: takes blocks until `need` bytes are there,
+    /// each becoming the current buffer with the unconsumed bytes of the one before copied in
+    /// front of its own.
+    fn fill_ahead(&mut self, need: usize) -> Result<usize, CaptureError> {
+        while self.end - self.start < need && !self.eof {
+            let Source::Ahead(ahead) = &self.source else {
+                break;
+            };
+            match ahead.next() {
+                Block::Data(mut bytes, len) => {
+                    let tail = self.buf.bytes.get(self.start..self.end).unwrap_or_default();
+                    let (bytes, start) = if let Some(front) = HEADROOM.checked_sub(tail.len()) {
+                        bytes[front..HEADROOM].copy_from_slice(tail);
+                        (bytes, front)
+                    } else {
+                        // A record longer than the headroom (rare: longer than 64 KiB): the
+                        // two parts joined in a buffer of their own.
+                        let mut joined = Vec::with_capacity(tail.len() + len);
+                        joined.extend_from_slice(tail);
+                        joined.extend_from_slice(&bytes[HEADROOM..HEADROOM + len]);
+                        let _ = self.spare.0.try_send(bytes);
+                        (joined, 0)
+                    };
+                    let end = start + (self.end - self.start) + len;
+                    // Stream offset of the new buffer's first byte: the first unconsumed byte
+                    // keeps its offset.
+                    self.buf_offset = (self.buf_offset + self.start as u64) - start as u64;
+                    self.buf = Arc::new(SharedBuffer {
+                        bytes,
+                        spare: Some(self.spare.0.clone()),
+                    });
+                    self.start = start;
+                    self.end = end;
+                }
+                Block::End => self.eof = true,
+                Block::Failed(source) => {
                     self.failed = true;
                     return Err(CaptureError::Io {
                         path: self.path.clone(),

@@ -183,6 +183,18 @@ impl CaptureFile {
         }
     }
 
+    /// Reads the rest of the file ahead on a thread of its own while packets are handed out
+    /// (see `capture/ahead.rs`): for a regular file longer than one read buffer; otherwise
+    /// (a stream, a small file) nothing changes. The packets and errors are the same.
+    pub fn read_ahead(&mut self) {
+        if self
+            .file_len
+            .is_some_and(|n| n > super::buffer::BUFFER_LEN as u64)
+        {
+            self.input.read_ahead();
+        }
+    }
+
     /// Packets returned so far.
     pub fn records_read(&self) -> u64 {
         self.input.records()
@@ -425,3 +437,6 @@ mod tests;
 
 #[cfg(test)]
 mod stream_tests;
+
+#[cfg(test)]
+mod ahead_tests;

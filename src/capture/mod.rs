@@ -6,6 +6,7 @@
 //! which hand over packets a ring block at a time.
 
 pub mod af_packet;
+mod ahead;
 pub mod buffer;
 pub mod error;
 pub mod file;

@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -298,21 +298,10 @@ fn prometheus_scraping_live_appletap_holds_what_read_gives() {
     assert!(want.len() > 30, "the capture gives many series: {want:?}");
 
     let ns = Netns::create(&format!("ats-prom{}", std::process::id()));
-    let mut live = ns
-        .exec(env!("CARGO_BIN_EXE_appletap"))
-        .args(["live", "-i", "vb", "--threads", "2", "--interval", "3600"])
-        .args(["--format", "json", "--listen", "127.0.0.1:9477"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("appletap live starts");
-    let stderr = BufReader::new(live.stderr.take().unwrap());
-    let live = Running(live);
-    let mut lines = stderr.lines();
-    let said = lines.next().expect("a line on stderr").unwrap();
+    let (live, said) = ns.live_listening("vb", "127.0.0.1:9477", &["--threads", "2"], 1);
     assert!(
-        said.contains("metrics at http://127.0.0.1:9477/metrics"),
-        "{said}"
+        said[0].contains("metrics at http://127.0.0.1:9477/metrics"),
+        "{said:?}"
     );
 
     std::fs::write(

@@ -69,7 +69,7 @@ pub(super) fn run_files(
             // Every packet already in memory up to the next stop check, then one the slow
             // way (reading more of the file, or telling the end or an error).
             let room = STOP_CHECK_EVERY - n % STOP_CHECK_EVERY;
-            let took = cap.buffered_packets(room, |pkt| classifier.push(pkt));
+            let took = classifier.push_buffered(&mut cap, room);
             n += took;
             if took == room {
                 if check_stop(&mut error, &name, n, &bar, &cap) {

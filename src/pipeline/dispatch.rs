@@ -149,8 +149,7 @@ impl Dispatcher {
             }
         }
         if self.held.is_empty() {
-            if self.clock.fits(ts) {
-                let clock = self.clock.advance(ts);
+            if let Some(clock) = self.clock.advance_if_fits(ts) {
                 self.route_to(pkt, ts, clock, sink);
             } else {
                 self.hold(pkt);

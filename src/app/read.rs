@@ -73,6 +73,17 @@ pub(super) fn run_files(
         let mut error = None;
         let mut n: u64 = 0;
         loop {
+            // Every packet already in memory up to the next stop check, then one the slow
+            // way (reading more of the file, or telling the end or an error).
+            let room = STOP_CHECK_EVERY - n % STOP_CHECK_EVERY;
+            let took = classifier.push_buffered(&mut cap, room);
+            n += took;
+            if took == room {
+                if check_stop(&mut error, &name, n, &bar, &cap) {
+                    break;
+                }
+                continue;
+            }
             match PacketSource::next_packet(&mut cap) {
                 Next::Packet(pkt) => classifier.push(&pkt),
                 Next::Idle => {}
@@ -87,14 +98,8 @@ pub(super) fn run_files(
                 }
             }
             n += 1;
-            if n.is_multiple_of(8192) {
-                if stopping() {
-                    error = Some(stopped_note(&name, n));
-                    break;
-                }
-                if let Some(b) = &bar {
-                    b.set_position(cap.bytes_consumed());
-                }
+            if n.is_multiple_of(STOP_CHECK_EVERY) && check_stop(&mut error, &name, n, &bar, &cap) {
+                break;
             }
         }
         if let Some(b) = bar {
@@ -136,6 +141,29 @@ pub(super) fn run_files(
         failed,
         errors,
     })
+}
+
+/// Packets read between two looks at whether a signal asks to stop (and moves of the
+/// progress bar).
+const STOP_CHECK_EVERY: u64 = 8192;
+
+/// Every [`STOP_CHECK_EVERY`] packets: whether a signal asks to stop (then `error` says so),
+/// and the progress bar moved on.
+fn check_stop(
+    error: &mut Option<String>,
+    name: &str,
+    n: u64,
+    bar: &Option<indicatif::ProgressBar>,
+    cap: &CaptureFile,
+) -> bool {
+    if stopping() {
+        *error = Some(stopped_note(name, n));
+        return true;
+    }
+    if let Some(b) = bar {
+        b.set_position(cap.bytes_consumed());
+    }
+    false
 }
 
 /// What a report says of an input a signal stopped.

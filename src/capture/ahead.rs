@@ -82,7 +82,8 @@ fn pump(
 ) {
     let len = HEADROOM + block_len;
     loop {
-        let mut buf = spare.try_recv().unwrap_or_default();
+        // Allocated zeroed (`vec!`): fresh memory comes as it is, where growing wrote it.
+        let mut buf = spare.try_recv().unwrap_or_else(|_| vec![0; len]);
         if buf.len() < len {
             buf.resize(len, 0);
         }

@@ -174,6 +174,15 @@ impl Input {
         self.buf.bytes.get(self.start..self.end).unwrap_or_default()
     }
 
+    /// For a parser that walks the records already buffered in a loop of its own: the
+    /// current buffer, its valid bytes, the index of the first unconsumed one (to advance past
+    /// what it hands out) and the count of packets returned (to add them to).
+    #[inline(always)]
+    pub(crate) fn unread_parts(&mut self) -> (&Arc<SharedBuffer>, &[u8], &mut usize, &mut u64) {
+        let bytes = self.buf.bytes.get(..self.end).unwrap_or_default();
+        (&self.buf, bytes, &mut self.start, &mut self.records)
+    }
+
     /// `len` bytes at `at` in the current buffer (empty if they are not there).
     #[inline]
     pub(crate) fn slice(&self, at: usize, len: usize) -> &[u8] {
@@ -213,7 +222,11 @@ impl Input {
                     }
                 }
                 None => {
-                    let mut bytes = self.spare.1.try_recv().unwrap_or_default();
+                    // A new buffer is allocated zeroed (`vec!`), not grown from an empty one:
+                    // the allocator hands fresh memory over as it is, where growing wrote
+                    // every byte. With worker threads that was 5.2M of the reading thread's
+                    // 102.5M on the first 100,000 packets (callgrind): 5 new 1 MiB buffers.
+                    let mut bytes = self.spare.1.try_recv().unwrap_or_else(|_| vec![0; len]);
                     if bytes.len() < len {
                         bytes.resize(len, 0);
                     }

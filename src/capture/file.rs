@@ -195,6 +195,20 @@ impl CaptureFile {
         }
     }
 
+    /// Hands `each` the packets already read into memory, in order, up to `max` of them, and
+    /// returns how many: the fast path of reading a capture (classic little-endian pcap).
+    /// Fewer than `max` (none, for pcapng) does not mean the capture ended:
+    /// [`CaptureFile::next_packet`] then reads on, and tells.
+    #[inline(always)]
+    pub fn buffered_packets(&mut self, max: u64, mut each: impl FnMut(&Packet<'_>)) -> u64 {
+        match &self.format {
+            Format::Pcap(pcap) if !self.input.failed() => {
+                pcap.buffered_packets(&mut self.input, max, &mut each)
+            }
+            _ => 0,
+        }
+    }
+
     /// Packets returned so far.
     pub fn records_read(&self) -> u64 {
         self.input.records()

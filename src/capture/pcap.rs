@@ -113,6 +113,69 @@ impl PcapReader {
         Ok(reader)
     }
 
+    /// Hands `each` the records already buffered, in order, up to `max` of them, and returns
+    /// how many: the fast path of reading. It stops short at the first record it cannot hand
+    /// out without a read (not wholly buffered) or a check failing (a length past the snap
+    /// length), and at once for a big-endian file: [`PcapReader::next_packet`] reads those.
+    // One loop over the buffer, the cursor in a register, the packet built where `each` reads
+    // it: returned one at a time through `Option<Result<..>>` and `Next`, with the buffer's
+    // bounds checked again each time, a record cost the reading thread 97 instructions
+    // (callgrind, first 100,000 packets of the benchmark capture).
+    #[inline(always)]
+    pub(super) fn buffered_packets(
+        &self,
+        input: &mut Input,
+        max: u64,
+        each: &mut impl FnMut(&Packet<'_>),
+    ) -> u64 {
+        if self.order != Order::Little {
+            return 0;
+        }
+        // A timestamp's fraction in nanoseconds: microseconds times 1,000.
+        let unit: u64 = if self.nanos { 1 } else { 1_000 };
+        let (link, max_caplen) = (self.link, self.max_caplen);
+        let (block, bytes, start, records) = input.unread_parts();
+        // Offsets are constants inside the 16-byte header: never `None`.
+        let field = |h: &[u8; PCAP_RECORD_HEADER_LEN], at: usize| {
+            Order::Little.u32_at(h, at).unwrap_or_default()
+        };
+        let mut at = *start;
+        let mut n = 0;
+        while n < max {
+            let Some(header) = bytes
+                .get(at..)
+                .and_then(<[u8]>::first_chunk::<PCAP_RECORD_HEADER_LEN>)
+            else {
+                break;
+            };
+            let caplen = field(header, PCAP_REC_CAPLEN);
+            if caplen > max_caplen {
+                break;
+            }
+            // Cannot overflow: caplen <= MAX_CAPLEN, `at` is inside the buffer.
+            let data_at = at + PCAP_RECORD_HEADER_LEN;
+            let Some(data) = bytes.get(data_at..data_at + caplen as usize) else {
+                break;
+            };
+            // As `Timestamp::from_parts`, which cannot saturate with 32-bit parts.
+            let ts = u64::from(field(header, PCAP_REC_TS_SEC)) * Timestamp::NANOS_PER_SEC
+                + u64::from(field(header, PCAP_REC_TS_FRAC)) * unit;
+            let pkt = Packet {
+                ts: Timestamp(ts),
+                link,
+                data,
+                orig_len: field(header, PCAP_REC_ORIG_LEN),
+                block: Some(block),
+            };
+            at = data_at + caplen as usize;
+            n += 1;
+            each(&pkt);
+        }
+        *start = at;
+        *records += n;
+        n
+    }
+
     /// Reads one record: `None` at clean end of file.
     pub(super) fn next_packet<'a>(
         &self,

@@ -49,6 +49,32 @@ impl Clock {
         now
     }
 
+    /// [`Clock::fits`] and [`Clock::advance`] in one: the clock after a packet of time `ts`
+    /// if it fits (and then advanced), `None` (and unchanged) if it does not.
+    // One comparison tells which bound applies (packet time nearly always moves forward):
+    // `fits` then `advance` compared against both, saturating, 20 instructions a packet
+    // (callgrind, first 100,000 packets of the benchmark capture).
+    #[inline]
+    pub fn advance_if_fits(&mut self, ts: Timestamp) -> Option<Timestamp> {
+        let now = match self.now {
+            Some(now) if ts >= now => {
+                if ts.0 - now.0 > CLOCK_JUMP_FORWARD.0 {
+                    return None;
+                }
+                ts
+            }
+            Some(now) => {
+                if now.0 - ts.0 > CLOCK_JUMP_BACK.0 {
+                    return None;
+                }
+                now
+            }
+            None => ts,
+        };
+        self.now = Some(now);
+        Some(now)
+    }
+
     /// Sets the clock to `ts`, forward or back: a new stretch of capture.
     pub fn jump_to(&mut self, ts: Timestamp) {
         self.now = Some(ts);
@@ -85,5 +111,44 @@ mod tests {
         c.jump_to(Timestamp(u64::MAX));
         assert!(c.fits(Timestamp(u64::MAX)));
         assert!(c.is_behind(Timestamp(0)));
+    }
+
+    #[test]
+    fn advance_if_fits_is_fits_then_advance() {
+        // Around both bounds, near zero and near the end of time.
+        let edges = [
+            0,
+            1,
+            CLOCK_JUMP_BACK.0,
+            CLOCK_JUMP_FORWARD.0,
+            1_000 * S,
+            u64::MAX - CLOCK_JUMP_FORWARD.0,
+            u64::MAX - CLOCK_JUMP_BACK.0,
+            u64::MAX,
+        ];
+        let mut times = Vec::new();
+        for e in edges {
+            for d in [0, 1, 2] {
+                times.extend([e.saturating_sub(d), e.saturating_add(d)]);
+                for b in [CLOCK_JUMP_BACK.0, CLOCK_JUMP_FORWARD.0] {
+                    times.extend([e.saturating_sub(b).saturating_sub(d), e.saturating_add(b)]);
+                    times.push(e.saturating_sub(b).saturating_add(d));
+                    times.push(e.saturating_add(b).saturating_sub(d));
+                }
+            }
+        }
+        let mut clocks = vec![Clock::default()];
+        clocks.extend(times.iter().map(|&t| Clock {
+            now: Some(Timestamp(t)),
+        }));
+        for clock in clocks {
+            for &t in &times {
+                let ts = Timestamp(t);
+                let (mut a, mut b) = (clock, clock);
+                let expected = a.fits(ts).then(|| a.advance(ts));
+                assert_eq!(b.advance_if_fits(ts), expected, "{clock:?} {ts:?}");
+                assert_eq!(a.now, b.now, "{clock:?} {ts:?}");
+            }
+        }
     }
 }

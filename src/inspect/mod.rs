@@ -204,8 +204,8 @@ impl Inspector {
         let names = msg
             .questions
             .iter()
-            .map(|q| q.name.as_str())
-            .chain(msg.records.iter().map(|r| r.name.as_str()));
+            .map(|q| msg.name(q.name))
+            .chain(msg.records.iter().map(|r| msg.name(r.name)));
         for n in names {
             self.note_queried(n);
         }
@@ -386,7 +386,7 @@ impl Inspector {
         let mut stream = self.dns_tcp.take().unwrap_or_default();
         let mut asked = Vec::new();
         stream.push(meta, |m| {
-            asked.extend(m.questions.iter().map(|q| q.name.clone()))
+            asked.extend(m.questions.iter().map(|q| m.name(q.name).to_owned()))
         });
         // A full stream will not grow: stop reading this flow's DNS.
         if !stream.is_full() {

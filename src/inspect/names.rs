@@ -460,11 +460,25 @@ const MAX_HOSTS_PER_TYPE: usize = 4096;
 /// Most service types remembered.
 const MAX_TYPES: usize = 4096;
 
+/// A set kept unordered while observations come in (one hash probe a note; a tree insert
+/// cost more), put in order when a report asks for it.
+type Unordered<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
+/// One service type's observations while they are gathered: what becomes a [`BonjourType`]
+/// in a snapshot. With the trees of `BonjourType` here: 396.2M -> 395.6M instructions on
+/// bench-small (callgrind).
+#[derive(Debug, Default)]
+struct Gathered {
+    announcers: Unordered<IpAddr>,
+    searchers: Unordered<IpAddr>,
+    instances: Unordered<Box<str>>,
+}
+
 /// Bonjour observations: per service type, who announced and who searched; per device, its
 /// model where TXT records tell it.
 #[derive(Debug, Default)]
 pub struct BonjourSeen {
-    types: DashMap<Box<str>, BonjourType, foldhash::fast::RandomState>,
+    types: DashMap<Box<str>, Gathered, foldhash::fast::RandomState>,
     models: DashMap<IpAddr, Box<str>, foldhash::fast::RandomState>,
     dropped: AtomicU64,
 }
@@ -511,7 +525,15 @@ impl BonjourSeen {
         let mut v: Vec<_> = self
             .types
             .iter()
-            .map(|e| (e.key().to_string(), e.value().clone()))
+            .map(|e| {
+                let t = e.value();
+                let seen = BonjourType {
+                    announcers: t.announcers.iter().copied().collect(),
+                    searchers: t.searchers.iter().copied().collect(),
+                    instances: t.instances.iter().cloned().collect(),
+                };
+                (e.key().to_string(), seen)
+            })
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v

@@ -539,7 +539,7 @@ const LOWS: u64 = ONES * 0x7f;
 
 /// The top bit of each byte of `x` that equals `b`, nothing else.
 #[inline]
-fn bytes_equal(x: u64, b: u8) -> u64 {
+pub(crate) fn bytes_equal(x: u64, b: u8) -> u64 {
     let y = x ^ (ONES * u64::from(b));
     !(((y & LOWS) + LOWS) | y | LOWS)
 }

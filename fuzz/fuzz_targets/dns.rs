@@ -26,8 +26,8 @@ fn learn(msg: &DnsMessage<'_>, shared: &Names) {
     for name in msg
         .questions
         .iter()
-        .map(|q| q.name.as_str())
-        .chain(msg.records.iter().map(|r| r.name.as_str()))
+        .map(|q| msg.name(q.name))
+        .chain(msg.records.iter().map(|r| msg.name(r.name)))
     {
         if let Some(t) = records::service_type(name) {
             assert!(name.contains(t), "service type is a part of the name");

@@ -10,7 +10,7 @@ pub fn service_type(name: &str) -> Option<&str> {
     let bytes = name.as_bytes();
     let mut label_start = 0;
     let mut prev_start: Option<usize> = None;
-    let dots = memchr::memchr_iter(b'.', bytes).chain(std::iter::once(bytes.len()));
+    let dots = Dots::new(bytes).chain(std::iter::once(bytes.len()));
     for i in dots {
         let label = &bytes[label_start..i];
         if label == b"_tcp" || label == b"_udp" {
@@ -22,6 +22,55 @@ pub fn service_type(name: &str) -> Option<&str> {
         label_start = i + 1;
     }
     None
+}
+
+/// The places of the `.` bytes of a name, in order, found eight bytes at a time. `memchr`
+/// finds them a word at a time too, but sets up a vector search for every dot, and names are
+/// short: 393.0M -> 392.2M instructions on bench-small (callgrind).
+struct Dots<'a> {
+    bytes: &'a [u8],
+    /// Where the next word starts.
+    at: usize,
+    /// The top bit of each byte of the last word read that is a `.`, not yet given.
+    dots: u64,
+}
+
+impl<'a> Dots<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self {
+            bytes,
+            at: 0,
+            dots: 0,
+        }
+    }
+}
+
+impl Iterator for Dots<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        while self.dots == 0 {
+            if self.at >= self.bytes.len() {
+                return None;
+            }
+            // Past the end, zeros: not dots.
+            let word = match self.bytes.get(self.at..self.at + 8) {
+                Some(w) => u64::from_le_bytes(w.try_into().ok()?),
+                None => self
+                    .bytes
+                    .get(self.at..)
+                    .unwrap_or_default()
+                    .iter()
+                    .rev()
+                    .fold(0, |x, &b| x << 8 | u64::from(b)),
+            };
+            self.dots = crate::wire::dns::bytes_equal(word, b'.');
+            self.at += 8;
+        }
+        let byte = self.dots.trailing_zeros() as usize / 8;
+        self.dots &= self.dots - 1;
+        Some(self.at - 8 + byte)
+    }
 }
 
 #[cfg(test)]
@@ -46,5 +95,23 @@ mod tests {
         assert_eq!(service_type("Lucas-iMac.local"), None);
         assert_eq!(service_type("_tcp.local"), None);
         assert_eq!(service_type("x._tcp.local"), None);
+    }
+
+    #[test]
+    fn dots_are_found_as_a_byte_scan_finds_them() {
+        let alphabet = b"._a\\\xe2";
+        let mut state: u64 = 0x510e_527f_ade6_82d1;
+        for len in 0..40 {
+            for _ in 0..50 {
+                let bytes: Vec<u8> = (0..len)
+                    .map(|_| {
+                        state = crate::testing::xorshift(state);
+                        alphabet[(state % alphabet.len() as u64) as usize]
+                    })
+                    .collect();
+                let want: Vec<usize> = (0..len).filter(|&i| bytes[i] == b'.').collect();
+                assert_eq!(Dots::new(&bytes).collect::<Vec<_>>(), want, "{bytes:?}");
+            }
+        }
     }
 }

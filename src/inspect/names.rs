@@ -153,13 +153,6 @@ impl<K: Eq + std::hash::Hash + Copy, V> Versions<K, V> {
         }
     }
 
-    /// Whether `key` has a live version.
-    fn is_live(&self, key: &K) -> bool {
-        self.map
-            .get(key)
-            .is_some_and(|l| l.iter().any(Version::is_live))
-    }
-
     /// Makes room for a new live key at dispatch number `seq`: evicts the oldest-inserted key
     /// that `expires` ranks lowest when the store is full.
     fn admit<S: Ord>(&self, key: K, seq: Seq, expires: impl Fn(&[Version<V>]) -> S) {
@@ -251,19 +244,38 @@ impl DnsBindings {
         let store = &self.store;
         store.purge(horizon);
         let expires = seen.plus_secs(ttl_secs(ttl).max(MIN_TTL_SECS));
-        if !store.is_live(&addr) {
-            // Among the oldest addresses, the one whose bindings expire first (all expired,
-            // if any has).
-            store.admit(addr, seq, |list| {
-                list.iter()
-                    .filter(|b| b.is_live())
-                    .map(|b| b.value.expires)
-                    .max()
-                    .unwrap_or(seen)
-            });
+        let binding = (names, seen, expires);
+        // An address already bound (most answers repeat one) is looked up once, not once to
+        // see whether it is live and once more to add to it: 396.4M -> 396.2M instructions on
+        // bench-small (callgrind).
+        if let Some(mut list) = store.map.get_mut(&addr)
+            && list.iter().any(Version::is_live)
+        {
+            Self::add(&store.retired, addr, list.value_mut(), binding, seq);
+            return;
         }
+        // Among the oldest addresses, the one whose bindings expire first (all expired, if
+        // any has).
+        store.admit(addr, seq, |list| {
+            list.iter()
+                .filter(|b| b.is_live())
+                .map(|b| b.value.expires)
+                .max()
+                .unwrap_or(seen)
+        });
         let mut entry = store.map.entry(addr).or_default();
-        let list = entry.value_mut();
+        Self::add(&store.retired, addr, entry.value_mut(), binding, seq);
+    }
+
+    /// Adds the binding of `names` seen at `seen` until `expires` to the versions `list` of
+    /// `addr`, as of dispatch number `seq`.
+    fn add(
+        retired: &Retired<IpAddr>,
+        addr: IpAddr,
+        list: &mut Vec<Version<NameBinding>>,
+        (names, seen, expires): (Arc<[Box<str>]>, Timestamp, Timestamp),
+        seq: Seq,
+    ) {
         let mut first_seen = seen;
         if let Some(b) = list
             .iter_mut()
@@ -276,7 +288,7 @@ impl DnsBindings {
             }
             first_seen = b.value.seen;
             b.until = seq;
-            store.retired.push(addr, seq);
+            retired.push(addr, seq);
         } else if list.iter().filter(|b| b.is_live()).count() >= BINDINGS_PER_ADDRESS {
             let live: Vec<usize> = (0..list.len()).filter(|&i| list[i].is_live()).collect();
             let victim = live
@@ -285,7 +297,7 @@ impl DnsBindings {
                 .find(|&i| list[i].value.expires < seen)
                 .unwrap_or(live[0]);
             list[victim].until = seq;
-            store.retired.push(addr, seq);
+            retired.push(addr, seq);
         }
         list.push(Version::new(
             NameBinding {
@@ -448,11 +460,25 @@ const MAX_HOSTS_PER_TYPE: usize = 4096;
 /// Most service types remembered.
 const MAX_TYPES: usize = 4096;
 
+/// A set kept unordered while observations come in (one hash probe a note; a tree insert
+/// cost more), put in order when a report asks for it.
+type Unordered<T> = std::collections::HashSet<T, foldhash::fast::RandomState>;
+
+/// One service type's observations while they are gathered: what becomes a [`BonjourType`]
+/// in a snapshot. With the trees of `BonjourType` here: 396.2M -> 395.6M instructions on
+/// bench-small (callgrind).
+#[derive(Debug, Default)]
+struct Gathered {
+    announcers: Unordered<IpAddr>,
+    searchers: Unordered<IpAddr>,
+    instances: Unordered<Box<str>>,
+}
+
 /// Bonjour observations: per service type, who announced and who searched; per device, its
 /// model where TXT records tell it.
 #[derive(Debug, Default)]
 pub struct BonjourSeen {
-    types: DashMap<Box<str>, BonjourType, foldhash::fast::RandomState>,
+    types: DashMap<Box<str>, Gathered, foldhash::fast::RandomState>,
     models: DashMap<IpAddr, Box<str>, foldhash::fast::RandomState>,
     dropped: AtomicU64,
 }
@@ -499,7 +525,15 @@ impl BonjourSeen {
         let mut v: Vec<_> = self
             .types
             .iter()
-            .map(|e| (e.key().to_string(), e.value().clone()))
+            .map(|e| {
+                let t = e.value();
+                let seen = BonjourType {
+                    announcers: t.announcers.iter().copied().collect(),
+                    searchers: t.searchers.iter().copied().collect(),
+                    instances: t.instances.iter().cloned().collect(),
+                };
+                (e.key().to_string(), seen)
+            })
             .collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v

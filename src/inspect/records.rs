@@ -53,7 +53,7 @@ fn bind_answers(msg: &DnsMessage<'_>, ts: Timestamp, shared: &Names) {
         .records
         .iter()
         .filter_map(|r| match &r.data {
-            RecordData::Cname(t) => Some((r.name.as_str(), t.as_str())),
+            RecordData::Cname(t) => Some((msg.name(r.name), msg.name(*t))),
             _ => None,
         })
         .collect();
@@ -64,11 +64,12 @@ fn bind_answers(msg: &DnsMessage<'_>, ts: Timestamp, shared: &Names) {
             RecordData::Aaaa(a) => IpAddr::V6(a),
             _ => continue,
         };
-        let chain = match chains.iter().find(|(owner, _)| *owner == r.name) {
+        let owner = msg.name(r.name);
+        let chain = match chains.iter().find(|(o, _)| *o == owner) {
             Some((_, chain)) => chain.clone(),
             None => {
-                let chain = chain_to(msg, &cnames, &r.name);
-                chains.push((r.name.as_str(), chain.clone()));
+                let chain = chain_to(msg, &cnames, owner);
+                chains.push((owner, chain.clone()));
                 chain
             }
         };
@@ -82,8 +83,8 @@ fn chain_to(msg: &DnsMessage<'_>, cnames: &[(&str, &str)], owner: &str) -> Arc<[
     let mut chain: Vec<&str> = Vec::new();
     for q in &msg.questions {
         chain.clear();
-        chain.push(&q.name);
-        let mut cur = q.name.as_str();
+        let mut cur = msg.name(q.name);
+        chain.push(cur);
         while cur != owner && chain.len() < MAX_CHAIN {
             match cnames.iter().rev().find(|(name, _)| *name == cur) {
                 Some(&(_, next)) => {
@@ -103,7 +104,7 @@ fn chain_to(msg: &DnsMessage<'_>, cnames: &[(&str, &str)], owner: &str) -> Arc<[
 fn observe_mdns(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, shared: &Names) {
     if !msg.is_response {
         for q in &msg.questions {
-            if let Some(t) = service_type(&q.name).filter(|t| *t != ENUMERATION) {
+            if let Some(t) = service_type(msg.name(q.name)).filter(|t| *t != ENUMERATION) {
                 shared.bonjour.note(t, host, false, None);
             }
         }
@@ -115,8 +116,8 @@ fn observe_mdns(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, shared: &Name
         .records
         .iter()
         .filter_map(|r| match r.data {
-            RecordData::A(a) => Some((r.name.as_str(), IpAddr::V4(a))),
-            RecordData::Aaaa(a) => Some((r.name.as_str(), IpAddr::V6(a))),
+            RecordData::A(a) => Some((msg.name(r.name), IpAddr::V4(a))),
+            RecordData::Aaaa(a) => Some((msg.name(r.name), IpAddr::V6(a))),
             _ => None,
         })
         .collect();
@@ -124,10 +125,11 @@ fn observe_mdns(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, shared: &Name
         // Every service type a response names is announced by its sender: the owner name
         // (instance or type), and a PTR's target (service enumeration lists types).
         let instance = match &r.data {
-            RecordData::Ptr(t) => Some(t.as_str()),
+            RecordData::Ptr(t) => Some(msg.name(*t)),
             _ => None,
         };
-        for name in [Some(r.name.as_str()), instance].into_iter().flatten() {
+        let owner = msg.name(r.name);
+        for name in [Some(owner), instance].into_iter().flatten() {
             if let Some(t) = service_type(name).filter(|t| *t != ENUMERATION) {
                 let inst = (name != t && !name.starts_with(t)).then_some(name);
                 shared
@@ -137,18 +139,19 @@ fn observe_mdns(msg: &DnsMessage<'_>, host: IpAddr, ts: Timestamp, shared: &Name
         }
         match &r.data {
             RecordData::Srv { port, target, .. } => {
-                let Some(t) = service_type(&r.name) else {
+                let Some(t) = service_type(owner) else {
                     continue;
                 };
+                let target = msg.name(*target);
                 let ep = MdnsEndpoint {
                     service_type: t.into(),
-                    instance: r.name.as_str().into(),
+                    instance: owner.into(),
                     seen: ts,
                     expires: ts.plus_secs(ttl_secs(r.ttl).max(120)),
                 };
                 // The SRV target's addresses from this message; else the announcing device.
                 let mut found = false;
-                for (_, a) in addrs.iter().filter(|(name, _)| name == target) {
+                for (_, a) in addrs.iter().filter(|(name, _)| *name == target) {
                     found = true;
                     shared.mdns.learn(*a, *port, ep.clone(), shared.stamp());
                 }

@@ -6,10 +6,11 @@
 //! Hand-written rather than `simple-dns` (0.13): on the first 100,000 packets of the
 //! benchmark capture, `simple-dns` parsing plus the conversion of its names took 32% of all
 //! instructions (136M of 425M, callgrind), mostly allocating a `Vec` per name and per label
-//! and dropping them again. This walker reads the wire once and allocates one `String` per
-//! name it returns. Like `simple-dns` it refuses compression pointers that do not point
-//! strictly backwards (so pointer loops cannot occur) and names over 255 bytes; unlike it,
-//! an unknown QTYPE, CLASS or header bit is kept as data.
+//! and dropping them again. This walker reads the wire once and writes the text of every
+//! name of a message into one `String` (a [`Name`] says where each is). Like `simple-dns`
+//! it refuses compression pointers that do not point strictly backwards (so pointer loops
+//! cannot occur) and names over 255 bytes; unlike it, an unknown QTYPE, CLASS or header bit
+//! is kept as data.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -93,6 +94,9 @@ pub struct DnsMessage<'a> {
     pub rcode: u8,
     /// TC bit: the sender cut the message short, so the records may be incomplete.
     pub truncated: bool,
+    /// The text of the message's names, one after another (a name that is a compression
+    /// pointer to a name read before shares its text): see [`DnsMessage::name`].
+    text: String,
     /// Question section, in order.
     pub questions: Vec<Question>,
     /// Answer, authority and additional records, in that order (EDNS OPT pseudo-records
@@ -100,11 +104,44 @@ pub struct DnsMessage<'a> {
     pub records: Vec<Record<'a>>,
 }
 
+/// A name of a [`DnsMessage`]: where its text is in the message's names
+/// ([`DnsMessage::name`] gives it). Two names with the same place have the same text; two
+/// with different places may have it too.
+///
+/// Why not a `String` per name: its allocation, its UTF-8 check and its drop were a third of
+/// the cost of a name, and the text of a name that is only a compression pointer to a name
+/// read before is now not built again (see [`DnsMessage::name`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Name {
+    start: u32,
+    end: u32,
+}
+
+impl Name {
+    /// Whether the name is the root (`""`), or was not built.
+    pub fn is_empty(self) -> bool {
+        self.start == self.end
+    }
+}
+
+impl DnsMessage<'_> {
+    /// The text of `name`, a name of this message: labels joined by `.`, ASCII letters
+    /// lower-cased, no trailing dot, the root as `""`. A `.` or `\` inside a label is escaped
+    /// as `\.` or `\\` (RFC 6763 §4.3) so it cannot pass for a label boundary; a name that is
+    /// not UTF-8 has its bad bytes replaced by U+FFFD. `""` for a name of another message
+    /// that does not fit this one.
+    pub fn name(&self, name: Name) -> &str {
+        self.text
+            .get(name.start as usize..name.end as usize)
+            .unwrap_or_default()
+    }
+}
+
 /// One entry of the question section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Question {
-    /// Queried name, see [`Record::name`] for its form.
-    pub name: String,
+    /// Queried name (see [`DnsMessage::name`]).
+    pub name: Name,
     /// QTYPE (1 = A, 28 = AAAA, 12 = PTR, 65 = HTTPS, ...).
     pub qtype: u16,
     /// QCLASS without the mDNS unicast-response bit (1 = IN, 255 = ANY).
@@ -129,10 +166,8 @@ pub enum Section {
 pub struct Record<'a> {
     /// Section the record came from.
     pub section: Section,
-    /// Owner name: labels joined by `.`, ASCII letters lower-cased, no trailing dot, the
-    /// root as `""`. A `.` or `\` inside a label is escaped as `\.` or `\\` (RFC 6763 §4.3)
-    /// so it cannot pass for a label boundary; bytes that are not UTF-8 become U+FFFD.
-    pub name: String,
+    /// Owner name (see [`DnsMessage::name`]).
+    pub name: Name,
     /// TYPE (1 = A, 5 = CNAME, 12 = PTR, 16 = TXT, 28 = AAAA, 33 = SRV, ...).
     pub rtype: u16,
     /// CLASS without the mDNS cache-flush bit.
@@ -152,10 +187,10 @@ pub enum RecordData<'a> {
     A(Ipv4Addr),
     /// IPv6 address.
     Aaaa(Ipv6Addr),
-    /// Canonical name (same form as [`Record::name`]).
-    Cname(String),
+    /// Canonical name.
+    Cname(Name),
     /// Pointer target, e.g. a DNS-SD instance name.
-    Ptr(String),
+    Ptr(Name),
     /// Service location (DNS-SD).
     Srv {
         /// Priority (lower first).
@@ -165,7 +200,7 @@ pub enum RecordData<'a> {
         /// TCP or UDP port of the service.
         port: u16,
         /// Host offering the service.
-        target: String,
+        target: Name,
     },
     /// TXT strings as sent (borrowed from the message), each usually `key` or `key=value`
     /// (RFC 6763 §6). Strings that are empty or start with `=` are not kept (RFC 6763 §6.4
@@ -233,10 +268,7 @@ pub fn parse_message_keeping(
     }
     let flags = word(header, field::FLAGS);
     let mut r = Reader::at(payload, HEADER_LEN);
-    // One buffer for the text of every name of the message: each name then costs one
-    // allocation of its exact size (it cost one of 32 bytes, and a second for the many mDNS
-    // names longer than that, callgrind).
-    let mut text = Vec::with_capacity(128);
+    let mut text = Text::for_message(payload);
     let mut questions = Vec::with_capacity(qd);
     for _ in 0..qd {
         let name = read_name(&mut r, &mut text)?;
@@ -262,6 +294,7 @@ pub fn parse_message_keeping(
             }
         }
     }
+    let text = text.finish(&mut questions, &mut records);
     Ok(DnsMessage {
         raw: payload,
         id: word(header, field::ID),
@@ -270,6 +303,7 @@ pub fn parse_message_keeping(
         opcode: ((flags >> 11) & 0xf) as u8,
         rcode: (flags & 0xf) as u8,
         truncated: flags & 0x0200 != 0,
+        text,
         questions,
         records,
     })
@@ -360,21 +394,16 @@ fn read_u16(r: &mut Reader<'_>) -> Result<u16, DnsError> {
 }
 
 /// Reads the name at the cursor (following compression pointers, which may point anywhere
-/// before it in the message) in the form described at [`Record::name`], and moves past it.
-/// `text` is scratch space.
-fn read_name(r: &mut Reader<'_>, text: &mut Vec<u8>) -> Result<String, DnsError> {
-    text.clear();
-    let end = name_at(r.buffer(), r.position(), text)?;
+/// before it in the message) into `text`, and moves past it.
+fn read_name(r: &mut Reader<'_>, text: &mut Text) -> Result<Name, DnsError> {
+    let (name, end) = text.build(r.buffer(), r.position())?;
     r.seek(end);
-    Ok(match std::str::from_utf8(text) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(text).into_owned(),
-    })
+    Ok(name)
 }
 
 /// Moves past the name at the cursor, checking it as [`read_name`] does without building it.
 fn check_name(r: &mut Reader<'_>) -> Result<(), DnsError> {
-    let end = name_at(r.buffer(), r.position(), &mut Unread)?;
+    let end = name_at(r.buffer(), r.position())?;
     r.seek(end);
     Ok(())
 }
@@ -384,7 +413,7 @@ fn check_name(r: &mut Reader<'_>) -> Result<(), DnsError> {
 fn read_record<'a>(
     r: &mut Reader<'a>,
     section: Section,
-    text: &mut Vec<u8>,
+    text: &mut Text,
     keep: &impl Fn(u16) -> bool,
 ) -> Result<Option<Record<'a>>, DnsError> {
     // The TYPE follows the name: found by skipping the name's labels, it says whether the
@@ -395,7 +424,7 @@ fn read_record<'a>(
         read_name(r, text)?
     } else {
         check_name(r)?;
-        String::new()
+        Name::default()
     };
     let rtype = read_u16(r)?;
     let class = read_u16(r)?;
@@ -438,14 +467,14 @@ fn rdata_of<'a>(
     rtype: u16,
     rdata: &'a [u8],
     at: usize,
-    mut text: Option<&mut Vec<u8>>,
+    mut text: Option<&mut Text>,
 ) -> Result<RecordData<'a>, DnsError> {
     // A name inside the data may point back into the message, but must end inside it.
-    let mut name_in = |start: usize| -> Result<String, DnsError> {
+    let mut name_in = |start: usize| -> Result<Name, DnsError> {
         let mut r = Reader::at(msg, start);
         let name = match text.as_deref_mut() {
             Some(text) => read_name(&mut r, text),
-            None => check_name(&mut r).map(|()| String::new()),
+            None => check_name(&mut r).map(|()| Name::default()),
         }
         .map_err(|e| match e {
             DnsError::Truncated => DnsError::Malformed("name runs past its record"),
@@ -501,31 +530,6 @@ fn rdata_of<'a>(
     })
 }
 
-/// What a walk over a name's labels does with each.
-trait Labels {
-    /// Takes the label `msg[at..at + len]` (the bytes after its length byte; all there).
-    fn label(&mut self, msg: &[u8], at: usize, len: usize);
-}
-
-/// Names only checked, not built.
-struct Unread;
-
-impl Labels for Unread {
-    #[inline]
-    fn label(&mut self, _: &[u8], _: usize, _: usize) {}
-}
-
-/// Names as text, in the form described at [`Record::name`].
-impl Labels for Vec<u8> {
-    #[inline]
-    fn label(&mut self, msg: &[u8], at: usize, len: usize) {
-        if !self.is_empty() {
-            self.push(b'.');
-        }
-        push_label(self, msg, at, len);
-    }
-}
-
 /// `0x01` in every byte of a word.
 const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
 /// The top bit of every byte of a word.
@@ -535,7 +539,7 @@ const LOWS: u64 = ONES * 0x7f;
 
 /// The top bit of each byte of `x` that equals `b`, nothing else.
 #[inline]
-fn bytes_equal(x: u64, b: u8) -> u64 {
+pub(crate) fn bytes_equal(x: u64, b: u8) -> u64 {
     let y = x ^ (ONES * u64::from(b));
     !(((y & LOWS) + LOWS) | y | LOWS)
 }
@@ -552,13 +556,14 @@ fn ascii_lower(x: u64) -> u64 {
 }
 
 /// Appends the label `msg[at..at + len]` to `out`, ASCII letters lower-cased, `.` and `\`
-/// escaped. Eight bytes at a time: a byte at a time (a scan for the two escaped bytes, then
+/// escaped, and returns the top bits of its bytes (zero when it is ASCII). Eight bytes at a time: a byte at a time (a scan for the two escaped bytes, then
 /// one to lower-case) this cost about 10 instructions a byte of every name of every DNS and
 /// mDNS message; with the name's exact-size allocation, 182.2M -> 180.9M instructions on the
 /// first 100k packets of the benchmark capture (callgrind).
-fn push_label(out: &mut Vec<u8>, msg: &[u8], at: usize, len: usize) {
+fn push_label(out: &mut Vec<u8>, msg: &[u8], at: usize, len: usize) -> u64 {
     let (start, end) = (out.len(), at + len);
     let mut escaped = 0;
+    let mut high = 0;
     let mut i = at;
     while i < end {
         let n = (end - i).min(8);
@@ -574,6 +579,7 @@ fn push_label(out: &mut Vec<u8>, msg: &[u8], at: usize, len: usize) {
                 .fold(0, |x, &b| x << 8 | u64::from(b)),
         };
         escaped |= bytes_equal(x, b'.') | bytes_equal(x, b'\\');
+        high |= x & TOPS;
         out.extend_from_slice(&ascii_lower(x).to_le_bytes());
         i += n;
     }
@@ -588,15 +594,16 @@ fn push_label(out: &mut Vec<u8>, msg: &[u8], at: usize, len: usize) {
             out.push(b.to_ascii_lowercase());
         }
     }
+    high
 }
 
-/// Gives `out` the labels of the name at `pos` of `msg` and returns where the name ends at
-/// `pos` (after its root label or its first pointer).
+/// Checks the name at `pos` of `msg` and returns where it ends at `pos` (after its root
+/// label or its first pointer).
 ///
 /// Every pointer must point before the start of the labels that hold it, so each jump lands
 /// strictly earlier than the last and a walk cannot loop; the wire length (as if no pointer
-/// were used) is capped at 255.
-fn name_at(msg: &[u8], mut pos: usize, out: &mut impl Labels) -> Result<usize, DnsError> {
+/// were used) is capped at 255. [`Text::build`] walks a name the same way.
+fn name_at(msg: &[u8], mut pos: usize) -> Result<usize, DnsError> {
     let mut end = None;
     let mut segment_start = pos;
     let mut wire = 1; // the root's zero byte
@@ -614,22 +621,214 @@ fn name_at(msg: &[u8], mut pos: usize, out: &mut impl Labels) -> Result<usize, D
                 if wire > MAX_NAME_WIRE {
                     return Err(DnsError::Malformed("name over 255 bytes"));
                 }
-                out.label(msg, pos + 1, len);
                 pos += 1 + len;
             }
             0xc0 => {
-                let low = *msg.get(pos + 1).ok_or(DnsError::Truncated)?;
-                let target = usize::from(len & 0x3f) << 8 | usize::from(low);
-                if target >= segment_start {
-                    return Err(DnsError::Malformed(
-                        "compression pointer not strictly backwards",
-                    ));
-                }
+                let target = pointer_target(msg, pos, segment_start)?;
                 end.get_or_insert(pos + 2);
                 pos = target;
                 segment_start = target;
             }
             _ => return Err(DnsError::Malformed("reserved label type")),
+        }
+    }
+}
+
+/// Where the compression pointer at `pos` points; it must point before `segment_start`, the
+/// start of the labels that hold it.
+#[inline]
+fn pointer_target(msg: &[u8], pos: usize, segment_start: usize) -> Result<usize, DnsError> {
+    let high = *msg.get(pos).ok_or(DnsError::Truncated)?;
+    let low = *msg.get(pos + 1).ok_or(DnsError::Truncated)?;
+    let target = usize::from(high & 0x3f) << 8 | usize::from(low);
+    if target >= segment_start {
+        return Err(DnsError::Malformed(
+            "compression pointer not strictly backwards",
+        ));
+    }
+    Ok(target)
+}
+
+/// The text of a message's names while it is parsed: one buffer for all, and where the
+/// labels of the names built so far start, so that a name pointing at one of them takes its
+/// text from the buffer instead of walking its labels again. Most names of a message are
+/// such pointers (an answer's owner is the question's name, an mDNS record's the instance
+/// announced before), and walking them again was most of their cost.
+// With a `String` per name before: 406.1M -> 396.4M instructions on bench-small, 146.1M ->
+// 142.9M on the first 100k packets of the benchmark capture (callgrind).
+struct Text {
+    bytes: Vec<u8>,
+    /// Top bits of every byte of `bytes`: zero when all are ASCII.
+    high: u64,
+    /// Label starts of the names built so far, in the order of their place in the message
+    /// (names are read front to back, so only labels reached through a pointer, which are not
+    /// kept, would come out of order).
+    suffixes: Vec<Suffix>,
+}
+
+/// A name built from a label on: its text and wire length.
+#[derive(Clone, Copy)]
+struct Suffix {
+    /// Where the label is in the message.
+    at: u32,
+    /// The text of the labels from there to the root, in `Text::bytes`.
+    name: Name,
+    /// Their wire length as if no pointer were used, the root's byte included (while the
+    /// name is built: the wire length before the label).
+    wire: u32,
+}
+
+impl Text {
+    /// Room for the names of `msg`: its length in text (a message holds less text than
+    /// bytes, unless most of its names point at earlier ones, whose text is then mostly
+    /// shared), and a few names' labels. Growing both from nothing cost more than the
+    /// walks they saved (callgrind).
+    fn for_message(msg: &[u8]) -> Self {
+        Self {
+            bytes: Vec::with_capacity(msg.len()),
+            high: 0,
+            suffixes: Vec::with_capacity(16),
+        }
+    }
+
+    /// Builds the name at `pos` of `msg`, walking it as [`name_at`] does (and failing as it
+    /// does), and returns where its text is and where the name ends at `pos`.
+    fn build(&mut self, msg: &[u8], mut pos: usize) -> Result<(Name, usize), DnsError> {
+        let start = self.bytes.len();
+        let first = self.suffixes.len();
+        let mut end = None;
+        let mut segment_start = pos;
+        let mut wire = 1; // the root's zero byte
+        // Labels at the name's own place (before any pointer) are kept as suffixes.
+        let mut own = true;
+        loop {
+            let len = *msg.get(pos).ok_or(DnsError::Truncated)?;
+            match len & 0xc0 {
+                0x00 if len == 0 => break,
+                0x00 => {
+                    let len = usize::from(len);
+                    if pos + 1 + len > msg.len() {
+                        return Err(DnsError::Truncated);
+                    }
+                    if wire + 1 + len > MAX_NAME_WIRE {
+                        return Err(DnsError::Malformed("name over 255 bytes"));
+                    }
+                    if self.bytes.len() > start {
+                        self.bytes.push(b'.');
+                    }
+                    if own
+                        && let Ok(at) = u32::try_from(pos)
+                        && self.suffixes.last().is_none_or(|s| s.at < at)
+                    {
+                        let text = self.bytes.len() as u32;
+                        self.suffixes.push(Suffix {
+                            at,
+                            name: Name {
+                                start: text,
+                                end: text,
+                            },
+                            wire: wire as u32,
+                        });
+                    }
+                    wire += 1 + len;
+                    self.high |= push_label(&mut self.bytes, msg, pos + 1, len);
+                    pos += 1 + len;
+                }
+                0xc0 => {
+                    let target = pointer_target(msg, pos, segment_start)?;
+                    end.get_or_insert(pos + 2);
+                    // A name built before from `target` on: the walk from there would go
+                    // as it went then (its pointers point before `target`), adding its wire
+                    // length and its text.
+                    if let Some(s) = self.suffix_at(target) {
+                        wire += s.wire as usize - 1;
+                        if wire > MAX_NAME_WIRE {
+                            return Err(DnsError::Malformed("name over 255 bytes"));
+                        }
+                        let end = end.unwrap_or(pos + 2);
+                        if self.bytes.len() == start {
+                            return Ok((s.name, end));
+                        }
+                        self.bytes.push(b'.');
+                        let (from, to) = (s.name.start as usize, s.name.end as usize);
+                        self.bytes.extend_from_within(from..to);
+                        return Ok((self.close(start, first, wire), end));
+                    }
+                    own = false;
+                    pos = target;
+                    segment_start = target;
+                }
+                _ => return Err(DnsError::Malformed("reserved label type")),
+            }
+        }
+        Ok((self.close(start, first, wire), end.unwrap_or(pos + 1)))
+    }
+
+    /// Ends the name whose text starts at `start` and whose suffixes start at `first`: it is
+    /// `wire` bytes long on the wire.
+    fn close(&mut self, start: usize, first: usize, wire: usize) -> Name {
+        let end = self.bytes.len() as u32;
+        for s in self.suffixes.get_mut(first..).unwrap_or_default() {
+            s.name.end = end;
+            s.wire = wire as u32 - s.wire + 1;
+        }
+        Name {
+            start: start as u32,
+            end,
+        }
+    }
+
+    /// The name built before from the label at `at` of the message on.
+    #[inline]
+    fn suffix_at(&self, at: usize) -> Option<Suffix> {
+        let at = u32::try_from(at).ok()?;
+        let i = self.suffixes.binary_search_by_key(&at, |s| s.at).ok()?;
+        self.suffixes.get(i).copied()
+    }
+
+    /// The text of every name as one string. Names that are not UTF-8 (all of them are when
+    /// the text is ASCII) have their bad bytes replaced, and the names given new places.
+    fn finish(self, questions: &mut [Question], records: &mut [Record<'_>]) -> String {
+        let bytes = match String::from_utf8(self.bytes) {
+            Ok(s) if self.high == 0 => return s,
+            Ok(s) => {
+                let mut all_text = true;
+                each_name(questions, records, |n| {
+                    all_text &= s.get(n.start as usize..n.end as usize).is_some();
+                });
+                if all_text {
+                    return s;
+                }
+                s.into_bytes()
+            }
+            Err(e) => e.into_bytes(),
+        };
+        let mut text = String::with_capacity(bytes.len());
+        each_name(questions, records, |n| {
+            let raw = bytes
+                .get(n.start as usize..n.end as usize)
+                .unwrap_or_default();
+            let start = text.len() as u32;
+            text.push_str(&String::from_utf8_lossy(raw));
+            *n = Name {
+                start,
+                end: text.len() as u32,
+            };
+        });
+        text
+    }
+}
+
+/// Calls `f` with every name of the questions and records.
+fn each_name(questions: &mut [Question], records: &mut [Record<'_>], mut f: impl FnMut(&mut Name)) {
+    for q in questions {
+        f(&mut q.name);
+    }
+    for r in records {
+        f(&mut r.name);
+        match &mut r.data {
+            RecordData::Cname(n) | RecordData::Ptr(n) | RecordData::Srv { target: n, .. } => f(n),
+            _ => {}
         }
     }
 }
@@ -656,12 +855,49 @@ mod tests {
             .collect()
     }
 
+    /// Record data with its names as text.
+    fn shown(msg: &DnsMessage<'_>, data: &RecordData<'_>) -> String {
+        match data {
+            RecordData::Cname(n) => format!("CNAME {}", msg.name(*n)),
+            RecordData::Ptr(n) => format!("PTR {}", msg.name(*n)),
+            RecordData::Srv {
+                priority,
+                weight,
+                port,
+                target,
+            } => format!("SRV {priority} {weight} {port} {}", msg.name(*target)),
+            other => format!("{other:?}"),
+        }
+    }
+
+    /// Everything a message says, its names as text.
+    fn all_shown(msg: &DnsMessage<'_>) -> String {
+        let questions: Vec<_> = msg
+            .questions
+            .iter()
+            .map(|q| (msg.name(q.name), q.qtype, q.qclass, q.unicast_response))
+            .collect();
+        let records: Vec<_> = msg
+            .records
+            .iter()
+            .map(|r| {
+                let head = (r.section, msg.name(r.name), r.rtype, r.class, r.cache_flush);
+                (head, r.ttl, shown(msg, &r.data))
+            })
+            .collect();
+        let header = (msg.raw, msg.id, msg.flags, msg.is_response, msg.opcode);
+        let more = (msg.rcode, msg.truncated);
+        format!("{header:?} {more:?} {questions:?} {records:?}")
+    }
+
     /// Follows CNAMEs from `name` to the addresses at the end of the chain.
     fn resolve(msg: &DnsMessage<'_>, name: &str) -> (Vec<String>, Vec<Ipv4Addr>) {
         let mut chain = vec![name.to_string()];
         let mut at = name.to_string();
         while let Some(next) = msg.records.iter().find_map(|r| match &r.data {
-            RecordData::Cname(target) if r.name == at => Some(target.clone()),
+            RecordData::Cname(target) if msg.name(r.name) == at => {
+                Some(msg.name(*target).to_string())
+            }
             _ => None,
         }) {
             chain.push(next.clone());
@@ -670,7 +906,7 @@ mod tests {
         let addrs = msg
             .records
             .iter()
-            .filter(|r| r.name == at)
+            .filter(|r| msg.name(r.name) == at)
             .filter_map(|r| match r.data {
                 RecordData::A(a) => Some(a),
                 _ => None,
@@ -695,15 +931,12 @@ mod tests {
             (msg.flags, msg.opcode, msg.rcode, msg.truncated),
             (0x8180, 0, 0, false)
         );
+        let q = &msg.questions[..];
         assert_eq!(
-            msg.questions,
-            [Question {
-                name: "41-courier.push.apple.com".into(),
-                qtype: 1,
-                qclass: 1,
-                unicast_response: false,
-            }]
+            (q.len(), msg.name(q[0].name), q[0].qtype, q[0].qclass),
+            (1, "41-courier.push.apple.com", 1, 1)
         );
+        assert!(!q[0].unicast_response);
         // 10 answers; the additional OPT pseudo-record is not a record.
         assert_eq!(msg.records.len(), 10);
         assert!(msg.records.iter().all(|r| r.section == Section::Answer));
@@ -740,7 +973,7 @@ mod tests {
     #[test]
     fn apns_courier_from_anyconnect_capture() {
         let msg = parse_message(fixture!("dns_1_courier_push_apple.bin")).unwrap();
-        assert_eq!(msg.questions[0].name, "1-courier.push.apple.com");
+        assert_eq!(msg.name(msg.questions[0].name), "1-courier.push.apple.com");
         let (chain, addrs) = resolve(&msg, "1-courier.push.apple.com");
         assert_eq!(chain.len(), 3);
         assert_eq!(addrs, [Ipv4Addr::new(17, 57, 144, 116)]);
@@ -788,39 +1021,34 @@ mod tests {
             ]
         );
         let instance = "lp-rkerur-osx (9)._companion-link._tcp.local";
-        assert_eq!(msg.records[0].name, "_companion-link._tcp.local");
-        assert_eq!(msg.records[0].data, RecordData::Ptr(instance.into()));
+        assert_eq!(msg.name(msg.records[0].name), "_companion-link._tcp.local");
+        assert_eq!(shown(&msg, &msg.records[0].data), format!("PTR {instance}"));
         assert_eq!(
             (msg.records[0].ttl, msg.records[0].cache_flush),
             (4500, false)
         );
         let srv = &msg.records[1];
         assert_eq!(
-            (srv.name.as_str(), srv.rtype, srv.cache_flush),
+            (msg.name(srv.name), srv.rtype, srv.cache_flush),
             (instance, 33, true)
         );
-        assert_eq!(
-            srv.data,
-            RecordData::Srv {
-                priority: 0,
-                weight: 0,
-                port: 56169,
-                target: "ndpi.local".into()
-            }
-        );
+        assert_eq!(shown(&msg, &srv.data), "SRV 0 0 56169 ndpi.local");
         assert_eq!(
             msg.records[2].data,
             RecordData::Txt(vec![&b"rpBA=37:2E:47:6D:18:54"[..], &b"rpVr=152.1"[..]])
         );
         let info = &msg.records[3];
-        assert_eq!(info.name, "lp-rkerur-osx (9)._device-info._tcp.local");
+        assert_eq!(
+            msg.name(info.name),
+            "lp-rkerur-osx (9)._device-info._tcp.local"
+        );
         assert_eq!(info.data.txt_value("model"), Some(&b"MacBookPro11,1"[..]));
         assert_eq!(info.data.txt_value("MODEL"), Some(&b"MacBookPro11,1"[..]));
         assert_eq!(info.data.txt_value("osxvers"), Some(&b"17"[..]));
         assert_eq!(info.data.txt_value("missing"), None);
         let a = &msg.records[4];
         assert_eq!(
-            (a.name.as_str(), a.class, a.cache_flush),
+            (msg.name(a.name), a.class, a.cache_flush),
             ("ndpi.local", 1, true)
         );
         assert_eq!(a.data, RecordData::A(Ipv4Addr::new(10, 0, 0, 227)));
@@ -839,27 +1067,19 @@ mod tests {
         let srv = msg
             .records
             .iter()
-            .find(|r| r.name == instance && r.rtype == 33)
+            .find(|r| msg.name(r.name) == instance && r.rtype == 33)
             .unwrap();
-        assert_eq!(
-            srv.data,
-            RecordData::Srv {
-                priority: 0,
-                weight: 0,
-                port: 49155,
-                target: "lucas-imac.local".into()
-            }
-        );
+        assert_eq!(shown(&msg, &srv.data), "SRV 0 0 49155 lucas-imac.local");
         assert!(
             msg.records
                 .iter()
-                .any(|r| r.name == "_companion-link._tcp.local"
-                    && r.data == RecordData::Ptr(instance.into()))
+                .any(|r| msg.name(r.name) == "_companion-link._tcp.local"
+                    && shown(&msg, &r.data) == format!("PTR {instance}"))
         );
         let nsec = msg
             .records
             .iter()
-            .find(|r| r.name == instance && r.rtype == 47)
+            .find(|r| msg.name(r.name) == instance && r.rtype == 47)
             .unwrap();
         assert_eq!(
             (nsec.section, &nsec.data),
@@ -868,7 +1088,7 @@ mod tests {
         let host: Vec<&RecordData<'_>> = msg
             .records
             .iter()
-            .filter(|r| r.name == "lucas-imac.local")
+            .filter(|r| msg.name(r.name) == "lucas-imac.local")
             .map(|r| &r.data)
             .collect();
         assert!(host.contains(&&RecordData::A(Ipv4Addr::new(192, 168, 2, 1))));
@@ -878,7 +1098,7 @@ mod tests {
         let model = msg.records.iter().find_map(|r| {
             r.data
                 .txt_value("model")
-                .filter(|_| r.name.contains("_device-info"))
+                .filter(|_| msg.name(r.name).contains("_device-info"))
         });
         assert_eq!(model, Some(&b"iMac11,3"[..]));
     }
@@ -893,15 +1113,12 @@ mod tests {
         );
         let msg = parse_message(&bytes).unwrap();
         assert!(!msg.is_response);
+        let q = &msg.questions[..];
         assert_eq!(
-            msg.questions,
-            [Question {
-                name: "_homekit._tcp.local".into(),
-                qtype: 12,
-                qclass: 1,
-                unicast_response: true,
-            }]
+            (q.len(), msg.name(q[0].name), q[0].qtype, q[0].qclass),
+            (1, "_homekit._tcp.local", 12, 1)
         );
+        assert!(q[0].unicast_response);
         assert!(msg.records.is_empty());
     }
 
@@ -930,7 +1147,7 @@ mod tests {
         ok.extend_from_slice(&hex("056170706c6503636f6d0000010001"));
         ok.extend_from_slice(&hex("c00c000100010000003c000411fdb7cb"));
         let msg = parse_message(&ok).unwrap();
-        assert_eq!(msg.records[0].name, "apple.com");
+        assert_eq!(msg.name(msg.records[0].name), "apple.com");
         assert_eq!(
             msg.records[0].data,
             RecordData::A(Ipv4Addr::new(17, 253, 183, 203))
@@ -966,14 +1183,44 @@ mod tests {
             msg.extend_from_slice(&[0, 1, 0, 1]);
             msg
         };
-        assert_eq!(
-            parse_message(&wire(255)).unwrap().questions[0].name.len(),
-            253
-        );
+        let longest = wire(255);
+        let msg = parse_message(&longest).unwrap();
+        assert_eq!(msg.name(msg.questions[0].name).len(), 253);
         assert!(matches!(
             parse_message(&wire(256)),
             Err(DnsError::Malformed(_))
         ));
+        // A name that points at a name read before counts that name's length: a question
+        // of 200 bytes on the wire, then an answer whose owner adds labels before pointing
+        // at it (55 bytes before the pointer make 255, 56 make 256).
+        let answer = |before: usize| {
+            let mut m = hex("000084000001000100000000");
+            for _ in 0..3 {
+                m.push(65 - 2);
+                m.extend_from_slice(&[b'q'; 63]);
+            }
+            m.push(6);
+            m.extend_from_slice(b"qqqqqq");
+            m.push(0);
+            m.extend_from_slice(&[0, 1, 0, 1]);
+            let mut left = before;
+            while left > 0 {
+                let len = (left - 1).min(63);
+                m.push(len as u8);
+                m.extend_from_slice(&vec![b'a'; len]);
+                left -= 1 + len;
+            }
+            m.extend_from_slice(&hex("c00c000100010000003c00040a000001"));
+            m
+        };
+        let longest = answer(55);
+        let msg = parse_message(&longest).unwrap();
+        assert_eq!(msg.name(msg.questions[0].name).len(), 198);
+        assert_eq!(msg.name(msg.records[0].name).len(), 253);
+        assert_eq!(
+            parse_message(&answer(56)),
+            Err(DnsError::Malformed("name over 255 bytes"))
+        );
         // A 64-byte label.
         let mut label = vec![64];
         label.extend_from_slice(&[b'd'; 64]);
@@ -1010,7 +1257,7 @@ mod tests {
         m.extend_from_slice(&hex("03412e42054150504c45000fa10001000000050002beef"));
         let msg = parse_message(&m).unwrap();
         assert_eq!((msg.opcode, msg.rcode, msg.is_response), (3, 0, true));
-        assert_eq!(msg.records[0].name, "a\\.b.apple");
+        assert_eq!(msg.name(msg.records[0].name), "a\\.b.apple");
         assert_eq!(
             (msg.records[0].rtype, &msg.records[0].data),
             (0x0fa1, &RecordData::Other(0x0fa1))
@@ -1072,7 +1319,11 @@ mod tests {
             }
             let cut = bytes.len() - (next() % 4) as usize;
             if let Ok(msg) = parse_message(&bytes[..cut]) {
-                assert!(msg.records.iter().all(|r| r.name.len() <= 2 * 255));
+                assert!(
+                    msg.records
+                        .iter()
+                        .all(|r| msg.name(r.name).len() <= 2 * 255)
+                );
             }
             let _ = parse_tcp_message(&bytes[..cut]);
         }
@@ -1126,14 +1377,12 @@ mod tests {
             ptr.push(wire.len() as u8);
             ptr.extend_from_slice(&wire);
             let want = reference(&labels);
+            let q = parse_message(&q).unwrap();
+            assert_eq!(q.name(q.questions[0].name), want, "round {round}");
+            let ptr = parse_message(&ptr).unwrap();
             assert_eq!(
-                parse_message(&q).unwrap().questions[0].name,
-                want,
-                "round {round}"
-            );
-            assert_eq!(
-                parse_message(&ptr).unwrap().records[0].data,
-                RecordData::Ptr(want),
+                shown(&ptr, &ptr.records[0].data),
+                format!("PTR {want}"),
                 "round {round}"
             );
         }
@@ -1166,11 +1415,13 @@ mod tests {
             }
             let bytes = &bytes[..bytes.len() - (next() % 4) as usize];
             let keep = kinds[round % kinds.len()];
+            // Compared as text: the names not kept are not in the kept message's text.
             let full = parse_message(bytes).map(|mut m| {
                 m.records.retain(|r| keep(r.rtype));
-                m
+                all_shown(&m)
             });
-            assert_eq!(parse_message_keeping(bytes, keep), full, "round {round}");
+            let kept = parse_message_keeping(bytes, keep).map(|m| all_shown(&m));
+            assert_eq!(kept, full, "round {round}");
         }
     }
 
@@ -1186,10 +1437,106 @@ mod tests {
         let (pa, pb) = (parse_message(a).unwrap(), parse_message(b).unwrap());
         assert_eq!((pa.questions.len(), pa.records.len()), (6, 0));
         assert_eq!(
-            (pa.questions, pa.records),
-            (pb.questions, pb.records),
+            (pa.text, pa.questions, pa.records),
+            (pb.text, pb.questions, pb.records),
             "the OPT record is all that differs"
         );
+    }
+
+    /// The text of the name at `pos` of `msg`, walked label by label (`msg` parsed, so the
+    /// walk ends).
+    fn walked(msg: &[u8], mut pos: usize) -> String {
+        let mut out = Vec::new();
+        loop {
+            let len = usize::from(msg[pos]);
+            match len & 0xc0 {
+                0 if len == 0 => break,
+                0 => {
+                    if !out.is_empty() {
+                        out.push(b'.');
+                    }
+                    for &b in &msg[pos + 1..pos + 1 + len] {
+                        if b == b'.' || b == b'\\' {
+                            out.push(b'\\');
+                        }
+                        out.push(b.to_ascii_lowercase());
+                    }
+                    pos += 1 + len;
+                }
+                _ => pos = (len & 0x3f) << 8 | usize::from(msg[pos + 1]),
+            }
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn names_taken_from_earlier_names_read_as_walked_ones() {
+        let seeds = [
+            fixture!("dns_41_courier_push_apple.bin"),
+            fixture!("dns_guzzoni_apple_cname.bin"),
+            fixture!("mdns_companion_link_device_info.bin"),
+            fixture!("mdns_lucas_imac_announce.bin"),
+            fixture!("mdns_browse_owner_seq_179.bin"),
+        ];
+        let mut state: u64 = 0x3c6e_f372_fe94_f82b;
+        let mut next = || {
+            state = crate::testing::xorshift(state);
+            state
+        };
+        let mut checked = 0;
+        for round in 0..6_000 {
+            let mut bytes = seeds[round % seeds.len()].to_vec();
+            // The first rounds take each seed as it is; then a few bytes change, one of them
+            // often a pointer's low byte (the names then point elsewhere).
+            for _ in 0..(round >= seeds.len()) as u64 * (1 + next() % 3) {
+                let at = (next() % bytes.len() as u64) as usize;
+                bytes[at] = next() as u8;
+            }
+            let Ok(msg) = parse_message(&bytes) else {
+                continue;
+            };
+            // Where each name is, found by walking the message again.
+            let mut want = Vec::new();
+            let mut pos = HEADER_LEN;
+            for _ in &msg.questions {
+                want.push(walked(&bytes, pos));
+                pos = skip_name(&bytes, pos).unwrap() + 4;
+            }
+            let mut got: Vec<String> = msg
+                .questions
+                .iter()
+                .map(|q| msg.name(q.name).into())
+                .collect();
+            let [_, an, ns, ar] = counts(bytes.first_chunk().unwrap());
+            for _ in 0..an + ns + ar {
+                let owner = pos;
+                pos = skip_name(&bytes, pos).unwrap();
+                let rtype = be16(&bytes, pos).unwrap();
+                let rdata = pos + 10;
+                pos = rdata + usize::from(be16(&bytes, pos + 8).unwrap());
+                if rtype == rtype::OPT {
+                    continue;
+                }
+                want.push(walked(&bytes, owner));
+                match rtype {
+                    rtype::CNAME | rtype::PTR => want.push(walked(&bytes, rdata)),
+                    rtype::SRV => want.push(walked(&bytes, rdata + 6)),
+                    _ => {}
+                }
+            }
+            for r in &msg.records {
+                got.push(msg.name(r.name).into());
+                match r.data {
+                    RecordData::Cname(n)
+                    | RecordData::Ptr(n)
+                    | RecordData::Srv { target: n, .. } => got.push(msg.name(n).into()),
+                    _ => {}
+                }
+            }
+            assert_eq!(got, want, "round {round}");
+            checked += 1;
+        }
+        assert!(checked > 1_000, "{checked} messages parsed");
     }
 
     #[test]

@@ -332,7 +332,7 @@ impl Inventory {
             insert_bounded(&mut d.ips, meta.src, MAX_ADDRESSES);
         }
         for r in &msg.records {
-            let owner = r.name.as_str();
+            let owner = msg.name(r.name);
             let owner_type = service_type(owner);
             if let Some(t) = owner_type.filter(|t| *t != "_services._dns-sd._udp") {
                 insert_text(&mut d.service_types, t, MAX_SERVICE_TYPES);
@@ -355,9 +355,10 @@ impl Inventory {
                     }
                 }
                 RecordData::Srv { target, .. } if !target.is_empty() => {
-                    insert_text(&mut d.host_names, name_of(target), MAX_NAMES);
+                    insert_text(&mut d.host_names, name_of(msg.name(*target)), MAX_NAMES);
                 }
                 RecordData::Ptr(target) => {
+                    let target = msg.name(*target);
                     if let Some(t) = service_type(target)
                         && let Some(i) = instance_of(target, t)
                     {

@@ -188,6 +188,20 @@ pub enum Direction {
     ToClient = 1,
 }
 
+/// What one packet did to its flow (see [`Flow::track`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tracked {
+    /// The packet's direction under the roles held after it.
+    pub dir: Direction,
+    /// It was the flow's first packet.
+    pub new: bool,
+    /// It showed the roles had been guessed the wrong way round: client and server were
+    /// swapped (and are other endpoints than before).
+    pub roles_swapped: bool,
+    /// It ended the TCP connection (FIN both ways, or a RST, for the first time).
+    pub finished: bool,
+}
+
 /// TCP control flags seen on a flow, per direction.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TcpSeen {
@@ -483,8 +497,11 @@ impl Flow {
     }
 
     /// The direction of a packet of this flow.
+    #[inline]
     pub fn direction(&self, meta: &PacketMeta<'_>) -> Direction {
-        if (meta.src, meta.src_port) == self.client {
+        // The ports first: they differ on most flows, and comparing them is cheaper than
+        // comparing addresses (an enum, then 4 or 16 bytes).
+        if meta.src_port == self.client.1 && meta.src == self.client.0 {
             Direction::ToServer
         } else {
             Direction::ToClient
@@ -493,11 +510,28 @@ impl Flow {
 
     /// Counts a packet and tracks TCP flags; returns its direction.
     pub fn update(&mut self, meta: &PacketMeta<'_>, ts: Timestamp, wire_len: u32) -> Direction {
+        self.track(meta, ts, wire_len).dir
+    }
+
+    /// [`Flow::update`], also telling what the packet changed that its worker acts on.
+    // The worker used to copy the server endpoint before the update and compare it after, and
+    // ask `tcp_finished` before and after: about 20 instructions a packet for what only a
+    // packet with FIN or RST, or one that swaps the roles (both rare), can change. Here only
+    // those paths look; with the ports compared first in `direction`, bench-small went from
+    // 406.10M to 401.49M instructions (callgrind).
+    #[inline]
+    pub fn track(&mut self, meta: &PacketMeta<'_>, ts: Timestamp, wire_len: u32) -> Tracked {
+        let new = self.total_packets() == 0;
+        // Odd while the roles stand swapped from what they were before this packet.
+        let mut swapped = false;
         let mut dir = self.direction(meta);
         // One test for most packets: a young flow whose roles were guessed.
         if !self.role_by.settled() && self.total_packets() < ROLE_WINDOW {
+            let before = dir;
             dir = self.reconsider_roles(meta, dir);
+            swapped = dir != before;
         }
+        let mut finished = false;
         if meta.proto == ip_proto::TCP {
             let f = meta.tcp_flags;
             let syn_only = f & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN;
@@ -505,8 +539,11 @@ impl Flow {
             {
                 // The side we took for the server opens the connection: we guessed wrong.
                 self.swap_roles(RoleBy::Syn);
+                swapped = !swapped;
                 dir = Direction::ToServer;
             }
+            // Only a FIN or a RST can end the connection (the flags only grow).
+            let ending = f & (tcp_flags::FIN | tcp_flags::RST) != 0 && !self.tcp_finished();
             match dir {
                 Direction::ToServer => {
                     self.tcp.client_flags |= f;
@@ -524,6 +561,7 @@ impl Flow {
                     self.tcp.server_flags |= f;
                 }
             }
+            finished = ending && self.tcp_finished();
         }
         let d = dir as usize;
         self.packets[d] += 1;
@@ -531,7 +569,13 @@ impl Flow {
         if ts > self.last_ts {
             self.last_ts = ts;
         }
-        dir
+        Tracked {
+            dir,
+            new,
+            // Swapping client and server changes the server unless both are one endpoint.
+            roles_swapped: swapped && self.client != self.server,
+            finished,
+        }
     }
 
     /// A packet of a young flow whose roles were guessed: a SYN-ACK or a protocol marker

@@ -216,15 +216,13 @@ impl Worker {
         // not, are counted by the table).
         let ended = |f, x, _why| end_flow(sigs, counters, records.as_mut(), &f, &x);
         let (flow, inspector) = table.lookup_keyed(key, group, meta, r.ts, known_port, ended);
-        let was_finished = flow.tcp_finished();
-        let is_new = flow.total_packets() == 0;
-        let server_before = flow.server;
-        let dir = flow.update(meta, r.ts, r.orig_len);
-        if is_new || flow.server != server_before {
+        let tracked = flow.track(meta, r.ts, r.orig_len);
+        let dir = tracked.dir;
+        if tracked.new || tracked.roles_swapped {
             // Looked up when the flow begins, and again if a late SYN or a protocol marker
             // shows the roles were guessed the wrong way round (then what the inspector read
             // as the client's was the server's).
-            if !is_new {
+            if !tracked.new {
                 inspector.roles_swapped();
             }
             inspector.set_bound(inspect::Bound {
@@ -280,7 +278,7 @@ impl Worker {
                 }
             }
         }
-        if !was_finished && flow.tcp_finished() {
+        if tracked.finished {
             let (id, last) = (flow.id, flow.last_ts);
             table.note_finished(key, id, last);
         }

@@ -214,7 +214,8 @@ impl Worker {
         // idle flow ends at a sweep or at the end of the input depends on when its worker last
         // swept, so the count would differ with the number of threads (evictions, which do
         // not, are counted by the table).
-        let ended = |f, x, _why| end_flow(sigs, counters, records.as_mut(), &f, &x);
+        let ended =
+            |f: &Flow, x: &Inspector, _why| end_flow(sigs, counters, records.as_mut(), f, x);
         let (flow, inspector) = table.lookup_keyed(key, group, meta, r.ts, known_port, ended);
         let tracked = flow.track(meta, r.ts, r.orig_len);
         let dir = tracked.dir;
@@ -288,7 +289,7 @@ impl Worker {
     pub(crate) fn finish(&mut self) {
         let (sigs, counters, records) = (&self.sigs, &mut self.counters, &mut self.records);
         self.table
-            .drain(|f, x, _why| end_flow(sigs, counters, records.as_mut(), &f, &x));
+            .drain(|f, x, _why| end_flow(sigs, counters, records.as_mut(), f, x));
     }
 
     /// Packet time went back to `clock`: a new stretch of capture. Every flow ends here, as at

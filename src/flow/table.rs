@@ -190,6 +190,9 @@ macro_rules! starter {
 }
 
 impl Starter<'_> {
+    // Always inlined: the new flow is built where it goes, not returned and moved (about 17
+    // instructions a new flow; bench-small -t1 371.62M to 371.33M, callgrind).
+    #[inline(always)]
     fn flow(
         &mut self,
         key: FlowKey,

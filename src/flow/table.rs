@@ -212,9 +212,11 @@ impl Starter<'_> {
         );
         self.queues[TimeoutClass::of(&flow).queue()].push(deadline, key, id);
         let g = &mut self.groups[group];
-        g.order.push_back((key, id));
+        if g.kept {
+            g.order.push_back((key, id));
+            *self.ordered += 1;
+        }
         g.len += 1;
-        *self.ordered += 1;
         *self.queued = true;
         flow
     }
@@ -224,8 +226,11 @@ impl Starter<'_> {
 /// how many it holds and how many it may.
 #[derive(Debug, Default)]
 struct Group {
-    /// Keys in creation order; entries of flows that left are stale and skipped.
+    /// Keys in creation order, once `kept`; entries of flows that left are stale and skipped.
     order: VecDeque<(FlowKey, u64)>,
+    /// Whether `order` is kept: only from when the group was first full (see
+    /// [`FlowTable::keep_order`]).
+    kept: bool,
     len: usize,
     cap: usize,
 }
@@ -464,6 +469,9 @@ impl<T: Default> FlowTable<T> {
             // decide which flows are evicted.
             self.expire_idle(&mut ended);
         }
+        if self.groups[group].len >= self.groups[group].cap && !self.groups[group].kept {
+            self.keep_order(group);
+        }
         while self.groups[group].len >= self.groups[group].cap {
             let Some((old, id)) = self.groups[group].order.pop_front() else {
                 break;
@@ -493,6 +501,29 @@ impl<T: Default> FlowTable<T> {
                 hasher.hash_one(k)
             });
         &mut slot.into_mut().1
+    }
+
+    /// Starts keeping a group's creation order, full for the first time: its live flows by
+    /// id, the order its oldest are evicted in. A group that is never full (the common case)
+    /// keeps none: queueing every new flow and compacting the queue (a probe of the map for
+    /// each entry) cost about 150 instructions a new flow, for an order never read
+    /// (bench-small -t1 went from 371.33M to 370.03M instructions; callgrind).
+    /// Built from the map, it holds what the order kept from the first flow would hold
+    /// besides stale entries, which eviction skips: the same flows are evicted.
+    #[cold]
+    #[inline(never)]
+    fn keep_order(&mut self, group: usize) {
+        let mut live: Vec<(u64, FlowKey)> = self
+            .map
+            .iter()
+            .filter(|(_, (f, _))| usize::from(f.group) == group)
+            .map(|(k, (f, _))| (f.id, *k))
+            .collect();
+        live.sort_unstable_by_key(|(id, _)| *id);
+        let g = &mut self.groups[group];
+        g.order = live.into_iter().map(|(id, k)| (k, id)).collect();
+        g.kept = true;
+        self.ordered += g.order.len();
     }
 
     /// Whether a held flow ends before this packet, and why: idle by the clock (the latest
@@ -628,6 +659,7 @@ impl<T: Default> FlowTable<T> {
         }
         for g in &mut self.groups {
             g.order.clear();
+            g.kept = false;
             self.ordered = 0;
             g.len = 0;
         }
@@ -720,6 +752,46 @@ mod tests {
             queued <= 4 * 2 * t.len() + 3 * 1024,
             "{queued} entries queued"
         );
+    }
+
+    #[test]
+    fn a_full_group_evicts_its_oldest_live_flows_in_creation_order() {
+        // The creation order is kept only from when the group is first full: the flows it
+        // evicts must still be the oldest live ones, skipping one that ended idle and taking
+        // a key's later flow (reused after a RST) as young.
+        let mut t: FlowTable<()> = FlowTable::new(Timeouts::default(), 3);
+        let mut ended = Vec::new();
+        let mut at = |t: &mut FlowTable<()>, port: u16, secs: u64, flags: u8| {
+            let mut p = syn(port, [17, 57, 144, 116]);
+            p[33] = flags;
+            let meta = from_ip(&p).unwrap();
+            let (f, _) = t.lookup(
+                &meta,
+                Timestamp::from_parts(secs, 0),
+                |_, _| false,
+                |f, _, r| ended.push((f.client.1, r)),
+            );
+            f.update(&meta, Timestamp::from_parts(secs, 0), 40);
+        };
+        at(&mut t, 1000, 0, 0x02); // idle by 301
+        at(&mut t, 1001, 200, 0x02);
+        at(&mut t, 1002, 250, 0x02);
+        at(&mut t, 1001, 251, 0x04); // a RST ends 1001's connection ...
+        at(&mut t, 1001, 252, 0x02); // ... and a new SYN reuses its key: the youngest flow
+        at(&mut t, 1003, 301, 0x02); // full: 1000 ends idle, nothing is evicted
+        at(&mut t, 1004, 302, 0x02); // full: the oldest live (1002) is evicted
+        at(&mut t, 1005, 303, 0x02); // then the reused 1001
+        assert_eq!(
+            ended,
+            [
+                (1001, EndReason::Reused),
+                (1000, EndReason::Idle),
+                (1002, EndReason::Evicted),
+                (1001, EndReason::Evicted),
+            ]
+        );
+        assert_eq!(t.evicted(), 2);
+        assert_eq!(t.len(), 3);
     }
 
     #[test]

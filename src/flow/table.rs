@@ -116,6 +116,9 @@ struct ExpiryQueue {
 type QueueEntry = (Timestamp, u64, u64, FlowKey);
 
 impl ExpiryQueue {
+    // Inlined: a push for every new flow, finished connection and busy flow re-queued
+    // (bench-small -t1 370.03M to 369.79M instructions, callgrind).
+    #[inline]
     fn push(&mut self, deadline: Timestamp, key: FlowKey, id: u64) {
         let entry = (deadline, self.pushed, id, key);
         self.pushed += 1;

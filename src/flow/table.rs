@@ -369,7 +369,7 @@ impl<T: Default> FlowTable<T> {
         known_port: impl Fn(u8, u16) -> bool,
         ended: impl FnMut(&Flow, &T, EndReason),
     ) -> &mut (Flow, T) {
-        self.lookup_keyed(FlowKey::of(meta), 0, meta, ts, known_port, ended)
+        self.lookup_keyed(&FlowKey::of(meta), 0, meta, ts, known_port, ended)
     }
 
     /// [`FlowTable::lookup`] with the key given (ICMP errors about unknown flows are grouped
@@ -384,7 +384,7 @@ impl<T: Default> FlowTable<T> {
     #[inline(always)]
     pub fn lookup_keyed(
         &mut self,
-        key: FlowKey,
+        key: &FlowKey,
         group: usize,
         meta: &PacketMeta<'_>,
         ts: Timestamp,
@@ -396,7 +396,7 @@ impl<T: Default> FlowTable<T> {
             self.sweep(&mut ended);
         }
         let hash = self.hasher.hash_one(key);
-        let ending = match self.map.find_bucket_index(hash, |(k, _)| *k == key) {
+        let ending = match self.map.find_bucket_index(hash, |(k, _)| k == key) {
             Some(i) => {
                 let (_, (flow, _)) = self.map.get_bucket(i).expect("bucket just found");
                 match Self::ends_before(flow, meta, self.now, &self.timeouts, self.quiet_ns) {
@@ -408,7 +408,7 @@ impl<T: Default> FlowTable<T> {
             }
             None => None,
         };
-        self.start_flow(hash, key, group, ending, meta, ts, known_port, ended)
+        self.start_flow(hash, *key, group, ending, meta, ts, known_port, ended)
     }
 
     /// Expires idle flows; the clock reached the next sweep.

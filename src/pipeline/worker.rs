@@ -196,10 +196,14 @@ impl Worker {
         // An ICMP error about a flow we do not hold is a flow of its own, grouped by the flow
         // it quotes (the dispatcher routed it by that flow, so any number of workers groups it
         // the same way).
+        // By reference: the routed packet's 40-byte key is not copied for every packet
+        // (bench-small -t1 369.79M to 367.35M instructions, callgrind).
+        let quoted_key;
         let key = if r.quoted_src.is_some() {
-            r.key.with_proto(meta.proto)
+            quoted_key = r.key.with_proto(meta.proto);
+            &quoted_key
         } else {
-            r.key
+            &r.key
         };
         let (sigs, names, counters, records) = (
             &self.sigs,
@@ -281,7 +285,7 @@ impl Worker {
         }
         if tracked.finished {
             let (id, last) = (flow.id, flow.last_ts);
-            table.note_finished(key, id, last);
+            table.note_finished(*key, id, last);
         }
     }
 

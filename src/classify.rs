@@ -495,6 +495,17 @@ fn decide_own<'a>(
     server: ServerFacts,
     names: &NameFacts<'a>,
 ) -> Decision<'a> {
+    // Most flows have no name at all: their label is the endpoint's, returned as made (not
+    // made aside, then copied out after an empty decision was set up and searched): ~70
+    // instructions of each of 12,465 such flows on bench-small (callgrind).
+    if names.sni.is_none()
+        && names.quic_sni.is_none()
+        && names.http_host.is_none()
+        && names.dns.is_empty()
+        && names.mdns.is_none()
+    {
+        return decide_by_endpoint(sigs, server, names.verified_payload);
+    }
     let base = decide_by_endpoint(sigs, server, names.verified_payload);
     let mut hits = Decision::unknown();
     for (signal, name) in [

@@ -3,8 +3,10 @@
 
 use std::cmp::Reverse;
 use std::collections::binary_heap::PeekMut;
-use std::collections::hash_map::Entry;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
 
 use super::{Flow, FlowKey};
 use crate::capture::Timestamp;
@@ -114,6 +116,9 @@ struct ExpiryQueue {
 type QueueEntry = (Timestamp, u64, u64, FlowKey);
 
 impl ExpiryQueue {
+    // Inlined: a push for every new flow, finished connection and busy flow re-queued
+    // (bench-small -t1 370.03M to 369.79M instructions, callgrind).
+    #[inline]
     fn push(&mut self, deadline: Timestamp, key: FlowKey, id: u64) {
         let entry = (deadline, self.pushed, id, key);
         self.pushed += 1;
@@ -188,6 +193,9 @@ macro_rules! starter {
 }
 
 impl Starter<'_> {
+    // Always inlined: the new flow is built where it goes, not returned and moved (about 17
+    // instructions a new flow; bench-small -t1 371.62M to 371.33M, callgrind).
+    #[inline(always)]
     fn flow(
         &mut self,
         key: FlowKey,
@@ -207,9 +215,11 @@ impl Starter<'_> {
         );
         self.queues[TimeoutClass::of(&flow).queue()].push(deadline, key, id);
         let g = &mut self.groups[group];
-        g.order.push_back((key, id));
+        if g.kept {
+            g.order.push_back((key, id));
+            *self.ordered += 1;
+        }
         g.len += 1;
-        *self.ordered += 1;
         *self.queued = true;
         flow
     }
@@ -219,15 +229,23 @@ impl Starter<'_> {
 /// how many it holds and how many it may.
 #[derive(Debug, Default)]
 struct Group {
-    /// Keys in creation order; entries of flows that left are stale and skipped.
+    /// Keys in creation order, once `kept`; entries of flows that left are stale and skipped.
     order: VecDeque<(FlowKey, u64)>,
+    /// Whether `order` is kept: only from when the group was first full (see
+    /// [`FlowTable::keep_order`]).
+    kept: bool,
     len: usize,
     cap: usize,
 }
 
 /// A worker's flows.
 pub struct FlowTable<T> {
-    map: HashMap<FlowKey, (Flow, T), foldhash::fast::RandomState>,
+    /// Key and flow. A table rather than a map: a packet's flow is found by one probe whose
+    /// bucket is then read by index (see [`FlowTable::lookup_keyed`]).
+    map: HashTable<(FlowKey, (Flow, T))>,
+    /// The map's hash: keyed (seeded at random), so that spoofed keys cannot be chosen to
+    /// collide.
+    hasher: foldhash::fast::RandomState,
     /// Per timeout class: (deadline, key, flow id), deadlines non-decreasing within a class
     /// because packet time only moves forward here. Entries may be stale; they are checked.
     queues: [ExpiryQueue; TimeoutClass::COUNT],
@@ -273,7 +291,8 @@ impl<T: Default> FlowTable<T> {
             })
             .collect::<Vec<_>>();
         Self {
-            map: HashMap::default(),
+            map: HashTable::new(),
+            hasher: foldhash::fast::RandomState::default(),
             queues: Default::default(),
             groups: if groups.is_empty() {
                 vec![Group {
@@ -348,73 +367,113 @@ impl<T: Default> FlowTable<T> {
         meta: &PacketMeta<'_>,
         ts: Timestamp,
         known_port: impl Fn(u8, u16) -> bool,
-        ended: impl FnMut(Flow, T, EndReason),
+        ended: impl FnMut(&Flow, &T, EndReason),
     ) -> &mut (Flow, T) {
-        self.lookup_keyed(FlowKey::of(meta), 0, meta, ts, known_port, ended)
+        self.lookup_keyed(&FlowKey::of(meta), 0, meta, ts, known_port, ended)
     }
 
     /// [`FlowTable::lookup`] with the key given (ICMP errors about unknown flows are grouped
     /// by the flow they quote, not by their own addresses).
+    // Inlined, with only what a packet of a flow that goes on needs: a sweep, a flow that
+    // ends before the packet, a new flow and a full group go out of line. One probe finds the
+    // flow's bucket, read then by its index (not probed again), so that a flow that goes on
+    // is handed out while the other paths still have the whole table (a `HashMap` entry held
+    // the map). The entry, the group's room and the compaction flag checked for every packet
+    // and the call itself cost about 65 instructions a packet: bench-small -t1 went from
+    // 401.49M to 381.98M instructions (callgrind).
+    #[inline(always)]
     pub fn lookup_keyed(
         &mut self,
-        key: FlowKey,
+        key: &FlowKey,
         group: usize,
         meta: &PacketMeta<'_>,
         ts: Timestamp,
         known_port: impl Fn(u8, u16) -> bool,
-        mut ended: impl FnMut(Flow, T, EndReason),
+        mut ended: impl FnMut(&Flow, &T, EndReason),
     ) -> &mut (Flow, T) {
         self.advance(ts);
         if self.now >= self.next_sweep {
-            self.expire_idle(&mut ended);
-            self.next_sweep = Timestamp(self.now.0.saturating_add(SWEEP_INTERVAL_NS));
+            self.sweep(&mut ended);
         }
-        // One probe of the map while there is room: the packet's flow goes on, ends and is
-        // replaced under the same key, or a new flow starts. (A lookup to check, then another
-        // to borrow, took 6% of all instructions on the benchmark capture.) A full table takes
-        // the path below, which evicts first.
+        let hash = self.hasher.hash_one(key);
+        let ending = match self.map.find_bucket_index(hash, |(k, _)| k == key) {
+            Some(i) => {
+                let (_, (flow, _)) = self.map.get_bucket(i).expect("bucket just found");
+                match Self::ends_before(flow, meta, self.now, &self.timeouts, self.quiet_ns) {
+                    None => {
+                        return &mut self.map.get_bucket_mut(i).expect("bucket just found").1;
+                    }
+                    Some(why) => Some((i, why)),
+                }
+            }
+            None => None,
+        };
+        self.start_flow(hash, *key, group, ending, meta, ts, known_port, ended)
+    }
+
+    /// Expires idle flows; the clock reached the next sweep.
+    #[inline(never)]
+    fn sweep(&mut self, ended: &mut impl FnMut(&Flow, &T, EndReason)) {
+        self.expire_idle(ended);
+        self.next_sweep = Timestamp(self.now.0.saturating_add(SWEEP_INTERVAL_NS));
+    }
+
+    /// The rest of [`FlowTable::lookup_keyed`]: the packet's flow ends before it (`ending`:
+    /// its bucket, and why) or there is none. Starts one, evicting first if its group is full.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn start_flow(
+        &mut self,
+        hash: u64,
+        key: FlowKey,
+        group: usize,
+        ending: Option<(usize, EndReason)>,
+        meta: &PacketMeta<'_>,
+        ts: Timestamp,
+        known_port: impl Fn(u8, u16) -> bool,
+        mut ended: impl FnMut(&Flow, &T, EndReason),
+    ) -> &mut (Flow, T) {
         let group = group.min(self.groups.len() - 1);
         if self.groups[group].len < self.groups[group].cap {
             // The queues only grow when a flow starts or finishes: check them then.
             if std::mem::take(&mut self.queued) {
                 self.compact_if_needed();
             }
-            // The parts that start a flow are borrowed only when one starts, and a flow that
-            // had a packet within the shortest timeout is not asked its timeout class: on the
-            // path every packet takes, building them and classifying cost about 20 of the ~60
-            // instructions the table spent a packet besides the probe; the run on the first
-            // 100k packets went from 184.62M to 181.70M instructions (callgrind).
-            let (now, timeouts, quiet) = (self.now, &self.timeouts, self.quiet_ns);
-            return match self.map.entry(key) {
-                Entry::Occupied(mut o) => {
-                    if let Some(why) = Self::ends_before(&o.get().0, meta, now, timeouts, quiet) {
-                        let flow = starter!(self).flow(key, group, meta, ts, known_port);
-                        let (f, t) = std::mem::replace(o.get_mut(), (flow, T::default()));
-                        self.groups[usize::from(f.group)].len -= 1;
-                        ended(f, t, why);
-                    }
-                    o.into_mut()
-                }
-                Entry::Vacant(v) => {
-                    let flow = starter!(self).flow(key, group, meta, ts, known_port);
-                    v.insert((flow, T::default()))
-                }
-            };
-        }
-        if let Some((flow, _)) = self.map.get(&key) {
-            match Self::ends_before(flow, meta, self.now, &self.timeouts, self.quiet_ns) {
-                Some(why) => {
-                    if let Some((f, t)) = self.remove(&key) {
-                        ended(f, t, why);
-                    }
-                }
-                None => return self.map.get_mut(&key).expect("flow present"),
+            let flow = starter!(self).flow(key, group, meta, ts, known_port);
+            // The flow ends and is replaced under the same key, in its bucket (compaction
+            // moves no bucket).
+            if let Some((i, why)) = ending {
+                let (_, slot) = self.map.get_bucket_mut(i).expect("bucket found");
+                let (f, t) = std::mem::replace(slot, (flow, T::default()));
+                self.groups[usize::from(f.group)].len -= 1;
+                ended(&f, &t, why);
+                return slot;
             }
+            let hasher = &self.hasher;
+            let slot = self
+                .map
+                .insert_unique(hash, (key, (flow, T::default())), |(k, _)| {
+                    hasher.hash_one(k)
+                });
+            return &mut slot.into_mut().1;
+        }
+        if let Some((i, why)) = ending
+            && let Ok(o) = self.map.get_bucket_entry(i)
+        {
+            let (_, (f, t)) = o.get();
+            if let Some(g) = self.groups.get_mut(usize::from(f.group)) {
+                g.len -= 1;
+            }
+            ended(f, t, why);
+            o.remove();
         }
         if self.groups[group].len >= self.groups[group].cap {
             // Flows idle by now end as idle, not evicted: whether a sweep already ran must not
             // decide which flows are evicted.
             self.expire_idle(&mut ended);
+        }
+        if self.groups[group].len >= self.groups[group].cap && !self.groups[group].kept {
+            self.keep_order(group);
         }
         while self.groups[group].len >= self.groups[group].cap {
             let Some((old, id)) = self.groups[group].order.pop_front() else {
@@ -422,20 +481,52 @@ impl<T: Default> FlowTable<T> {
             };
             self.ordered -= 1;
             // One probe, as in the sweep.
-            if let Entry::Occupied(o) = self.map.entry(old)
-                && o.get().0.id == id
+            if let Ok(o) = self
+                .map
+                .find_entry(self.hasher.hash_one(old), |(k, _)| *k == old)
+                && o.get().1.0.id == id
             {
-                let (f, t) = o.remove();
+                let (_, (f, t)) = o.get();
                 if let Some(g) = self.groups.get_mut(usize::from(f.group)) {
                     g.len -= 1;
                 }
                 self.evicted += 1;
                 ended(f, t, EndReason::Evicted);
+                o.remove();
             }
         }
         let flow = starter!(self).flow(key, group, meta, ts, known_port);
         self.compact_if_needed();
-        self.map.entry(key).or_insert((flow, T::default()))
+        let hasher = &self.hasher;
+        let slot = self
+            .map
+            .insert_unique(hash, (key, (flow, T::default())), |(k, _)| {
+                hasher.hash_one(k)
+            });
+        &mut slot.into_mut().1
+    }
+
+    /// Starts keeping a group's creation order, full for the first time: its live flows by
+    /// id, the order its oldest are evicted in. A group that is never full (the common case)
+    /// keeps none: queueing every new flow and compacting the queue (a probe of the map for
+    /// each entry) cost about 150 instructions a new flow, for an order never read
+    /// (bench-small -t1 went from 371.33M to 370.03M instructions; callgrind).
+    /// Built from the map, it holds what the order kept from the first flow would hold
+    /// besides stale entries, which eviction skips: the same flows are evicted.
+    #[cold]
+    #[inline(never)]
+    fn keep_order(&mut self, group: usize) {
+        let mut live: Vec<(u64, FlowKey)> = self
+            .map
+            .iter()
+            .filter(|(_, (f, _))| usize::from(f.group) == group)
+            .map(|(k, (f, _))| (f.id, *k))
+            .collect();
+        live.sort_unstable_by_key(|(id, _)| *id);
+        let g = &mut self.groups[group];
+        g.order = live.into_iter().map(|(id, k)| (k, id)).collect();
+        g.kept = true;
+        self.ordered += g.order.len();
     }
 
     /// Whether a held flow ends before this packet, and why: idle by the clock (the latest
@@ -466,7 +557,8 @@ impl<T: Default> FlowTable<T> {
 
     /// The live flow with this key, if any (ICMP errors find the flow they quote this way).
     pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut (Flow, T)> {
-        self.map.get_mut(key)
+        let hash = self.hasher.hash_one(key);
+        self.map.find_mut(hash, |(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// Notes that a flow's TCP connection just ended, so it expires on the short timeout.
@@ -481,17 +573,18 @@ impl<T: Default> FlowTable<T> {
         self.queued = true;
     }
 
-    fn expire_idle(&mut self, ended: &mut impl FnMut(Flow, T, EndReason)) {
+    fn expire_idle(&mut self, ended: &mut impl FnMut(&Flow, &T, EndReason)) {
         let now = self.now;
         for q in 0..self.queues.len() {
             while let Some((key, id)) = self.queues[q].pop_due(now) {
                 // One probe for a flow that ends (not one to look and one to take it out):
                 // about 70 instructions of each of the 4,840 idle ends on the first 100k
                 // packets of the benchmark capture; 181.70M to 180.95M in all (callgrind).
-                let Entry::Occupied(o) = self.map.entry(key) else {
+                let hash = self.hasher.hash_one(key);
+                let Ok(o) = self.map.find_entry(hash, |(k, _)| *k == key) else {
                     continue;
                 };
-                let flow = &o.get().0;
+                let flow = &o.get().1.0;
                 if flow.id != id {
                     continue;
                 }
@@ -506,11 +599,15 @@ impl<T: Default> FlowTable<T> {
                         .saturating_add(1),
                 );
                 if idle_at <= now {
-                    let (f, t) = o.remove();
+                    // Handed out where it lies, then dropped: not moved out first (240 bytes
+                    // of key, flow and inspector, moved twice on the way to `ended`; with the
+                    // other ends, bench-small went from 372.39M to 371.62M, callgrind).
+                    let (_, (f, t)) = o.get();
                     if let Some(g) = self.groups.get_mut(usize::from(f.group)) {
                         g.len -= 1;
                     }
                     ended(f, t, EndReason::Idle);
+                    o.remove();
                 } else {
                     self.queues[TimeoutClass::of(flow).queue()].push(idle_at, key, id);
                 }
@@ -536,8 +633,11 @@ impl<T: Default> FlowTable<T> {
         if queued <= self.compact_at && self.ordered <= self.compact_at {
             return;
         }
-        let map = &self.map;
-        let live = |k: &FlowKey, id: &u64| map.get(k).is_some_and(|(f, _)| f.id == *id);
+        let (map, hasher) = (&self.map, &self.hasher);
+        let live = |k: &FlowKey, id: &u64| {
+            map.find(hasher.hash_one(k), |(key, _)| key == k)
+                .is_some_and(|(_, (f, _))| f.id == *id)
+        };
         for g in &mut self.groups {
             g.order.retain(|(k, id)| live(k, id));
         }
@@ -554,14 +654,15 @@ impl<T: Default> FlowTable<T> {
     }
 
     /// Ends every flow, oldest first (the input is over).
-    pub fn drain(&mut self, mut ended: impl FnMut(Flow, T, EndReason)) {
+    pub fn drain(&mut self, mut ended: impl FnMut(&Flow, &T, EndReason)) {
         let mut all: Vec<(Flow, T)> = self.map.drain().map(|(_, v)| v).collect();
         all.sort_by_key(|(f, _)| f.id);
         for (f, t) in all {
-            ended(f, t, EndReason::Flush);
+            ended(&f, &t, EndReason::Flush);
         }
         for g in &mut self.groups {
             g.order.clear();
+            g.kept = false;
             self.ordered = 0;
             g.len = 0;
         }
@@ -571,18 +672,9 @@ impl<T: Default> FlowTable<T> {
         self.compact_at = COMPACT_MIN;
     }
 
-    /// Takes a flow out of the map and its group's count.
-    fn remove(&mut self, key: &FlowKey) -> Option<(Flow, T)> {
-        let (f, t) = self.map.remove(key)?;
-        if let Some(g) = self.groups.get_mut(usize::from(f.group)) {
-            g.len -= 1;
-        }
-        Some((f, t))
-    }
-
     /// Visits every live flow (for periodic reports).
     pub fn for_each(&self, mut f: impl FnMut(&Flow, &T)) {
-        for (flow, t) in self.map.values() {
+        for (_, (flow, t)) in &self.map {
             f(flow, t);
         }
     }
@@ -663,6 +755,46 @@ mod tests {
             queued <= 4 * 2 * t.len() + 3 * 1024,
             "{queued} entries queued"
         );
+    }
+
+    #[test]
+    fn a_full_group_evicts_its_oldest_live_flows_in_creation_order() {
+        // The creation order is kept only from when the group is first full: the flows it
+        // evicts must still be the oldest live ones, skipping one that ended idle and taking
+        // a key's later flow (reused after a RST) as young.
+        let mut t: FlowTable<()> = FlowTable::new(Timeouts::default(), 3);
+        let mut ended = Vec::new();
+        let mut at = |t: &mut FlowTable<()>, port: u16, secs: u64, flags: u8| {
+            let mut p = syn(port, [17, 57, 144, 116]);
+            p[33] = flags;
+            let meta = from_ip(&p).unwrap();
+            let (f, _) = t.lookup(
+                &meta,
+                Timestamp::from_parts(secs, 0),
+                |_, _| false,
+                |f, _, r| ended.push((f.client.1, r)),
+            );
+            f.update(&meta, Timestamp::from_parts(secs, 0), 40);
+        };
+        at(&mut t, 1000, 0, 0x02); // idle by 301
+        at(&mut t, 1001, 200, 0x02);
+        at(&mut t, 1002, 250, 0x02);
+        at(&mut t, 1001, 251, 0x04); // a RST ends 1001's connection ...
+        at(&mut t, 1001, 252, 0x02); // ... and a new SYN reuses its key: the youngest flow
+        at(&mut t, 1003, 301, 0x02); // full: 1000 ends idle, nothing is evicted
+        at(&mut t, 1004, 302, 0x02); // full: the oldest live (1002) is evicted
+        at(&mut t, 1005, 303, 0x02); // then the reused 1001
+        assert_eq!(
+            ended,
+            [
+                (1001, EndReason::Reused),
+                (1000, EndReason::Idle),
+                (1002, EndReason::Evicted),
+                (1001, EndReason::Evicted),
+            ]
+        );
+        assert_eq!(t.evicted(), 2);
+        assert_eq!(t.len(), 3);
     }
 
     #[test]

@@ -196,10 +196,14 @@ impl Worker {
         // An ICMP error about a flow we do not hold is a flow of its own, grouped by the flow
         // it quotes (the dispatcher routed it by that flow, so any number of workers groups it
         // the same way).
+        // By reference: the routed packet's 40-byte key is not copied for every packet
+        // (bench-small -t1 369.79M to 367.35M instructions, callgrind).
+        let quoted_key;
         let key = if r.quoted_src.is_some() {
-            r.key.with_proto(meta.proto)
+            quoted_key = r.key.with_proto(meta.proto);
+            &quoted_key
         } else {
-            r.key
+            &r.key
         };
         let (sigs, names, counters, records) = (
             &self.sigs,
@@ -214,17 +218,16 @@ impl Worker {
         // idle flow ends at a sweep or at the end of the input depends on when its worker last
         // swept, so the count would differ with the number of threads (evictions, which do
         // not, are counted by the table).
-        let ended = |f, x, _why| end_flow(sigs, counters, records.as_mut(), &f, &x);
+        let ended =
+            |f: &Flow, x: &Inspector, _why| end_flow(sigs, counters, records.as_mut(), f, x);
         let (flow, inspector) = table.lookup_keyed(key, group, meta, r.ts, known_port, ended);
-        let was_finished = flow.tcp_finished();
-        let is_new = flow.total_packets() == 0;
-        let server_before = flow.server;
-        let dir = flow.update(meta, r.ts, r.orig_len);
-        if is_new || flow.server != server_before {
+        let tracked = flow.track(meta, r.ts, r.orig_len);
+        let dir = tracked.dir;
+        if tracked.new || tracked.roles_swapped {
             // Looked up when the flow begins, and again if a late SYN or a protocol marker
             // shows the roles were guessed the wrong way round (then what the inspector read
             // as the client's was the server's).
-            if !is_new {
+            if !tracked.new {
                 inspector.roles_swapped();
             }
             inspector.set_bound(inspect::Bound {
@@ -280,9 +283,9 @@ impl Worker {
                 }
             }
         }
-        if !was_finished && flow.tcp_finished() {
+        if tracked.finished {
             let (id, last) = (flow.id, flow.last_ts);
-            table.note_finished(key, id, last);
+            table.note_finished(*key, id, last);
         }
     }
 
@@ -290,7 +293,7 @@ impl Worker {
     pub(crate) fn finish(&mut self) {
         let (sigs, counters, records) = (&self.sigs, &mut self.counters, &mut self.records);
         self.table
-            .drain(|f, x, _why| end_flow(sigs, counters, records.as_mut(), &f, &x));
+            .drain(|f, x, _why| end_flow(sigs, counters, records.as_mut(), f, x));
     }
 
     /// Packet time went back to `clock`: a new stretch of capture. Every flow ends here, as at

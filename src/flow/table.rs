@@ -495,8 +495,10 @@ impl<T: Default> FlowTable<T> {
                 o.remove();
             }
         }
-        let flow = starter!(self).flow(key, group, meta, ts, known_port);
+        // Compacted before the new flow is queued: compacting after, with the flow not in the
+        // map yet, dropped its entries as stale (it then never expired idle nor was evicted).
         self.compact_if_needed();
+        let flow = starter!(self).flow(key, group, meta, ts, known_port);
         let hasher = &self.hasher;
         let slot = self
             .map
@@ -795,6 +797,33 @@ mod tests {
         );
         assert_eq!(t.evicted(), 2);
         assert_eq!(t.len(), 3);
+    }
+
+    #[test]
+    fn flows_started_as_a_full_table_compacts_still_expire_and_get_evicted() {
+        // A full table whose packet time stands still compacts now and then as a new flow
+        // evicts an old one: the new flow must keep its queue entries (compacted with it not
+        // yet in the map, it lost them and stayed held forever, neither idle nor evicted).
+        let mut t: FlowTable<()> = FlowTable::new(Timeouts::default(), 100);
+        for i in 0..20_000u32 {
+            let p = syn(1024 + i as u16, [172, 16, (i >> 8) as u8, i as u8]);
+            t.lookup(
+                &from_ip(&p).unwrap(),
+                Timestamp(5),
+                |_, _| false,
+                |_, _, _| {},
+            );
+        }
+        assert!(t.compactions > 0);
+        let mut idle = 0;
+        let p = syn(80, [10, 9, 9, 9]);
+        t.lookup(
+            &from_ip(&p).unwrap(),
+            Timestamp::from_parts(400, 0),
+            |_, _| false,
+            |_, _, r| idle += usize::from(r == EndReason::Idle),
+        );
+        assert_eq!((idle, t.len()), (100, 1));
     }
 
     #[test]

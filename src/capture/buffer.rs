@@ -91,7 +91,8 @@ pub(crate) struct Input {
     start: usize,
     /// End of the valid bytes in `buf`.
     end: usize,
-    /// Stream offset of `buf[0]`.
+    /// Stream offset of `buf[0]`, modulo 2^64 (reading ahead, a buffer's front may lie
+    /// "before" the stream's first byte; the offsets of its bytes are right).
     buf_offset: u64,
     /// The reader has reported end of file.
     eof: bool,
@@ -153,7 +154,7 @@ impl Input {
     /// Stream offset of the first unconsumed byte (the end of the last record returned).
     #[inline]
     pub(crate) fn offset(&self) -> u64 {
-        self.buf_offset + self.start as u64
+        self.buf_offset.wrapping_add(self.start as u64)
     }
 
     /// The buffer packets currently lie in.
@@ -238,7 +239,7 @@ impl Input {
                     fresh = true;
                 }
             }
-            self.buf_offset += self.start as u64;
+            self.buf_offset = self.buf_offset.wrapping_add(self.start as u64);
             self.end -= self.start;
             self.start = 0;
         }
@@ -323,7 +324,13 @@ impl Input {
                     let end = start + (self.end - self.start) + len;
                     // Stream offset of the new buffer's first byte: the first unconsumed byte
                     // keeps its offset.
-                    self.buf_offset = (self.buf_offset + self.start as u64) - start as u64;
+                    // Wrapping: after a short first read, fewer bytes may precede the
+                    // first unconsumed one than the room in front of it (offsets come out
+                    // right, modulo 2^64, in `offset`).
+                    self.buf_offset = self
+                        .buf_offset
+                        .wrapping_add(self.start as u64)
+                        .wrapping_sub(start as u64);
                     self.buf = Arc::new(SharedBuffer {
                         bytes,
                         spare: Some(self.spare.0.clone()),

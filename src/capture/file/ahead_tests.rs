@@ -140,3 +140,28 @@ fn a_failed_read_ahead_comes_after_every_packet_read_before_it() {
     assert!(direct.0.len() > 1000);
     assert_eq!(direct, ahead);
 }
+
+/// At most 1,000 bytes a read: a first read this short leaves fewer bytes before the first
+/// block read ahead than the headroom it copies the cut record into.
+struct Trickle(io::Cursor<Vec<u8>>);
+
+impl Read for Trickle {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        let n = out.len().min(1_000);
+        self.0.read(&mut out[..n])
+    }
+}
+
+#[test]
+fn read_ahead_after_a_short_first_read_keeps_the_offsets() {
+    let data = std::fs::read(shared("ndpi__1kxun.pcap")).unwrap();
+    let open = || {
+        let r = Trickle(io::Cursor::new(data.clone()));
+        CaptureFile::from_reader("trickle.pcap".into(), Box::new(r)).unwrap()
+    };
+    let direct = read(open(), false);
+    let ahead = read(open(), true);
+    assert_eq!(direct.1, None);
+    assert_eq!(direct.2, data.len() as u64);
+    assert_eq!(direct, ahead);
+}

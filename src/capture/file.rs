@@ -454,3 +454,6 @@ mod stream_tests;
 
 #[cfg(test)]
 mod ahead_tests;
+
+#[cfg(test)]
+mod buffered_tests;

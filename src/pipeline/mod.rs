@@ -213,6 +213,25 @@ enum Mode {
 /// Packets between two hand-overs of an inline worker's records to the writer.
 const INLINE_RECORD_EVERY: u32 = 4096;
 
+/// One packet through the inline worker, and its records to the writer every
+/// [`INLINE_RECORD_EVERY`] packets: what [`Classifier::push`] and
+/// [`Classifier::push_buffered`] do for each packet inline.
+#[inline(always)]
+fn push_inline(
+    engine: &mut Engine,
+    records: Option<&Sender<Vec<FlowRecord>>>,
+    since_flush: &mut u32,
+    pkt: &Packet<'_>,
+) {
+    engine.process(pkt);
+    *since_flush += 1;
+    if *since_flush >= INLINE_RECORD_EVERY {
+        *since_flush = 0;
+        engine.worker.refresh_signatures();
+        send_records(records, engine.take_finished());
+    }
+}
+
 impl Classifier {
     /// A classifier of `config.threads` threads; records of finished flows go to `records`
     /// (none are made without it).
@@ -275,15 +294,7 @@ impl Classifier {
                 engine,
                 records,
                 since_flush,
-            } => {
-                engine.process(pkt);
-                *since_flush += 1;
-                if *since_flush >= INLINE_RECORD_EVERY {
-                    *since_flush = 0;
-                    engine.worker.refresh_signatures();
-                    send_records(records.as_ref(), engine.take_finished());
-                }
-            }
+            } => push_inline(engine, records.as_ref(), since_flush, pkt),
             Mode::Threads(t) => t.push(pkt),
         }
     }
@@ -300,13 +311,7 @@ impl Classifier {
                 records,
                 since_flush,
             } => cap.buffered_packets(max, |pkt| {
-                engine.process(pkt);
-                *since_flush += 1;
-                if *since_flush >= INLINE_RECORD_EVERY {
-                    *since_flush = 0;
-                    engine.worker.refresh_signatures();
-                    send_records(records.as_ref(), engine.take_finished());
-                }
+                push_inline(engine, records.as_ref(), since_flush, pkt);
             }),
             Mode::Threads(t) => cap.buffered_packets(max, |pkt| t.push(pkt)),
         }

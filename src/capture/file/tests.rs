@@ -32,16 +32,23 @@ pub(super) struct Owned {
     orig_len: u32,
 }
 
+impl Owned {
+    /// A copy of `p`.
+    pub(super) fn of(p: &Packet<'_>) -> Self {
+        Self {
+            ts: p.ts.0,
+            link: p.link.0,
+            data: p.data.to_vec(),
+            orig_len: p.orig_len,
+        }
+    }
+}
+
 pub(super) fn read_all(capture: &mut CaptureFile) -> (Vec<Owned>, Option<CaptureError>) {
     let mut packets = Vec::new();
     while let Some(next) = capture.next_packet() {
         match next {
-            Ok(p) => packets.push(Owned {
-                ts: p.ts.0,
-                link: p.link.0,
-                data: p.data.to_vec(),
-                orig_len: p.orig_len,
-            }),
+            Ok(p) => packets.push(Owned::of(&p)),
             Err(e) => {
                 // After an error the capture is finished.
                 assert!(capture.next_packet().is_none());
@@ -69,7 +76,7 @@ pub(super) fn fixture(name: &str) -> PathBuf {
     Path::new(FIXTURES_DIR).join(name)
 }
 
-fn shared_captures() -> Vec<PathBuf> {
+pub(super) fn shared_captures() -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(PCAPS_DIR)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -8,6 +8,16 @@ use std::path::Path;
 use super::tests::{Owned, read_all, shared_captures};
 use super::*;
 
+fn owned(p: &Packet<'_>) -> Owned {
+    let (ts, link, data, orig_len) = (p.ts.0, p.link.0, p.data.to_vec(), p.orig_len);
+    Owned {
+        ts,
+        link,
+        data,
+        orig_len,
+    }
+}
+
 /// Reads `cap` as `app/read.rs` does, runs of at most `max` buffered packets at a time.
 fn read_fast(mut cap: CaptureFile, max: u64, ahead: bool) -> (Vec<Owned>, Option<String>, u64) {
     if ahead {
@@ -15,12 +25,12 @@ fn read_fast(mut cap: CaptureFile, max: u64, ahead: bool) -> (Vec<Owned>, Option
     }
     let mut packets = Vec::new();
     let error = loop {
-        let took = cap.buffered_packets(max, |p| packets.push(Owned::of(p)));
+        let took = cap.buffered_packets(max, |p| packets.push(owned(p)));
         if took == max {
             continue;
         }
         match cap.next_packet() {
-            Some(Ok(p)) => packets.push(Owned::of(&p)),
+            Some(Ok(p)) => packets.push(owned(&p)),
             Some(Err(e)) => break Some(e.to_string()),
             None => break None,
         }

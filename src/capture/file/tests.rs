@@ -26,29 +26,22 @@ const FIXTURES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/link")
 /// A packet copied out of the reader, for comparisons.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Owned {
-    ts: u64,
-    link: u32,
-    data: Vec<u8>,
-    orig_len: u32,
-}
-
-impl Owned {
-    /// A copy of `p`.
-    pub(super) fn of(p: &Packet<'_>) -> Self {
-        Self {
-            ts: p.ts.0,
-            link: p.link.0,
-            data: p.data.to_vec(),
-            orig_len: p.orig_len,
-        }
-    }
+    pub(super) ts: u64,
+    pub(super) link: u32,
+    pub(super) data: Vec<u8>,
+    pub(super) orig_len: u32,
 }
 
 pub(super) fn read_all(capture: &mut CaptureFile) -> (Vec<Owned>, Option<CaptureError>) {
     let mut packets = Vec::new();
     while let Some(next) = capture.next_packet() {
         match next {
-            Ok(p) => packets.push(Owned::of(&p)),
+            Ok(p) => packets.push(Owned {
+                ts: p.ts.0,
+                link: p.link.0,
+                data: p.data.to_vec(),
+                orig_len: p.orig_len,
+            }),
             Err(e) => {
                 // After an error the capture is finished.
                 assert!(capture.next_packet().is_none());
